@@ -1,0 +1,127 @@
+"""One typed, frozen settings object, read once from the environment.
+
+Every field names its environment variable, its default and why it exists; units are in the
+names. `Settings.from_env()` fails at start on values that cannot work together, so a bad
+deployment is refused before it takes traffic, not in the middle of an on-sale.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+DEV_TOKEN_SECRET = "dev-only-insecure-token-secret"
+
+
+def _setting(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = _setting(
+        "REDIS_URL", "redis://127.0.0.1:6379/0", "Primary Redis: locks, holds, caches.")
+    redis_replica_urls: tuple[str, ...] = _setting(
+        "REDIS_REPLICA_URLS", (), "Comma-separated Redis read replicas for cached reads.")
+    kafka_bootstrap: str = _setting(
+        "KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers (host:port, comma-separated).")
+    kafka_topic_prefix: str = _setting(
+        "KAFKA_TOPIC_PREFIX", "ticketing", "Prefix of every Kafka topic, so tests can isolate.")
+    ntp_servers: tuple[str, ...] = _setting(
+        "NTP_SERVERS", ("127.0.0.1:11123",), "NTP servers (host[:port]) for queue timestamps.")
+    admin_token: str = _setting(
+        "TICKETING_ADMIN_TOKEN", "dev-admin-token", "Bearer token for admin endpoints.")
+    token_secret: str = _setting(
+        "TICKETING_TOKEN_SECRET", DEV_TOKEN_SECRET, "HMAC key for ticket and admission tokens.")
+    production: bool = _setting(
+        "TICKETING_PRODUCTION", False, "Refuse development defaults (secrets) when true.")
+    ray_namespace: str = _setting(
+        "TICKETING_RAY_NAMESPACE", "ticketing", "Ray namespace of the named actors.")
+    http_host: str = _setting("HTTP_HOST", "127.0.0.1", "Address Serve's HTTP ingress binds.")
+    http_port: int = _setting("HTTP_PORT", 8000, "Port of Serve's HTTP ingress.")
+    hold_ttl_s: int = _setting(
+        "HOLD_TTL_S", 600, "Default hold lifetime (seat and price locked), per event overridable.")
+    max_seats_per_user: int = _setting(
+        "MAX_SEATS_PER_USER", 6, "Default cap of seats a user holds plus buys, per event.")
+    admission_ttl_s: int = _setting(
+        "ADMISSION_TTL_S", 1800, "How long an admission token lets its user hold and buy.")
+    ticket_ttl_s: int = _setting(
+        "TICKET_TTL_S", 86400, "How long a waiting-room ticket token stays valid.")
+    block_max_seats: int = _setting(
+        "BLOCK_MAX_SEATS", 2000, "Most seats one seat-block actor owns (whole rows per block).")
+    sweep_interval_s: float = _setting(
+        "SWEEP_INTERVAL_S", 0.2, "How often a seat-block actor frees expired holds.")
+    sweep_batch_max: int = _setting(
+        "SWEEP_BATCH_MAX", 500, "Most expired holds freed by one sweep round trip.")
+    hold_batch_max: int = _setting(
+        "HOLD_BATCH_MAX", 64, "Most hold requests a Serve replica sends in one actor call.")
+    hold_batch_wait_s: float = _setting(
+        "HOLD_BATCH_WAIT_S", 0.002, "Longest a hold waits for its batch to fill.")
+    max_body_bytes: int = _setting(
+        "MAX_BODY_BYTES", 65536, "Largest request body accepted; larger gets 413.")
+    max_quantity: int = _setting(
+        "MAX_QUANTITY", 50, "Largest quantity or seat list one hold may ask for.")
+    kafka_timeout_s: float = _setting(
+        "KAFKA_TIMEOUT_S", 10.0, "How long a ledger write may wait for acks=all.")
+    actor_call_timeout_s: float = _setting(
+        "ACTOR_CALL_TIMEOUT_S", 30.0, "How long Serve waits on one actor call before a 503.")
+    access_log: bool = _setting(
+        "ACCESS_LOG", False, "Serve access logs; off by default, they cost 20-50% on the hot path.")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every field from its env variable (when set), apply overrides, validate."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(raw, f.default)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Fail at start on combinations that cannot work."""
+        problems = []
+        if self.hold_ttl_s <= 0 or self.admission_ttl_s <= 0 or self.ticket_ttl_s <= 0:
+            problems.append("hold_ttl_s, admission_ttl_s and ticket_ttl_s must be positive")
+        if not 1 <= self.max_seats_per_user <= self.max_quantity:
+            problems.append("max_seats_per_user must be between 1 and max_quantity")
+        if self.block_max_seats < 1 or self.hold_batch_max < 1 or self.sweep_batch_max < 1:
+            problems.append("block_max_seats, hold_batch_max and sweep_batch_max must be >= 1")
+        if self.sweep_interval_s <= 0 or self.hold_batch_wait_s < 0:
+            problems.append("sweep_interval_s must be > 0 and hold_batch_wait_s >= 0")
+        if self.production and self.token_secret == DEV_TOKEN_SECRET:
+            problems.append("TICKETING_TOKEN_SECRET must be set in production")
+        if self.production and self.admin_token == "dev-admin-token":
+            problems.append("TICKETING_ADMIN_TOKEN must be set in production")
+        if len(self.token_secret) < 16:
+            problems.append("TICKETING_TOKEN_SECRET must be at least 16 characters")
+        if problems:
+            raise ValueError("invalid settings: " + "; ".join(problems))
+
+    @property
+    def ledger_topic(self) -> str:
+        """Topics are named here and nowhere else."""
+        return f"{self.kafka_topic_prefix}.bookings"
+
+    @property
+    def joins_topic(self) -> str:
+        return f"{self.kafka_topic_prefix}.queue-joins"
+
+
+def _parse(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+            raise ValueError(f"not a boolean: {raw!r}")
+        return raw.lower() in {"1", "true", "yes"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
