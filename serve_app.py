@@ -1,31 +1,407 @@
-"""HTTP ingress (temporary stub: only /healthz until the booking API lands)."""
+"""HTTP ingress on Ray Serve + Starlette: translates requests into owner (actor) calls.
+
+Handlers parse, call, and shape JSON; rules live in `domain/`, owners in `actors/`. Every
+error is a `TicketingError` whose class maps to a status in `STATUS` below, with the body
+`{"error": {"code", "message"}}`; anything unexpected is logged and answered as a 500 without
+a traceback.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ray import serve
+from ray.serve.schema import LoggingConfig
+from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
 
+from actors.client import BookingClient
+from domain import commands, errors, tokens
+from domain.event import Event, iso, parse_event
+from domain.holds import Hold
+from domain.ids import new_event_id, parse_booking_id, parse_hold_id
 from domain.settings import Settings
+from store import catalog
+
+log = logging.getLogger("ticketing.http")
+
+STATUS: dict[type[errors.TicketingError], int] = {
+    errors.InvalidRequest: 400,
+    errors.Unauthorized: 401,
+    errors.PaymentDeclined: 402,
+    errors.Forbidden: 403,
+    errors.NotOnSale: 403,
+    errors.NotFound: 404,
+    errors.SeatsUnavailable: 409,
+    errors.UserLimitExceeded: 409,
+    errors.HoldNotActive: 409,
+    errors.HoldAlreadyConfirmed: 409,
+    errors.CheckoutInProgress: 409,
+    errors.HoldExpired: 410,
+    errors.BodyTooLarge: 413,
+    errors.SeatsNotInOneBlock: 422,
+    errors.RateLimited: 429,
+    errors.Unavailable: 503,
+    errors.StaleOwner: 503,
+}
+
+REQUESTS = Counter("ticketing_http_requests_total", "HTTP requests", ["route", "status"])
+LATENCY = Histogram("ticketing_http_seconds", "HTTP latency", ["route"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
 
 
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+def error_body(code: str, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def build_asgi_app() -> Starlette:
-    return Starlette(routes=[Route("/healthz", healthz)])
+async def on_ticketing_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.TicketingError)
+    status = next(s for cls, s in STATUS.items() if isinstance(exc, cls)) \
+        if any(isinstance(exc, c) for c in STATUS) else 400
+    response = error_body(exc.code, exc.message, status)
+    if isinstance(exc, errors.RateLimited):
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    return response
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10000)
-@serve.ingress(build_asgi_app)
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_body(code, str(exc.detail), exc.status_code)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_body("internal", "internal error", 500)
+
+
+class Http:
+    """Request plumbing shared by the handlers: body limits, JSON, bearer tokens."""
+
+    def __init__(self, settings: Settings, client: BookingClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    async def json(self, request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+            raise errors.BodyTooLarge(f"body over {self.settings.max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.settings.max_body_bytes:
+                raise errors.BodyTooLarge(f"body over {self.settings.max_body_bytes} bytes")
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise errors.InvalidRequest("body is not valid JSON") from exc
+
+    def bearer(self, request: Request) -> str:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise errors.Unauthorized("missing Authorization: Bearer token")
+        return token.strip()
+
+    def admin(self, request: Request) -> None:
+        import hmac
+
+        if not hmac.compare_digest(self.bearer(request), self.settings.admin_token):
+            raise errors.Unauthorized("admin token required")
+
+    def claims(self, request: Request, kind: str, event_id: str) -> tokens.Claims:
+        return tokens.verify(self.settings.token_secret, self.bearer(request), kind, event_id,
+                             time.time())
+
+
+def hold_view(hold: Hold) -> dict[str, Any]:
+    return {"hold_id": hold.hold_id, "event_id": hold.event_id, "status": hold.visible_status(
+        time.time()), "seat_ids": list(hold.seat_ids), "section": hold.section,
+        "total_cents": hold.total_cents, "expires_at": iso(hold.expires_at),
+        "expires_in_s": max(0.0, round(hold.expires_at - time.time(), 3))}
+
+
+def event_view(event: Event, free: dict[int, int]) -> dict[str, Any]:
+    per_section = {s.name: 0 for s in event.sections}
+    for block in event.venue.blocks:
+        per_section[block.section] += free.get(block.index, block.seats_total)
+    return {"event_id": event.event_id, "name": event.name, "onsale_at": iso(event.onsale_at),
+            "hold_ttl_s": event.hold_ttl_s, "max_seats_per_user": event.max_seats_per_user,
+            "seats_total": event.venue.seats_total, "seats_available": sum(per_section.values()),
+            "sections": [{"name": s.name, "rows": s.rows, "seats_per_row": s.seats_per_row,
+                          "price_cents": s.price_cents, "seats_available": per_section[s.name]}
+                         for s in event.sections]}
+
+
+def build_routes(http: Http) -> list[Route]:
+    client, settings = http.client, http.settings
+
+    async def create_event(request: Request) -> Response:
+        """
+        summary: Create an event (admin)
+        responses: {201: {description: the event}, 400: {description: bad input}}
+        """
+        http.admin(request)
+        event = parse_event(await http.json(request), new_event_id(), time.time(),
+                            settings.hold_ttl_s, settings.max_seats_per_user,
+                            settings.block_max_seats, settings.max_quantity)
+        await client.call(client.owner(event).ping.remote())
+        free = {b.index: b.seats_total for b in event.venue.blocks}
+        return JSONResponse(event_view(event, free), status_code=201)
+
+    async def get_event(request: Request) -> Response:
+        """
+        summary: Event details, prices and live availability (from the cache)
+        responses: {200: {description: the event}, 404: {description: no such event}}
+        """
+        event_id = request.path_params["event_id"]
+        event = await catalog.load_event(client.redis, event_id)
+        if event is None:
+            raise errors.NotFound(f"no such event: {event_id[:40]}")
+        return JSONResponse(event_view(event, await catalog.availability(client.redis, event_id)))
+
+    async def set_price(request: Request) -> Response:
+        """
+        summary: Change a section's price (admin); existing holds keep theirs
+        responses: {200: {description: the event}}
+        """
+        http.admin(request)
+        event = await client.event(request.path_params["event_id"])
+        event.venue.section(request.path_params["name"])
+        price = commands.parse_price(await http.json(request))
+        updated = await client.call(client.owner(event).set_price.remote(
+            request.path_params["name"], price))
+        free = await catalog.availability(client.redis, event.event_id)
+        return JSONResponse(event_view(updated, free))
+
+    async def seats(request: Request) -> Response:
+        """
+        summary: Every seat with its price and status (available, held, sold)
+        responses: {200: {description: the seat map}}
+        """
+        event = await client.event(request.path_params["event_id"])
+        statuses = await catalog.seat_statuses(client.redis, event)
+        current = await catalog.load_event(client.redis, event.event_id) or event
+        prices = {s.name: s.price_cents for s in current.sections}
+        return JSONResponse({"event_id": event.event_id, "seats": [
+            {"seat_id": seat, "section": block.section, "row": block.first_row + i //
+             block.seats_per_row, "number": i % block.seats_per_row + 1,
+             "price_cents": prices[block.section], "status": statuses[seat]}
+            for block in event.venue.blocks for i, seat in enumerate(block.seat_ids())]})
+
+    async def join_queue(request: Request) -> Response:
+        """
+        summary: Join the event's waiting room; joining again returns the same ticket
+        responses: {202: {description: the ticket and its token}}
+        """
+        event = await client.event(request.path_params["event_id"])
+        user_id = commands.parse_user_id(await http.json(request))
+        ticket = await client.call(client.owner(event).join.remote(user_id))
+        return JSONResponse(ticket | {"joined_at": iso(ticket["joined_at"])}, status_code=202)
+
+    async def queue_status(request: Request) -> Response:
+        """
+        summary: Position, ETA and (once admitted) the admission token (Bearer ticket token)
+        responses: {200: {description: the ticket's state}}
+        """
+        event = await client.event(request.path_params["event_id"])
+        claims = http.claims(request, tokens.TICKET, event.event_id)
+        status = await client.call(client.owner(event).status.remote(
+            request.path_params["ticket_id"], claims.user_id))
+        return JSONResponse(status | {"joined_at": iso(status["joined_at"])})
+
+    async def create_hold(request: Request) -> Response:
+        """
+        summary: Hold seats (explicit seat_ids, or section and quantity) for hold_ttl_s
+        responses: {201: {description: the hold}, 409: {description: seats_unavailable}}
+        """
+        event = await client.event(request.path_params["event_id"])
+        claims = http.claims(request, tokens.ADMISSION, event.event_id)
+        command = commands.parse_hold(await http.json(request), settings.max_quantity)
+        hold = await client.hold(event, claims.user_id, command)
+        return JSONResponse(hold_view(hold), status_code=201)
+
+    async def get_hold(request: Request) -> Response:
+        """
+        summary: A hold's status, seats, locked price and expiry (its holder only)
+        responses: {200: {description: the hold}}
+        """
+        ref = parse_hold_id(request.path_params["hold_id"])
+        claims = http.claims(request, tokens.ADMISSION, ref.event_id)
+        event = await client.event(ref.event_id)
+        if ref.block >= len(event.venue.blocks):
+            raise errors.NotFound("no such hold")
+        hold = await catalog.load_hold(client.redis, ref, event.venue.blocks[ref.block])
+        if hold is None or hold.user_id != claims.user_id:
+            raise errors.NotFound("no such hold")
+        return JSONResponse(hold_view(hold))
+
+    async def release_hold(request: Request) -> Response:
+        """
+        summary: Release a hold (its holder only); its seats are available at once
+        responses: {204: {description: released}}
+        """
+        ref = parse_hold_id(request.path_params["hold_id"])
+        claims = http.claims(request, tokens.ADMISSION, ref.event_id)
+        event = await client.event(ref.event_id)
+        if ref.block >= len(event.venue.blocks):
+            raise errors.NotFound("no such hold")
+        await client.call(client.block(ref.event_id, ref.block).release.remote(
+            ref.hold_id, claims.user_id))
+        return Response(status_code=204)
+
+    async def checkout(request: Request) -> Response:
+        """
+        summary: Pay for a hold; the booking is confirmed once it is in the ledger
+        parameters: [{name: Idempotency-Key, in: header, schema: {type: string}}]
+        responses: {201: {description: the booking}, 402: {description: declined},
+                    410: {description: the hold expired}}
+        """
+        ref = parse_hold_id(request.path_params["hold_id"])
+        claims = http.claims(request, tokens.ADMISSION, ref.event_id)
+        key = commands.parse_idempotency_key(request.headers.get("idempotency-key"))
+        payment_token = commands.parse_payment_token(await http.json(request))
+        event = await client.event(ref.event_id)
+        if ref.block >= len(event.venue.blocks):
+            raise errors.NotFound("no such hold")
+        booking = await client.call(client.block(ref.event_id, ref.block).checkout.remote(
+            ref.hold_id, claims.user_id, key, payment_token))
+        return JSONResponse(booking, status_code=201)
+
+    async def get_booking(request: Request) -> Response:
+        """
+        summary: A confirmed booking (its owner only)
+        responses: {200: {description: the booking}}
+        """
+        ref = parse_booking_id(request.path_params["booking_id"])
+        claims = http.claims(request, tokens.ADMISSION, ref.event_id)
+        booking = await catalog.load_booking(client.redis, ref)
+        if booking is None or booking["user_id"] != claims.user_id:
+            raise errors.NotFound("no such booking")
+        return JSONResponse(booking)
+
+    async def healthz(request: Request) -> Response:
+        """
+        summary: 200 when Redis, Kafka and the actors answer; 503 otherwise
+        responses: {200: {description: healthy}, 503: {description: a dependency is down}}
+        """
+        checks = await health_checks(client)
+        status = 200 if all(checks.values()) else 503
+        return JSONResponse({"status": "ok" if status == 200 else "degraded", "checks": checks},
+                            status_code=status)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(SCHEMAS.get_schema(routes))
+
+    routes = [
+        Route("/v1/events", create_event, methods=["POST"]),
+        Route("/v1/events/{event_id}", get_event, methods=["GET"]),
+        Route("/v1/events/{event_id}/sections/{name}", set_price, methods=["PATCH"]),
+        Route("/v1/events/{event_id}/seats", seats, methods=["GET"]),
+        Route("/v1/events/{event_id}/queue", join_queue, methods=["POST"]),
+        Route("/v1/events/{event_id}/queue/{ticket_id}", queue_status, methods=["GET"]),
+        Route("/v1/events/{event_id}/holds", create_hold, methods=["POST"]),
+        Route("/v1/holds/{hold_id}", get_hold, methods=["GET"]),
+        Route("/v1/holds/{hold_id}", release_hold, methods=["DELETE"]),
+        Route("/v1/holds/{hold_id}/checkout", checkout, methods=["POST"]),
+        Route("/v1/bookings/{booking_id}", get_booking, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"], include_in_schema=True),
+        Route("/metrics", metrics, methods=["GET"], include_in_schema=False),
+        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    ]
+    return routes
+
+
+SCHEMAS = SchemaGenerator({"openapi": "3.0.3", "info": {
+    "title": "Ticketing", "version": "1.0",
+    "description": "High-demand on-sales: waiting room, seat holds, checkout."}})
+
+
+async def health_checks(client: BookingClient) -> dict[str, bool]:
+    async def redis_ok() -> bool:
+        return bool(await client.redis.ping())
+
+    async def kafka_ok() -> bool:
+        host, _, port = client.settings.kafka_bootstrap.split(",")[0].rpartition(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.close()
+        return True
+
+    async def actors_ok() -> bool:
+        for event_id in await catalog.event_ids(client.redis, 3):
+            await client.call(client.owner(await client.event(event_id)).ping.remote())
+        return True
+
+    names = ("redis", "kafka", "actors")
+    results = await asyncio.gather(
+        *[asyncio.wait_for(check(), 5) for check in (redis_ok, kafka_ok, actors_ok)],
+        return_exceptions=True)
+    return {name: result is True for name, result in zip(names, results, strict=True)}
+
+
+def metered(app: Any) -> Any:
+    """ASGI middleware: request counts and latency per route template."""
+
+    async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", "unmatched")
+            REQUESTS.labels(name, str(status[0])).inc()
+            LATENCY.labels(name).observe(time.perf_counter() - start)
+
+    return wrapper
+
+
+def build_asgi_app(settings: Settings) -> Any:
+    redis = Redis.from_url(settings.redis_url, max_connections=512)
+    http = Http(settings, BookingClient(settings, redis))
+    app = Starlette(routes=build_routes(http), exception_handlers={
+        errors.TicketingError: on_ticketing_error, HTTPException: on_http_error,
+        Exception: on_unexpected})
+    return metered(app)
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000,
+    logging_config=LoggingConfig(enable_access_log=False))
+@serve.ingress()
 class Api:
-    pass
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings.from_env()
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return build_asgi_app(self._settings)
 
 
 def deploy(settings: Settings) -> None:
     """Start Serve on loopback and run the app without blocking (Ray must be initialised)."""
     serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
-    serve.run(Api.bind(), name="ticketing", route_prefix="/", blocking=False)
+    api = Api.options(logging_config=LoggingConfig(enable_access_log=settings.access_log))
+    serve.run(api.bind(settings), name="ticketing", route_prefix="/", blocking=False)
+
+
+app = Api.bind()

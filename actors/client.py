@@ -1,0 +1,123 @@
+"""What a Serve replica uses to reach the owners: cached handles, batched holds, typed errors.
+
+Holds are gathered with `serve.batch` (by size or time, both limits in settings) and sent as
+one call per owning block, so a hot block costs one actor call and one Redis round trip per
+batch rather than per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import defaultdict
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from ray import serve
+from ray.exceptions import RayActorError, RayError, RayTaskError
+from redis.asyncio import Redis
+
+from actors import directory
+from domain.commands import HoldCommand
+from domain.errors import NotFound, SeatsUnavailable, TicketingError, Unavailable
+from domain.event import Event
+from domain.holds import Hold
+from domain.ids import HoldRef
+from domain.inventory import HoldRequest
+from domain.settings import Settings
+from store import catalog
+
+T = TypeVar("T")
+BlockHold = tuple[str, int, str, HoldRequest]  # event_id, block, hold_id, request
+
+
+class BookingClient:
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self._events: dict[str, Event] = {}
+        self._handles: dict[str, Any] = {}
+        self._hold_batch.set_max_batch_size(settings.hold_batch_max)
+        self._hold_batch.set_batch_wait_timeout_s(settings.hold_batch_wait_s)
+
+    async def event(self, event_id: str) -> Event:
+        """The event's layout (immutable) from this replica's cache, else from Redis."""
+        event = self._events.get(event_id)
+        if event is None:
+            event = await catalog.load_event(self.redis, event_id)
+            if event is None:
+                raise NotFound(f"no such event: {event_id[:40]}")
+            self._events[event_id] = event
+        return event
+
+    def owner(self, event: Event) -> Any:
+        return self._handle(f"event:{event.event_id}",
+                            lambda: directory.event_owner(self.settings, event))
+
+    def block(self, event_id: str, block: int) -> Any:
+        return self._handle(f"block:{event_id}:{block}",
+                            lambda: directory.seat_block(self.settings, event_id, block))
+
+    def _handle(self, key: str, make: Any) -> Any:
+        if key not in self._handles:
+            self._handles[key] = make()
+        return self._handles[key]
+
+    async def call(self, ref: Awaitable[T]) -> T:
+        """Await an actor call; its typed error is re-raised, a lost actor becomes 503."""
+        try:
+            return await asyncio.wait_for(ref, self.settings.actor_call_timeout_s)
+        except RayTaskError as error:
+            cause = error.cause
+            raise cause if isinstance(cause, TicketingError) else Unavailable(
+                "an owner failed") from error
+        except (RayActorError, RayError, TimeoutError) as error:
+            raise Unavailable("an owner did not answer; retry") from error
+
+    # -- holds ---------------------------------------------------------------------------
+    async def hold(self, event: Event, user_id: str, command: HoldCommand) -> Hold:
+        """Hold on the one block of explicit seats, or on the best block of a section."""
+        request = HoldRequest(user_id, command.seat_ids, command.quantity)
+        if command.seat_ids:
+            blocks = [event.venue.block_for_seats(list(command.seat_ids)).index]
+        else:
+            blocks = await self._candidate_blocks(event, command.section, command.quantity)
+        error: TicketingError = SeatsUnavailable(f"fewer than {command.quantity} seats left")
+        for block in blocks:
+            hold_id = HoldRef(event.event_id, block, secrets.token_hex(8)).hold_id
+            result = await self._hold_batch((event.event_id, block, hold_id, request))
+            if isinstance(result, Hold):
+                return result
+            error = result
+            if not isinstance(result, SeatsUnavailable):
+                break
+        raise error
+
+    async def _candidate_blocks(self, event: Event, section: str, quantity: int) -> list[int]:
+        blocks = [b.index for b in event.venue.blocks_of(event.venue.section(section).name)]
+        if len(blocks) == 1:
+            return blocks
+        free = await catalog.availability(self.redis, event.event_id)
+        return [b for b in blocks if free.get(b, 0) >= quantity]
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    async def _hold_batch(self, items: list[BlockHold]) -> list[Hold | TicketingError]:
+        by_block: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for position, (event_id, block, _, _) in enumerate(items):
+            by_block[(event_id, block)].append(position)
+        results: list[Hold | TicketingError] = [Unavailable("not attempted")] * len(items)
+        replies = await asyncio.gather(*[
+            self._block_call(event_id, block, [items[p] for p in positions])
+            for (event_id, block), positions in by_block.items()])
+        for positions, reply in zip(by_block.values(), replies, strict=True):
+            for position, result in zip(positions, reply, strict=True):
+                results[position] = result
+        return results
+
+    async def _block_call(self, event_id: str, block: int,
+                          items: list[BlockHold]) -> list[Hold | TicketingError]:
+        try:
+            return await self.call(self.block(event_id, block).hold.remote(
+                [(hold_id, request) for _, _, hold_id, request in items]))
+        except TicketingError as error:
+            return [error] * len(items)

@@ -1,0 +1,275 @@
+"""The seat-block actor: the one owner of a block's seats.
+
+It plans on its in-memory `BlockInventory`, applies each batch with one fenced Lua call, and
+confirms a checkout only after the booking is in the Kafka ledger. On (re)start it takes a new
+fencing epoch (so an old incarnation can no longer write), reloads its holds from Redis,
+replays the ledger, and settles checkouts a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+import ray
+from redis.asyncio import Redis
+
+from domain import holds as rules
+from domain.errors import NotFound, SeatsUnavailable, TicketingError, UserLimitExceeded
+from domain.event import Event
+from domain.holds import Hold, HoldStatus
+from domain.ids import HoldRef, parse_hold_id
+from domain.inventory import BlockInventory, HoldRequest
+from domain.settings import Settings
+from store import keys
+from store.ledger import Ledger, read_bookings
+from store.payments import TestPaymentProvider
+from store.records import booking_of, decode_hold, encode_hold
+from store.scripts import BlockScripts, HoldOutcome, PlannedHold
+
+log = logging.getLogger("ticketing.seat_block")
+
+HoldResult = Hold | TicketingError
+
+
+def actor_name(event_id: str, block: int) -> str:
+    return f"seatblock:{event_id}:{block}"
+
+
+class SeatBlock:
+    def __init__(self, settings: Settings, event_id: str, block: int) -> None:
+        self._settings = settings
+        self._event_id = event_id
+        self._index = block
+        self._redis = Redis.from_url(settings.redis_url)
+        self._payments = TestPaymentProvider(self._redis)
+        self._lock = asyncio.Lock()
+        self._delays: dict[str, float] = {}
+        self._ready = asyncio.get_running_loop().create_task(self._start())
+
+    # -- start and recovery --------------------------------------------------------------
+    async def _start(self) -> None:
+        raw = await self._redis.get(keys.event(self._event_id))
+        if raw is None:
+            raise NotFound(f"no such event: {self._event_id}")
+        self._event = Event.from_json(raw)
+        block = self._event.venue.blocks[self._index]
+        self._inventory = BlockInventory(block, self._event.price_of(block.section))
+        epoch = await self._redis.incr(keys.block_epoch(self._event_id, self._index))
+        self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch)
+        self._ledger = await asyncio.to_thread(
+            Ledger, self._settings.kafka_bootstrap, self._settings.ledger_topic,
+            self._settings.kafka_timeout_s)
+        await self._load_holds()
+        await self._replay_ledger()
+        await self._settle_interrupted_checkouts()
+        await self._recount()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        log.info("block %s/%s ready at epoch %s", self._event_id, self._index, epoch)
+
+    async def _load_holds(self) -> None:
+        block = self._inventory.block
+        records = await self._redis.hgetall(keys.block_holds(self._event_id, self._index))
+        for token, record in records.items():
+            hold = decode_hold(record, self._ref(token.decode()), block)
+            self._inventory.put(hold)
+
+    async def _replay_ledger(self) -> None:
+        """Bookings the ledger has but Redis lost (or never got) are applied again."""
+        bookings = await asyncio.to_thread(
+            read_bookings, self._settings.kafka_bootstrap, self._settings.ledger_topic,
+            self._event_id, self._index, self._settings.kafka_timeout_s * 3)
+        for booking in bookings:
+            ref = parse_hold_id(booking["hold_id"])
+            known = self._inventory.holds.get(ref.hold_id)
+            if known is not None and known.status is HoldStatus.CONFIRMED:
+                continue
+            hold = Hold(hold_id=ref.hold_id, event_id=self._event_id, user_id=booking["user_id"],
+                        section=self._inventory.block.section, seat_ids=tuple(booking["seat_ids"]),
+                        total_cents=booking["total_cents"], created_at=booking["confirmed_at"],
+                        expires_at=booking["confirmed_at"], status=HoldStatus.CONFIRMED,
+                        idempotency_key=known.idempotency_key if known else "")
+            await self._scripts.transition(ref.token, "", self._encode(hold), booking)
+            self._inventory.forget(hold.hold_id)
+            self._inventory.put(hold)
+
+    async def _settle_interrupted_checkouts(self) -> None:
+        for hold in list(self._inventory.holds.values()):
+            if hold.status is HoldStatus.CONFIRMING:
+                if await self._payments.was_charged(_charge_key(hold)):
+                    await self._finish_checkout(hold)
+                else:
+                    await self._write(rules.abort_checkout(hold), HoldStatus.CONFIRMING)
+
+    async def _recount(self) -> None:
+        """Available = seats - held - sold, from the bitmaps this owner alone writes."""
+        e, b = self._event_id, self._index
+        held = await self._redis.bitcount(keys.block_held(e, b))
+        sold = await self._redis.bitcount(keys.block_sold(e, b))
+        total = self._inventory.block.seats_total
+        await self._redis.hset(keys.available(e), str(b), total - held - sold)
+
+    # -- holds ---------------------------------------------------------------------------
+    async def hold(self, requests: list[tuple[str, HoldRequest]]) -> list[HoldResult]:
+        """Hold a batch of (hold_id, request): one Redis round trip for the whole batch."""
+        await self._ready
+        async with self._lock:
+            now = time.time()
+            known = {hold_id for hold_id, _ in requests if hold_id in self._inventory.holds}
+            plans = [self._plan(hold_id, request, now) for hold_id, request in requests]
+            fresh = [p for p in plans if isinstance(p, Hold) and p.hold_id not in known]
+            await self._delay("after_plan")
+            outcomes = await self._scripts.hold_batch(
+                [self._planned(h) for h in fresh], self._event.max_seats_per_user) if fresh else []
+            refused = {h.hold_id: o for h, o in zip(fresh, outcomes, strict=True)
+                       if o is not HoldOutcome.OK}
+            for hold_id in refused:
+                self._inventory.forget(hold_id)
+        return [_refusal(refused[p.hold_id]) if isinstance(p, Hold) and p.hold_id in refused
+                else p for p in plans]
+
+    def _plan(self, hold_id: str, request: HoldRequest, now: float) -> HoldResult:
+        known = self._inventory.holds.get(hold_id)
+        if known is not None:  # a retried call: the hold was already made
+            return known
+        try:
+            return self._inventory.plan(request, hold_id, self._event_id, now,
+                                        self._event.hold_ttl_s)
+        except TicketingError as error:
+            return error
+
+    async def release(self, hold_id: str, user_id: str) -> None:
+        await self._ready
+        async with self._lock:
+            hold = await self._own_hold(hold_id, user_id)
+            if hold.status is HoldStatus.RELEASED:
+                return
+            released = rules.release(hold, time.time())
+            await self._scripts.release([self._ref(hold_id).token], time.time())
+            self._inventory.forget(released.hold_id)
+
+    # -- checkout ------------------------------------------------------------------------
+    async def checkout(self, hold_id: str, user_id: str, idempotency_key: str,
+                       payment_token: str) -> dict[str, Any]:
+        """Pay, write the ledger, then confirm; the same key returns the same booking."""
+        await self._ready
+        async with self._lock:
+            hold = await self._own_hold(hold_id, user_id)
+            if rules.is_replay(hold, idempotency_key):
+                return await self._booking(hold)
+            key = idempotency_key or "auto-" + secrets.token_hex(8)
+            confirming = rules.begin_checkout(hold, key, time.time())
+            await self._write(confirming, HoldStatus.ACTIVE)
+        try:
+            await self._payments.charge(_charge_key(confirming), payment_token,
+                                        confirming.total_cents)
+        except BaseException:
+            async with self._lock:
+                await self._write(rules.abort_checkout(confirming), HoldStatus.CONFIRMING)
+            raise
+        return await self._finish_checkout(confirming)
+
+    async def _finish_checkout(self, confirming: Hold) -> dict[str, Any]:
+        ref = self._ref_of(confirming)
+        booking = booking_of(confirming, ref, time.time())
+        await self._ledger.append(booking)
+        await self._delay("after_ledger")
+        async with self._lock:
+            confirmed = rules.confirm(confirming)
+            await self._scripts.transition(ref.token, HoldStatus.CONFIRMING,
+                                           self._encode(confirmed), booking)
+            self._inventory.put(confirmed)
+        return booking
+
+    async def _booking(self, hold: Hold) -> dict[str, Any]:
+        ref = self._ref_of(hold)
+        raw = await self._redis.hget(keys.bookings(self._event_id), ref.token)
+        if raw is None:
+            raise NotFound("booking not found")
+        booking: dict[str, Any] = json.loads(raw)
+        return booking
+
+    # -- prices, health, test hooks ------------------------------------------------------
+    async def reprice(self, price_cents: int) -> None:
+        await self._ready
+        self._inventory.reprice(price_cents)
+        self._event = self._event.with_price(self._inventory.block.section, price_cents)
+
+    async def ping(self) -> int:
+        """Ready and answering; returns the seats this owner believes available."""
+        await self._ready
+        return self._inventory.seats_available
+
+    async def set_delay(self, point: str, seconds: float) -> None:
+        """Test hook: pause at a named point (e.g. `after_ledger`) to make races reproducible."""
+        self._delays[point] = seconds
+
+    async def _delay(self, point: str) -> None:
+        if self._delays.get(point):
+            await asyncio.sleep(self._delays[point])
+
+    # -- expiry --------------------------------------------------------------------------
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            try:
+                await self._sweep()
+            except Exception:
+                log.exception("sweep of %s/%s failed", self._event_id, self._index)
+
+    async def _sweep(self) -> None:
+        async with self._lock:
+            freed = await self._scripts.expire_due(time.time(), self._settings.sweep_batch_max)
+            for token in freed:
+                self._inventory.forget(self._ref(token).hold_id)
+
+    # -- helpers -------------------------------------------------------------------------
+    async def _own_hold(self, hold_id: str, user_id: str) -> Hold:
+        """The hold, live from memory or ended from Redis, if `user_id` holds it."""
+        hold = self._inventory.holds.get(hold_id)
+        if hold is None:
+            ref = parse_hold_id(hold_id)
+            record = await self._redis.hget(keys.block_holds(self._event_id, self._index),
+                                            ref.token)
+            if record is None:
+                raise NotFound("no such hold")
+            hold = decode_hold(record, ref, self._inventory.block)
+        rules.check_owner(hold, user_id)
+        return hold
+
+    async def _write(self, hold: Hold, expected: HoldStatus) -> None:
+        await self._scripts.transition(self._ref_of(hold).token, expected, self._encode(hold))
+        self._inventory.put(hold)
+
+    def _planned(self, hold: Hold) -> PlannedHold:
+        block = self._inventory.block
+        return PlannedHold(self._ref_of(hold).token, hold.user_id,
+                           [block.seat_index(s) for s in hold.seat_ids], self._encode(hold),
+                           hold.expires_at)
+
+    def _encode(self, hold: Hold) -> str:
+        return encode_hold(hold, self._inventory.block)
+
+    def _ref(self, token: str) -> HoldRef:
+        return HoldRef(self._event_id, self._index, token)
+
+    def _ref_of(self, hold: Hold) -> HoldRef:
+        return parse_hold_id(hold.hold_id)
+
+
+def _charge_key(hold: Hold) -> str:
+    return f"{hold.hold_id}:{hold.idempotency_key}"
+
+
+def _refusal(outcome: HoldOutcome) -> TicketingError:
+    if outcome is HoldOutcome.LIMIT:
+        return UserLimitExceeded("this would pass the event's seats-per-user limit")
+    return SeatsUnavailable("a seat was taken")
+
+
+SeatBlockActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3,
+                            max_concurrency=10_000)(SeatBlock)

@@ -1,0 +1,92 @@
+"""Every failure a client can cause or see is a type with a stable code.
+
+`serve_app.py` maps each class to an HTTP status in one table; nothing else decides statuses.
+"""
+
+from __future__ import annotations
+
+
+class TicketingError(Exception):
+    """Root of all errors the platform reports to clients."""
+
+    code = "error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code.replace("_", " "))
+        self.message = message or self.code.replace("_", " ")
+
+
+class InvalidRequest(TicketingError):
+    code = "invalid_request"
+
+
+class BodyTooLarge(TicketingError):
+    code = "body_too_large"
+
+
+class Unauthorized(TicketingError):
+    code = "unauthorized"
+
+
+class Forbidden(TicketingError):
+    code = "forbidden"
+
+
+class NotFound(TicketingError):
+    code = "not_found"
+
+
+class SeatsUnavailable(TicketingError):
+    code = "seats_unavailable"
+
+
+class SeatsNotInOneBlock(TicketingError):
+    code = "seats_not_in_one_block"
+
+
+class UserLimitExceeded(TicketingError):
+    code = "user_limit_exceeded"
+
+
+class HoldExpired(TicketingError):
+    code = "hold_expired"
+
+
+class HoldNotActive(TicketingError):
+    code = "hold_not_active"
+
+
+class HoldAlreadyConfirmed(TicketingError):
+    code = "hold_already_confirmed"
+
+
+class CheckoutInProgress(TicketingError):
+    code = "checkout_in_progress"
+
+
+class PaymentDeclined(TicketingError):
+    code = "payment_declined"
+
+
+class NotOnSale(TicketingError):
+    code = "not_on_sale"
+
+
+class RateLimited(TicketingError):
+    code = "rate_limited"
+
+    def __init__(self, message: str = "", retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(TicketingError):
+    """A dependency (actor, Redis, Kafka) did not answer; the client may retry."""
+
+    code = "unavailable"
+
+
+class StaleOwner(TicketingError):
+    """A zombie actor incarnation tried to write after a newer one took over."""
+
+    code = "stale_owner"

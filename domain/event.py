@@ -1,0 +1,94 @@
+"""An event as created by an admin: its venue, on-sale time and per-event limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from domain.errors import InvalidRequest
+from domain.venue import Section, Venue, parse_sections
+
+MAX_NAME = 200
+MAX_HOLD_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    name: str
+    onsale_at: float  # epoch seconds
+    hold_ttl_s: int
+    max_seats_per_user: int
+    sections: tuple[Section, ...]
+    block_max_seats: int
+
+    @cached_property
+    def venue(self) -> Venue:
+        return Venue.build(self.sections, self.block_max_seats)
+
+    def price_of(self, section: str) -> int:
+        return self.venue.section(section).price_cents
+
+    def with_price(self, section: str, price_cents: int) -> Event:
+        self.venue.section(section)
+        sections = tuple(replace(s, price_cents=price_cents) if s.name == section else s
+                         for s in self.sections)
+        return replace(self, sections=sections)
+
+    def to_json(self) -> str:
+        data = {k: v for k, v in vars(self).items() if k not in ("sections", "venue")}
+        data["sections"] = [vars(s) for s in self.sections]
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Event:
+        data = json.loads(raw)
+        data["sections"] = tuple(Section(**s) for s in data["sections"])
+        return cls(**data)
+
+
+def parse_event(body: dict[str, Any], event_id: str, now: float, default_ttl_s: int,
+                default_max_seats: int, block_max_seats: int, max_quantity: int) -> Event:
+    """The event a create request describes, or InvalidRequest saying what is wrong."""
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
+        raise InvalidRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
+    return Event(
+        event_id=event_id, name=name.strip(),
+        onsale_at=parse_time(body.get("onsale_at"), now),
+        hold_ttl_s=_positive(body.get("hold_ttl_s", default_ttl_s), "hold_ttl_s", MAX_HOLD_TTL_S),
+        max_seats_per_user=_positive(
+            body.get("max_seats_per_user", default_max_seats), "max_seats_per_user", max_quantity),
+        sections=parse_sections(body.get("sections")),
+        block_max_seats=block_max_seats,
+    )
+
+
+def parse_time(value: object, default: float) -> float:
+    """ISO 8601 with a zone, or epoch seconds; absent means `default`."""
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e11:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed.timestamp()
+    raise InvalidRequest("onsale_at must be ISO 8601 with a time zone, or epoch seconds")
+
+
+def iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _positive(value: object, name: str, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise InvalidRequest(f"{name} must be an integer from 1 to {high}")
+    return value

@@ -1,0 +1,60 @@
+"""Identifiers, and the routing they carry.
+
+A hold id names its event and seat block (`hd.<event>.<block>.<random>`), so any replica can
+find the owning actor and the Redis keys of a hold without a lookup. A booking id is derived
+from its hold (one hold confirms at most once), which makes ledger writes idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from domain.errors import NotFound
+
+_EVENT_ID = re.compile(r"^ev[0-9a-f]{12}$")
+_TOKEN = re.compile(r"^[0-9a-f]{16}$")
+
+
+def new_event_id() -> str:
+    return "ev" + secrets.token_hex(6)
+
+
+def is_event_id(value: str) -> bool:
+    return bool(_EVENT_ID.match(value))
+
+
+@dataclass(frozen=True)
+class HoldRef:
+    event_id: str
+    block: int
+    token: str
+
+    @property
+    def hold_id(self) -> str:
+        return f"hd.{self.event_id}.{self.block}.{self.token}"
+
+    @property
+    def booking_id(self) -> str:
+        return f"bk.{self.event_id}.{self.block}.{self.token}"
+
+
+def new_hold_ref(event_id: str, block: int) -> HoldRef:
+    return HoldRef(event_id, block, secrets.token_hex(8))
+
+
+def parse_hold_id(hold_id: str) -> HoldRef:
+    return _parse("hd", hold_id, "hold")
+
+
+def parse_booking_id(booking_id: str) -> HoldRef:
+    return _parse("bk", booking_id, "booking")
+
+
+def _parse(prefix: str, value: str, what: str) -> HoldRef:
+    parts = value.split(".")
+    if (len(parts) != 4 or parts[0] != prefix or not _EVENT_ID.match(parts[1])
+            or not parts[2].isdigit() or len(parts[2]) > 6 or not _TOKEN.match(parts[3])):
+        raise NotFound(f"no such {what}: {value[:80]!r}")
+    return HoldRef(parts[1], int(parts[2]), parts[3])

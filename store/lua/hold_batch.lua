@@ -1,0 +1,34 @@
+-- hold_batch.lua: apply a batch of planned holds of one seat block, each all-or-nothing.
+-- KEYS[1] block epoch (fencing counter)      KEYS[2] held bitmap     KEYS[3] sold bitmap
+-- KEYS[4] holds hash (token -> record)       KEYS[5] expiry zset     KEYS[6] event avail hash
+-- KEYS[7] event user-seats hash              KEYS[8] event bookings hash (unused here)
+-- ARGV[1] caller's epoch   ARGV[2] block index (field of KEYS[6])   ARGV[3] max seats per user
+-- ARGV[4] JSON array of holds: [token, user_id, [seat_index...], record, expires_at]
+-- Returns "stale" when the caller's epoch is not current (a zombie incarnation), else a JSON
+-- array with one code per hold: "ok", "taken" (a seat is held or sold) or "limit" (user cap).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'stale' end
+local max_per_user = tonumber(ARGV[3])
+local results = {}
+for i, h in ipairs(cjson.decode(ARGV[4])) do
+  local token, user, seats, record, expires_at = h[1], h[2], h[3], h[4], h[5]
+  local code = 'ok'
+  local owned = tonumber(redis.call('HGET', KEYS[7], user) or '0')
+  if owned + #seats > max_per_user then code = 'limit' end
+  if code == 'ok' then
+    for _, s in ipairs(seats) do
+      if redis.call('GETBIT', KEYS[2], s) == 1 or redis.call('GETBIT', KEYS[3], s) == 1 then
+        code = 'taken'
+        break
+      end
+    end
+  end
+  if code == 'ok' then
+    for _, s in ipairs(seats) do redis.call('SETBIT', KEYS[2], s, 1) end
+    redis.call('HSET', KEYS[4], token, record)
+    redis.call('ZADD', KEYS[5], expires_at, token)
+    redis.call('HINCRBY', KEYS[6], ARGV[2], -#seats)
+    redis.call('HINCRBY', KEYS[7], user, #seats)
+  end
+  results[i] = code
+end
+return cjson.encode(results)

@@ -1,0 +1,35 @@
+-- transition.lua: move one hold of a seat block to a new status, optionally selling its seats.
+-- KEYS[1] block epoch (fencing counter)      KEYS[2] held bitmap     KEYS[3] sold bitmap
+-- KEYS[4] holds hash (token -> record)       KEYS[5] expiry zset     KEYS[6] event avail hash
+-- KEYS[7] event user-seats hash              KEYS[8] event bookings hash
+-- ARGV[1] caller's epoch   ARGV[2] block index (field of KEYS[6])   ARGV[3] hold token
+-- ARGV[4] expected current status ("" accepts any, including no record: used by recovery)
+-- ARGV[5] new record "<status>|<json [user, [seat_index...], total, created, expires, key]>"
+-- ARGV[6] "sell" to mark the record's seats sold and store ARGV[7] as the booking, else "none"
+-- ARGV[7] booking JSON (with "sell")
+-- Returns "stale" for a zombie caller, "state:<status>" when the hold is not in the expected
+-- status ("state:" when there is no record), else "ok".
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'stale' end
+local token = ARGV[3]
+local current = redis.call('HGET', KEYS[4], token)
+local status = ''
+if current then status = string.sub(current, 1, string.find(current, '|', 1, true) - 1) end
+if ARGV[4] ~= '' and status ~= ARGV[4] then return 'state:' .. status end
+local new = ARGV[5]
+redis.call('HSET', KEYS[4], token, new)
+if ARGV[6] == 'sell' then
+  local rec = cjson.decode(string.sub(new, string.find(new, '|', 1, true) + 1))
+  local fresh = 0
+  for _, s in ipairs(rec[2]) do
+    local was_held = redis.call('SETBIT', KEYS[2], s, 0)
+    local was_sold = redis.call('SETBIT', KEYS[3], s, 1)
+    if was_held == 0 and was_sold == 0 then fresh = fresh + 1 end
+  end
+  if fresh > 0 then
+    redis.call('HINCRBY', KEYS[6], ARGV[2], -fresh)
+    redis.call('HINCRBY', KEYS[7], rec[1], fresh)
+  end
+  redis.call('ZREM', KEYS[5], token)
+  redis.call('HSET', KEYS[8], token, ARGV[7])
+end
+return 'ok'
