@@ -9,8 +9,8 @@ from typing import Any
 from domain.errors import InvalidRequest
 from domain.venue import SECTION_NAME, parse_seat_id
 
-USER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}\Z")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from domain.errors import NotFound
 
-_EVENT_ID = re.compile(r"^ev[0-9a-f]{12}$")
-_TOKEN = re.compile(r"^[0-9a-f]{16}$")
+_EVENT_ID = re.compile(r"^ev[0-9a-f]{12}\Z")
+_TOKEN = re.compile(r"^[0-9a-f]{16}\Z")
+_BLOCK = re.compile(r"^[0-9]{1,6}\Z")  # ASCII only: str.isdigit() takes "²", which int() refuses
 
 
 def new_event_id() -> str:
@@ -55,6 +56,6 @@ def parse_booking_id(booking_id: str) -> HoldRef:
 def _parse(prefix: str, value: str, what: str) -> HoldRef:
     parts = value.split(".")
     if (len(parts) != 4 or parts[0] != prefix or not _EVENT_ID.match(parts[1])
-            or not parts[2].isdigit() or len(parts[2]) > 6 or not _TOKEN.match(parts[3])):
+            or not _BLOCK.match(parts[2]) or not _TOKEN.match(parts[3])):
         raise NotFound(f"no such {what}: {value[:80]!r}")
     return HoldRef(parts[1], int(parts[2]), parts[3])

@@ -48,7 +48,8 @@ def verify(secret: str, token: str, kind: str, event_id: str | None, now: float)
 
 def _decode(secret: str, token: str, kind: str) -> Claims:
     payload, _, mac = token.partition(".")
-    if not payload or not hmac.compare_digest(mac, _mac(secret, kind, payload)):
+    # Bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters.
+    if not payload or not hmac.compare_digest(mac.encode(), _mac(secret, kind, payload).encode()):
         raise Unauthorized("invalid token")
     try:
         data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

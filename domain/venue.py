@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from domain.errors import InvalidRequest, SeatsNotInOneBlock
 
-SECTION_NAME = re.compile(r"^[A-Za-z0-9_]{1,16}$")
+# `\Z`, not `$` (which also matches before a trailing newline); ASCII digits only, no leading
+# zeros, so each seat has exactly one id (`A-1-01` is not a second name of `A-1-1`).
+SECTION_NAME = re.compile(r"^[A-Za-z0-9_]{1,16}\Z")
+SEAT_ID = re.compile(r"^([A-Za-z0-9_]{1,16})-([1-9][0-9]{0,5})-([1-9][0-9]{0,5})\Z")
 MAX_ROWS = 1000
 MAX_SEATS_PER_ROW = 1000
 MAX_SEATS_PER_EVENT = 200_000
@@ -74,11 +77,10 @@ def seat_id(section: str, row: int, number: int) -> str:
 
 
 def parse_seat_id(value: object) -> SeatId:
-    if not isinstance(value, str) or value.count("-") != 2:
+    match = SEAT_ID.match(value) if isinstance(value, str) else None
+    if match is None:
         raise InvalidRequest(f"malformed seat id: {str(value)[:40]!r}")
-    section, row, number = value.split("-")
-    if not (SECTION_NAME.match(section) and row.isdigit() and number.isdigit()):
-        raise InvalidRequest(f"malformed seat id: {value[:40]!r}")
+    section, row, number = match.groups()
     return SeatId(section, int(row), int(number))
 
 
