@@ -1,0 +1,117 @@
+from dataclasses import fields
+
+import pytest
+
+from domain.settings import DEV_TOKEN_SECRET, Settings
+
+SECRET = "a-real-production-secret"
+
+
+def test_an_empty_environment_gives_the_defaults():
+    s = Settings.from_env({})
+    assert s == Settings()
+    assert (s.production, s.token_secret, s.ntp_servers) == (False, DEV_TOKEN_SECRET, ("127.0.0.1:11123",))
+
+
+def test_every_setting_names_an_env_variable_and_says_why_it_exists():
+    names = [f.metadata["env"] for f in fields(Settings)]
+    assert len(names) == len(set(names))
+    assert all(f.metadata["doc"] for f in fields(Settings))
+
+
+def test_from_env_reads_each_type_from_its_env_name():
+    s = Settings.from_env({
+        "REDIS_URL": "redis://r:1/2",
+        "REDIS_REPLICA_URLS": " redis://a:1 , redis://b:2,, ",
+        "NTP_SERVERS": "ntp1:123",
+        "HTTP_PORT": "9000",
+        "HOLD_TTL_S": "120",
+        "SWEEP_INTERVAL_S": "0.5",
+        "KAFKA_TIMEOUT_S": "3",
+        "ACCESS_LOG": "yes",
+        "KAFKA_TOPIC_PREFIX": "t1",
+    })
+    assert s.redis_url == "redis://r:1/2"
+    assert s.redis_replica_urls == ("redis://a:1", "redis://b:2")
+    assert s.ntp_servers == ("ntp1:123",)
+    assert s.http_port == 9000 and isinstance(s.http_port, int)
+    assert s.hold_ttl_s == 120
+    assert s.sweep_interval_s == 0.5
+    assert s.kafka_timeout_s == 3.0 and isinstance(s.kafka_timeout_s, float)
+    assert s.access_log is True
+    assert (s.ledger_topic, s.joins_topic) == ("t1.bookings", "t1.queue-joins")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("TRUE", True), ("Yes", True),
+                                               ("0", False), ("false", False), ("no", False)])
+def test_booleans_read_the_usual_spellings(raw, expected):
+    assert Settings.from_env({"ACCESS_LOG": raw}).access_log is expected
+
+
+@pytest.mark.parametrize("raw", ["on", "2", "y", "maybe"])
+def test_other_boolean_spellings_are_refused(raw):
+    with pytest.raises(ValueError, match="boolean"):
+        Settings.from_env({"ACCESS_LOG": raw})
+
+
+@pytest.mark.parametrize(("name", "raw"), [("HTTP_PORT", "80.5"), ("HOLD_TTL_S", "ten"),
+                                           ("SWEEP_INTERVAL_S", "fast")])
+def test_numbers_that_do_not_parse_are_refused(name, raw):
+    with pytest.raises(ValueError):
+        Settings.from_env({name: raw})
+
+
+def test_an_empty_env_value_means_the_default():
+    assert Settings.from_env({"HTTP_PORT": "", "REDIS_URL": ""}) == Settings()
+
+
+def test_overrides_win_over_the_environment():
+    assert Settings.from_env({"HTTP_PORT": "9000"}, http_port=9001).http_port == 9001
+
+
+def test_unrelated_env_variables_are_ignored():
+    assert Settings.from_env({"PATH": "/bin", "HOME": "/root"}) == Settings()
+
+
+@pytest.mark.parametrize("env", [
+    {"HOLD_TTL_S": "0"},
+    {"ADMISSION_TTL_S": "-1"},
+    {"TICKET_TTL_S": "0"},
+    {"MAX_SEATS_PER_USER": "0"},
+    {"MAX_SEATS_PER_USER": "51"},
+    {"MAX_SEATS_PER_USER": "10", "MAX_QUANTITY": "5"},
+    {"BLOCK_MAX_SEATS": "0"},
+    {"HOLD_BATCH_MAX": "0"},
+    {"SWEEP_BATCH_MAX": "0"},
+    {"SWEEP_INTERVAL_S": "0"},
+    {"HOLD_BATCH_WAIT_S": "-0.001"},
+    {"TICKETING_TOKEN_SECRET": "too-short"},
+])
+def test_settings_that_cannot_work_together_fail_at_start(env):
+    with pytest.raises(ValueError, match="invalid settings"):
+        Settings.from_env(env)
+
+
+def test_a_zero_batch_wait_is_allowed():
+    assert Settings.from_env({"HOLD_BATCH_WAIT_S": "0"}).hold_batch_wait_s == 0.0
+
+
+def test_production_refuses_the_dev_token_secret():
+    with pytest.raises(ValueError, match="TICKETING_TOKEN_SECRET"):
+        Settings.from_env({"TICKETING_PRODUCTION": "true", "TICKETING_ADMIN_TOKEN": "real-admin"})
+
+
+def test_production_refuses_the_dev_admin_token():
+    with pytest.raises(ValueError, match="TICKETING_ADMIN_TOKEN"):
+        Settings.from_env({"TICKETING_PRODUCTION": "1", "TICKETING_TOKEN_SECRET": SECRET})
+
+
+def test_production_starts_with_real_secrets():
+    s = Settings.from_env({"TICKETING_PRODUCTION": "1", "TICKETING_TOKEN_SECRET": SECRET,
+                           "TICKETING_ADMIN_TOKEN": "real-admin"})
+    assert s.production and s.token_secret == SECRET
+
+
+def test_settings_are_frozen():
+    with pytest.raises(AttributeError):
+        Settings().http_port = 1  # type: ignore[misc]
