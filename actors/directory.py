@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 def seat_block(settings: Settings, event_id: str, block: int) -> ActorHandle:
     from actors.seat_block import SeatBlockActor, actor_name
 
-    return _get_or_create(SeatBlockActor, actor_name(event_id, block), settings,
-                          settings, event_id, block)
+    resource = settings.block_actor_resource
+    placed = SeatBlockActor.options(resources={resource: 0.001}) if resource else SeatBlockActor
+    return _get_or_create(placed, actor_name(event_id, block), settings, settings, event_id, block)
 
 
 def event_owner(settings: Settings, event: Event) -> ActorHandle:

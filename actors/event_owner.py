@@ -21,7 +21,7 @@ from domain import tokens
 from domain.errors import NotFound
 from domain.event import Event
 from domain.settings import Settings
-from store import keys
+from store import catalog, keys
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,8 @@ class EventOwner:
         self._ready = asyncio.get_running_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        stored = await self._redis.get(keys.event(self._event.event_id))
-        if stored is None:
-            await self._redis.set(keys.event(self._event.event_id), self._event.to_json())
-            await self._redis.zadd(keys.events_index(), {self._event.event_id: time.time()})
-            await self._redis.hset(keys.available(self._event.event_id), mapping={
-                str(b.index): b.seats_total for b in self._event.venue.blocks})
-        else:
-            self._event = Event.from_json(stored)
+        if not await catalog.save_event(self._redis, self._event, time.time()):
+            self._event = await catalog.load_event(self._redis, self._event.event_id) or self._event
         await asyncio.gather(*[
             directory.seat_block(self._settings, self._event.event_id, b.index).ping.remote()
             for b in self._event.venue.blocks])

@@ -19,7 +19,13 @@ import ray
 from redis.asyncio import Redis
 
 from domain import holds as rules
-from domain.errors import NotFound, SeatsUnavailable, TicketingError, UserLimitExceeded
+from domain.errors import (
+    NotFound,
+    SeatsUnavailable,
+    StaleOwner,
+    TicketingError,
+    UserLimitExceeded,
+)
 from domain.event import Event
 from domain.holds import Hold, HoldStatus
 from domain.ids import HoldRef, parse_hold_id
@@ -149,7 +155,7 @@ class SeatBlock:
             if hold.status is HoldStatus.RELEASED:
                 return
             released = rules.release(hold, time.time())
-            await self._scripts.release([self._ref(hold_id).token], time.time())
+            await self._scripts.release([self._ref_of(hold).token], time.time())
             self._inventory.forget(released.hold_id)
 
     # -- checkout ------------------------------------------------------------------------
@@ -218,6 +224,10 @@ class SeatBlock:
             await asyncio.sleep(self._settings.sweep_interval_s)
             try:
                 await self._sweep()
+            except StaleOwner:
+                log.warning("block %s/%s was taken over; this incarnation stops sweeping",
+                            self._event_id, self._index)
+                return
             except Exception:
                 log.exception("sweep of %s/%s failed", self._event_id, self._index)
 

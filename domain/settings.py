@@ -40,6 +40,9 @@ class Settings:
         "TICKETING_RAY_NAMESPACE", "ticketing", "Ray namespace of the named actors.")
     http_host: str = _setting("HTTP_HOST", "127.0.0.1", "Address Serve's HTTP ingress binds.")
     http_port: int = _setting("HTTP_PORT", 8000, "Port of Serve's HTTP ingress.")
+    block_actor_resource: str = _setting(
+        "BLOCK_ACTOR_RESOURCE", "", "Custom Ray resource seat-block actors need (pins them to "
+        "nodes that offer it); empty places them anywhere.")
     hold_ttl_s: int = _setting(
         "HOLD_TTL_S", 600, "Default hold lifetime (seat and price locked), per event overridable.")
     max_seats_per_user: int = _setting(

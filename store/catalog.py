@@ -19,6 +19,16 @@ from store import keys
 from store.records import decode_hold
 
 
+async def save_event(redis: Redis, event: Event, now: float) -> bool:
+    """Store a new event and its per-block availability; False if it already exists."""
+    if not await redis.set(keys.event(event.event_id), event.to_json(), nx=True):
+        return False
+    await redis.zadd(keys.events_index(), {event.event_id: now})
+    await redis.hset(keys.available(event.event_id), mapping={
+        str(b.index): b.seats_total for b in event.venue.blocks})
+    return True
+
+
 async def load_event(redis: Redis, event_id: str) -> Event | None:
     raw = await redis.get(keys.event(event_id))
     return Event.from_json(raw) if raw is not None else None

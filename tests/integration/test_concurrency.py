@@ -1,0 +1,69 @@
+"""Thousands of clients race for a few hundred seats: no seat is ever held or sold twice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CLIENTS = 2000
+ROWS, PER_ROW = 20, 25  # 500 seats
+
+
+async def test_2000_clients_racing_for_500_seats_never_share_a_seat(
+        api: str, new_event, admission) -> None:
+    event = await new_event(rows=ROWS, seats_per_row=PER_ROW, max_seats_per_user=4)
+    event_id, total = event["event_id"], event["seats_total"]
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=api, timeout=120, limits=limits) as http:
+        snapshots: list[Counter[str]] = []
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not done.is_set():
+                seats = (await http.get(f"/v1/events/{event_id}/seats")).json()["seats"]
+                snapshots.append(Counter(s["status"] for s in seats))
+                await asyncio.sleep(0.05)
+
+        async def client(n: int) -> tuple[int, dict[str, Any], dict[str, str]]:
+            auth = admission(f"racer{n}", event_id)
+            if n % 2:
+                row, first = rng.randint(1, ROWS), rng.randint(1, PER_ROW - 1)
+                body: dict[str, Any] = {"seat_ids": [f"A-{row}-{first}", f"A-{row}-{first + 1}"]}
+            else:
+                body = {"section": "A", "quantity": rng.randint(1, 3)}
+            response = await http.post(f"/v1/events/{event_id}/holds", json=body, headers=auth)
+            return response.status_code, response.json(), auth
+
+        watcher = asyncio.create_task(watch())
+        results = await asyncio.gather(*[client(n) for n in range(CLIENTS)])
+        buyers = [(body, auth) for status, body, auth in results if status == 201][::2]
+        bought = await asyncio.gather(*[http.post(
+            f"/v1/holds/{body['hold_id']}/checkout", json={"payment_token": "tok_visa"},
+            headers=auth | {"Idempotency-Key": "once"}) for body, auth in buyers])
+        done.set()
+        await watcher
+        final = (await http.get(f"/v1/events/{event_id}/seats")).json()["seats"]
+
+    statuses = Counter(status for status, _, _ in results)
+    assert set(statuses) <= {201, 409}, statuses
+    assert all(body["error"]["code"] in ("seats_unavailable",) for status, body, _ in results
+               if status == 409)
+    held_seats = [seat for status, body, _ in results if status == 201 for seat in body["seat_ids"]]
+    assert len(held_seats) == len(set(held_seats)), "a seat was held twice"
+    assert 0 < len(held_seats) <= total
+    assert all(b.status_code == 201 for b in bought)
+    sold = [seat for b in bought for seat in b.json()["seat_ids"]]
+    assert len(sold) == len(set(sold))
+    for snapshot in snapshots:
+        assert sum(snapshot.values()) == total
+    final_count = Counter(s["status"] for s in final)
+    assert final_count["sold"] == len(sold)
+    assert final_count["sold"] + final_count["held"] + final_count["available"] == total
