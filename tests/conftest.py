@@ -1,0 +1,89 @@
+"""Session fixtures for the real services, on ports distinct from `make up`'s stack.
+
+Services start lazily: only a test that asks for `redis_url`, `kafka_bootstrap`, `ntp_server`
+(or a fixture built on them) starts that service, once per session; it stops at session end.
+A unit-only run (`pytest tests/unit`) starts nothing. Ray and Serve are not started here.
+
+    Redis 6391, Kafka 19092 (controller 19093), NTP 11124; state in /tmp/ticketing-test-<pid>
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from domain.settings import Settings
+from infra import stack
+
+TEST_REDIS_PORT = 6391
+TEST_KAFKA_PORT = 19092
+TEST_KAFKA_CONTROLLER_PORT = 19093
+TEST_NTP_PORT = 11124
+
+
+@pytest.fixture(scope="session")
+def stack_state_dir() -> Iterator[Path]:
+    """State dir of the test services (short path under /tmp: Unix sockets have length limits)."""
+    d = Path(f"/tmp/ticketing-test-{os.getpid()}")
+    d.mkdir(parents=True, exist_ok=True)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack_state_dir: Path) -> Iterator[str]:
+    url = stack.start_redis(TEST_REDIS_PORT, stack_state_dir)
+    yield url
+    stack.stop_redis(TEST_REDIS_PORT, stack_state_dir)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A sync client on an emptied database (each test starts from a clean Redis)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=False)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack_state_dir: Path) -> Iterator[str]:
+    bootstrap = stack.start_kafka(TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, stack_state_dir)
+    yield bootstrap
+    stack.stop_kafka(TEST_KAFKA_PORT, stack_state_dir)
+
+
+@pytest.fixture
+def kafka_restart(kafka_bootstrap: str, stack_state_dir: Path) -> Callable[[], str]:
+    """Call to stop the broker and start it again on the same data; returns the bootstrap."""
+
+    def restart() -> str:
+        stack.stop_kafka(TEST_KAFKA_PORT, stack_state_dir)
+        return stack.start_kafka(TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, stack_state_dir)
+
+    return restart
+
+
+@pytest.fixture(scope="session")
+def ntp_server(stack_state_dir: Path) -> Iterator[str]:
+    server = stack.start_ntp(TEST_NTP_PORT, stack_state_dir)
+    yield server
+    stack.stop_ntp(TEST_NTP_PORT, stack_state_dir)
+
+
+@pytest.fixture
+def settings(redis_url: str, kafka_bootstrap: str, ntp_server: str) -> Settings:
+    """Settings on the test services, ignoring the environment; own Kafka topics per test."""
+    return Settings.from_env(
+        environ={},
+        redis_url=redis_url,
+        kafka_bootstrap=kafka_bootstrap,
+        ntp_servers=(ntp_server,),
+        kafka_topic_prefix=f"t{uuid.uuid4().hex[:12]}",
+    )
