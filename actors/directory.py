@@ -20,18 +20,21 @@ def seat_block(settings: Settings, event_id: str, block: int) -> ActorHandle:
     from actors.seat_block import SeatBlockActor, actor_name
 
     resource = settings.block_actor_resource
-    placed = SeatBlockActor.options(resources={resource: 0.001}) if resource else SeatBlockActor
-    return _get_or_create(placed, actor_name(event_id, block), settings, settings, event_id, block)
+    placement = {"resources": {resource: 0.001}} if resource else {}
+    return _get_or_create(SeatBlockActor, actor_name(event_id, block), settings, placement,
+                          settings, event_id, block)
 
 
 def event_owner(settings: Settings, event: Event) -> ActorHandle:
     from actors.event_owner import EventOwnerActor
 
-    return _get_or_create(EventOwnerActor, f"event:{event.event_id}", settings, settings, event)
+    return _get_or_create(EventOwnerActor, f"event:{event.event_id}", settings, {},
+                          settings, event)
 
 
-def _get_or_create(actor_class: Any, name: str, settings: Settings, *args: Any) -> ActorHandle:
+def _get_or_create(actor_class: Any, name: str, settings: Settings, placement: dict[str, Any],
+                   *args: Any) -> ActorHandle:
     handle: ActorHandle = actor_class.options(
         name=name, namespace=settings.ray_namespace, lifetime="detached",
-        get_if_exists=True).remote(*args)
+        get_if_exists=True, **placement).remote(*args)
     return handle

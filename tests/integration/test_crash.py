@@ -158,8 +158,6 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
     assert all(h.status == "active" for h in holds)
     for n in range(4):
         await block.checkout.remote(holds[n].hold_id, f"user{n}", f"key{n}", "tok_visa")
-    node_of = ray.get_actor(actor_name(event.event_id, 0), namespace=settings.ray_namespace)
-    del node_of
     ray_cluster.add_node(num_cpus=1, resources={"blocknode": 1})
     ray_cluster.wait_for_nodes()
     ray_cluster.remove_node(first)
