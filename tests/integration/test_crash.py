@@ -147,12 +147,12 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
     settings = dataclasses.replace(app_settings, block_actor_resource="blocknode")
     first = ray_cluster.add_node(num_cpus=1, resources={"blocknode": 1})
     ray_cluster.wait_for_nodes()
-    event = Event("ev" + "%012x" % int(time.time() * 1000), "Node loss", time.time(), 600, 6,
+    event = Event(f"ev{int(time.time() * 1000):012x}", "Node loss", time.time(), 600, 6,
                   (Section("A", 5, 10, 1000),), 2000)
     redis = Redis.from_url(settings.redis_url)
     await catalog.save_event(redis, event, time.time())
     block = directory.seat_block(settings, event.event_id, 0)
-    requests = [(HoldRef(event.event_id, 0, "%016x" % n).hold_id,
+    requests = [(HoldRef(event.event_id, 0, f"{n:016x}").hold_id,
                  HoldRequest(f"user{n}", (f"A-1-{n + 1}",))) for n in range(8)]
     holds = await block.hold.remote(requests)
     assert all(h.status == "active" for h in holds)
@@ -162,14 +162,14 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
     ray_cluster.wait_for_nodes()
     ray_cluster.remove_node(first)
 
-    for attempt in range(120):
+    for _ in range(120):
         try:
             await asyncio.wait_for(block.ping.remote(), 10)
             break
         except (ray.exceptions.RayError, TimeoutError):
             await asyncio.sleep(0.5)
     else:
-        raise AssertionError(f"the block never came back after {attempt} tries")
+        raise AssertionError("the block never came back")
     for n in range(4, 8):  # holds made before the node died can still be bought
         await block.checkout.remote(holds[n].hold_id, f"user{n}", f"key{n}", "tok_visa")
     replay = await block.checkout.remote(holds[0].hold_id, "user0", "key0", "tok_visa")
