@@ -399,7 +399,8 @@ class Api:
 
 def deploy(settings: Settings) -> None:
     """Start Serve on loopback and run the app without blocking (Ray must be initialised)."""
-    serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
+    serve.start(proxy_location=settings.proxy_location,
+                http_options={"host": settings.http_host, "port": settings.http_port})
     api = Api.options(logging_config=LoggingConfig(enable_access_log=settings.access_log))
     serve.run(api.bind(settings), name="ticketing", route_prefix="/", blocking=False)
 

@@ -43,6 +43,9 @@ class Settings:
     block_actor_resource: str = _setting(
         "BLOCK_ACTOR_RESOURCE", "", "Custom Ray resource seat-block actors need (pins them to "
         "nodes that offer it); empty places them anywhere.")
+    proxy_location: str = _setting(
+        "SERVE_PROXY_LOCATION", "EveryNode", "Where Serve runs HTTP proxies: EveryNode (each node "
+        "serves) or HeadOnly (needed when several nodes share one host, as in tests).")
     hold_ttl_s: int = _setting(
         "HOLD_TTL_S", 600, "Default hold lifetime (seat and price locked), per event overridable.")
     max_seats_per_user: int = _setting(
@@ -69,6 +72,37 @@ class Settings:
         "KAFKA_TIMEOUT_S", 10.0, "How long a ledger write may wait for acks=all.")
     actor_call_timeout_s: float = _setting(
         "ACTOR_CALL_TIMEOUT_S", 30.0, "How long Serve waits on one actor call before a 503.")
+    join_partitions: int = _setting(
+        "JOIN_PARTITIONS", 4, "Kafka partitions of each event's joins topic (joins spread by ticket).")
+    ingest_actors: int = _setting(
+        "INGEST_ACTORS", 2, "Actors per event pulling join batches from the partitions.")
+    ingest_batch_max: int = _setting(
+        "INGEST_BATCH_MAX", 5000, "Most joins one ingest actor pulls per batch.")
+    ingest_wait_ms: int = _setting(
+        "INGEST_WAIT_MS", 50, "Longest an ingest actor waits for its batch to fill.")
+    ingest_lag_ms: int = _setting(
+        "INGEST_LAG_MS", 250, "Allowance for joins still on their way through Kafka, added to "
+        "the clock uncertainty behind which the room merges partitions.")
+    partition_idle_ms: int = _setting(
+        "PARTITION_IDLE_MS", 1000, "A partition silent this long stops holding the merge back.")
+    admission_rate_per_s: float = _setting(
+        "ADMISSION_RATE_PER_S", 50.0, "Default admissions per second, per event overridable.")
+    admit_interval_s: float = _setting(
+        "ADMIT_INTERVAL_S", 0.1, "How often the room merges, persists and admits.")
+    ntp_refresh_s: float = _setting(
+        "NTP_REFRESH_S", 30.0, "How often the ingress re-measures its clock offset.")
+    unsynced_uncertainty_ms: int = _setting(
+        "UNSYNCED_UNCERTAINTY_MS", 1000, "Clock uncertainty assumed when no NTP server answers.")
+    join_rate_per_s: float = _setting(
+        "JOIN_RATE_PER_S", 5.0, "Joins allowed per client per second (429 beyond).")
+    status_rate_per_s: float = _setting(
+        "STATUS_RATE_PER_S", 10.0, "Status reads allowed per client per second (429 beyond).")
+    max_streams_per_ticket: int = _setting(
+        "MAX_STREAMS_PER_TICKET", 3, "Open SSE streams one ticket may hold per replica.")
+    stream_tick_s: float = _setting(
+        "STREAM_TICK_S", 1.0, "How often a replica refreshes queue positions for its streams.")
+    heartbeat_s: float = _setting(
+        "HEARTBEAT_S", 15.0, "SSE heartbeat interval (keeps proxies from closing idle streams).")
     access_log: bool = _setting(
         "ACCESS_LOG", False, "Serve access logs; off by default, they cost 20-50% on the hot path.")
 
@@ -95,6 +129,10 @@ class Settings:
             problems.append("max_seats_per_user must be between 1 and max_quantity")
         if self.block_max_seats < 1 or self.hold_batch_max < 1 or self.sweep_batch_max < 1:
             problems.append("block_max_seats, hold_batch_max and sweep_batch_max must be >= 1")
+        if self.join_partitions < 1 or not 1 <= self.ingest_actors <= self.join_partitions:
+            problems.append("ingest_actors must be between 1 and join_partitions")
+        if self.admission_rate_per_s < 0 or self.admit_interval_s <= 0:
+            problems.append("admission_rate_per_s must be >= 0 and admit_interval_s > 0")
         if self.sweep_interval_s <= 0 or self.hold_batch_wait_s < 0:
             problems.append("sweep_interval_s must be > 0 and hold_batch_wait_s >= 0")
         if self.production and self.token_secret == DEV_TOKEN_SECRET:
@@ -111,9 +149,9 @@ class Settings:
         """Topics are named here and nowhere else."""
         return f"{self.kafka_topic_prefix}.bookings"
 
-    @property
-    def joins_topic(self) -> str:
-        return f"{self.kafka_topic_prefix}.queue-joins"
+    def joins_topic(self, event_id: str) -> str:
+        """One joins topic per event, so each room commits its own offsets."""
+        return f"{self.kafka_topic_prefix}.joins.{event_id}"
 
 
 def _parse(raw: str, default: Any) -> Any:

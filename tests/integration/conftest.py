@@ -36,7 +36,7 @@ def app_settings(redis_url: str, kafka_bootstrap: str, ntp_server: str) -> Setti
     return Settings.from_env(
         environ={}, redis_url=redis_url.rsplit("/", 1)[0] + "/1", kafka_bootstrap=kafka_bootstrap,
         ntp_servers=(ntp_server,), kafka_topic_prefix=f"it{int(time.time())}",
-        http_port=HTTP_PORT, sweep_interval_s=0.1)
+        http_port=HTTP_PORT, sweep_interval_s=0.1, proxy_location="HeadOnly")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from typing import Any
 
+import httpx
 import pytest
 import ray
 from redis.asyncio import Redis
@@ -143,7 +144,7 @@ async def test_an_old_incarnation_can_no_longer_write(
 
 
 async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
-        ray_cluster, app_settings, app_redis) -> None:
+        ray_cluster, api, http, app_settings, app_redis) -> None:
     settings = dataclasses.replace(app_settings, block_actor_resource="blocknode")
     first = ray_cluster.add_node(num_cpus=1, resources={"blocknode": 1})
     ray_cluster.wait_for_nodes()
@@ -177,3 +178,12 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
     assert sorted(audit(app_redis, settings, event.event_id)) == sorted(
         f"A-1-{n + 1}" for n in range(8))
     await redis.aclose()
+    for _ in range(60):  # Serve survives the node loss too
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(1)
+    else:
+        raise AssertionError("the app did not recover from the node loss")

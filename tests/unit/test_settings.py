@@ -39,7 +39,7 @@ def test_from_env_reads_each_type_from_its_env_name():
     assert s.sweep_interval_s == 0.5
     assert s.kafka_timeout_s == 3.0 and isinstance(s.kafka_timeout_s, float)
     assert s.access_log is True
-    assert (s.ledger_topic, s.joins_topic) == ("t1.bookings", "t1.queue-joins")
+    assert (s.ledger_topic, s.joins_topic("ev1")) == ("t1.bookings", "t1.joins.ev1")
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("TRUE", True), ("Yes", True),

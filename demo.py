@@ -1,0 +1,124 @@
+"""A small on-sale, end to end, against the running stack (`make up`; `make demo` does both).
+
+Creates an event, lets a crowd of users join the waiting room, get admitted, race for the
+seats, pay (one card is declined, one hold is left to expire), then prints what happened and
+audits the result: every seat sold at most once, every confirmed booking in the Kafka ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from domain.settings import Settings
+from store.ledger import read_bookings
+
+USERS = int(os.environ.get("DEMO_USERS", "300"))
+ROWS, PER_ROW = 10, 20
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def create_event(http: httpx.AsyncClient, admin_token: str) -> dict[str, Any]:
+    body = {"name": "Demo Night", "hold_ttl_s": 8, "max_seats_per_user": 4, "sections": [
+        {"name": "Floor", "rows": ROWS, "seats_per_row": PER_ROW, "price_cents": 12000},
+        {"name": "Balcony", "rows": 5, "seats_per_row": 20, "price_cents": 6500}]}
+    response = await http.post("/v1/events", json=body,
+                               headers={"Authorization": f"Bearer {admin_token}"})
+    response.raise_for_status()
+    event: dict[str, Any] = response.json()
+    return event
+
+
+async def admitted(http: httpx.AsyncClient, event_id: str, user: str) -> dict[str, str]:
+    """Join the waiting room and wait (polling the status) until admitted."""
+    ticket = (await http.post(f"/v1/events/{event_id}/queue", json={"user_id": user})).json()
+    auth = {"Authorization": f"Bearer {ticket['ticket_token']}"}
+    while True:
+        status = (await http.get(f"/v1/events/{event_id}/queue/{ticket['ticket_id']}",
+                                 headers=auth)).json()
+        if status.get("admission_token"):
+            return {"Authorization": f"Bearer {status['admission_token']}"}
+        if status.get("state") in ("sold_out", "expired"):
+            return {}
+        await asyncio.sleep(0.5)
+
+
+async def shopper(http: httpx.AsyncClient, event_id: str, n: int, rng: random.Random,
+                  outcomes: Counter[str]) -> dict[str, Any] | None:
+    auth = await admitted(http, event_id, f"fan{n}")
+    if not auth:
+        outcomes["sold out before admission"] += 1
+        return None
+    section = "Floor" if rng.random() < 0.7 else "Balcony"
+    held = await http.post(f"/v1/events/{event_id}/holds", headers=auth,
+                           json={"section": section, "quantity": rng.randint(1, 4)})
+    if held.status_code != 201:
+        outcomes[f"hold refused ({held.json()['error']['code']})"] += 1
+        return None
+    hold = held.json()
+    if n % 97 == 0:
+        outcomes["hold left to expire"] += 1
+        return None
+    card = "tok_chargeDeclined" if n % 50 == 1 else "tok_visa"
+    paid = await http.post(f"/v1/holds/{hold['hold_id']}/checkout", headers=auth | {
+        "Idempotency-Key": f"demo-{n}"}, json={"payment_token": card})
+    if paid.status_code == 402:
+        outcomes["card declined, hold kept"] += 1
+        return None
+    if paid.status_code != 201:
+        outcomes[f"checkout refused ({paid.json()['error']['code']})"] += 1
+        return None
+    outcomes["booked"] += 1
+    booking: dict[str, Any] = paid.json()
+    return booking
+
+
+async def main() -> int:
+    settings = Settings.from_env()
+    base = os.environ.get("DEMO_URL", f"http://{settings.http_host}:{settings.http_port}")
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        event = await create_event(http, settings.admin_token)
+        event_id = event["event_id"]
+        say(f"Event {event_id}: {event['seats_total']} seats; {USERS} fans arrive at once.")
+        rng, outcomes = random.Random(2026), Counter[str]()
+        started = time.perf_counter()
+        bookings = [b for b in await asyncio.gather(*[
+            shopper(http, event_id, n, rng, outcomes) for n in range(USERS)]) if b]
+        elapsed = time.perf_counter() - started
+        say(f"On-sale ran {elapsed:.1f}s. Outcomes:")
+        for outcome, count in outcomes.most_common():
+            say(f"  {count:5d}  {outcome}")
+        await asyncio.sleep(9)  # let the abandoned holds expire on their own
+        details = (await http.get(f"/v1/events/{event_id}")).json()
+        seats = (await http.get(f"/v1/events/{event_id}/seats")).json()["seats"]
+    counts = Counter(s["status"] for s in seats)
+    say(f"Seats now: {dict(counts)} (available per the cache: {details['seats_available']})")
+    ledger = read_bookings(settings.kafka_bootstrap, settings.ledger_topic, event_id)
+    sold = [seat for b in ledger for seat in b["seat_ids"]]
+    revenue = sum(b["total_cents"] for b in ledger) / 100
+    say(f"Ledger: {len(ledger)} bookings, {len(sold)} seats, revenue {revenue:,.2f}")
+    checks = {
+        "no seat sold twice": len(sold) == len(set(sold)),
+        "every confirmed booking is in the ledger": {b["booking_id"] for b in bookings}
+        <= {b["booking_id"] for b in ledger},
+        "sold seats match the ledger": counts["sold"] == len(sold),
+        "expired holds gave their seats back": counts["held"] == 0,
+    }
+    for check, ok in checks.items():
+        say(f"  [{'ok' if ok else 'FAILED'}] {check}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
