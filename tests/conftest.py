@@ -21,10 +21,12 @@ import redis
 from domain.settings import Settings
 from infra import stack
 
-TEST_REDIS_PORT = 6391
-TEST_KAFKA_PORT = 19092
-TEST_KAFKA_CONTROLLER_PORT = 19093
-TEST_NTP_PORT = 11124
+# TICKETING_TEST_PORT_OFFSET shifts every test port, so two suites can run side by side.
+_OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
+TEST_REDIS_PORT = 6391 + _OFFSET
+TEST_KAFKA_PORT = 19092 + _OFFSET
+TEST_KAFKA_CONTROLLER_PORT = 19093 + _OFFSET
+TEST_NTP_PORT = 11124 + _OFFSET
 
 
 @pytest.fixture(scope="session")
