@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -21,17 +22,22 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.schemas import SchemaGenerator
+from starlette.staticfiles import StaticFiles
 
+from actors import directory
 from actors.client import BookingClient
-from domain import commands, errors, tokens
-from domain.event import Event, iso, parse_event
+from actors.queue_client import QueueClient
+from domain import availability, commands, errors, tokens
+from domain.event import Event, iso, parse_event, parse_rate
 from domain.holds import Hold
 from domain.ids import new_event_id, parse_booking_id, parse_hold_id
 from domain.settings import Settings
 from store import catalog
+from store.replicas import ReadRouter
+from store.seat_feed import SeatFeeds
 
 log = logging.getLogger("ticketing.http")
 
@@ -91,6 +97,9 @@ class Http:
     def __init__(self, settings: Settings, client: BookingClient) -> None:
         self.settings = settings
         self.client = client
+        self.queue = QueueClient(settings, client.redis)
+        self.reads = ReadRouter(client.redis, settings)  # cached reads: a replica when fresh
+        self.feeds = SeatFeeds(self.reads, settings)  # live availability, one reader per event
 
     async def json(self, request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -123,6 +132,17 @@ class Http:
                              time.time())
 
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def client_key(request: Request, trust_forwarded_for: bool) -> str:
+    """Whom rate limits count: the peer, or the first forwarded address behind a trusted proxy."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if forwarded and trust_forwarded_for:
+        return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
 def hold_view(hold: Hold) -> dict[str, Any]:
     return {"hold_id": hold.hold_id, "event_id": hold.event_id, "status": hold.visible_status(
         time.time()), "seat_ids": list(hold.seat_ids), "section": hold.section,
@@ -136,14 +156,16 @@ def event_view(event: Event, free: dict[int, int]) -> dict[str, Any]:
         per_section[block.section] += free.get(block.index, block.seats_total)
     return {"event_id": event.event_id, "name": event.name, "onsale_at": iso(event.onsale_at),
             "hold_ttl_s": event.hold_ttl_s, "max_seats_per_user": event.max_seats_per_user,
+            "admission_rate_per_s": event.admission_rate_per_s,
             "seats_total": event.venue.seats_total, "seats_available": sum(per_section.values()),
             "sections": [{"name": s.name, "rows": s.rows, "seats_per_row": s.seats_per_row,
                           "price_cents": s.price_cents, "seats_available": per_section[s.name]}
                          for s in event.sections]}
 
 
-def build_routes(http: Http) -> list[Route]:
-    client, settings = http.client, http.settings
+def build_routes(http: Http) -> list[BaseRoute]:
+    client, settings, queue = http.client, http.settings, http.queue
+    seat_map_cache: dict[str, tuple[tuple[int, Event], bytes]] = {}  # built once per version
 
     async def create_event(request: Request) -> Response:
         """
@@ -153,7 +175,8 @@ def build_routes(http: Http) -> list[Route]:
         http.admin(request)
         event = parse_event(await http.json(request), new_event_id(), time.time(),
                             settings.hold_ttl_s, settings.max_seats_per_user,
-                            settings.block_max_seats, settings.max_quantity)
+                            settings.block_max_seats, settings.max_quantity,
+                            settings.admission_rate_per_s)
         await client.call(client.owner(event).ping.remote())
         free = {b.index: b.seats_total for b in event.venue.blocks}
         return JSONResponse(event_view(event, free), status_code=201)
@@ -164,10 +187,11 @@ def build_routes(http: Http) -> list[Route]:
         responses: {200: {description: the event}, 404: {description: no such event}}
         """
         event_id = request.path_params["event_id"]
-        event = await catalog.load_event(client.redis, event_id)
+        (event, free), source = await http.reads.read(
+            lambda redis: catalog.event_details(redis, event_id))
         if event is None:
             raise errors.NotFound(f"no such event: {event_id[:40]}")
-        return JSONResponse(event_view(event, await catalog.availability(client.redis, event_id)))
+        return JSONResponse(event_view(event, free), headers=source.headers())
 
     async def set_price(request: Request) -> Response:
         """
@@ -189,35 +213,88 @@ def build_routes(http: Http) -> list[Route]:
         responses: {200: {description: the seat map}}
         """
         event = await client.event(request.path_params["event_id"])
-        statuses = await catalog.seat_statuses(client.redis, event)
-        current = await catalog.load_event(client.redis, event.event_id) or event
-        prices = {s.name: s.price_cents for s in current.sections}
-        return JSONResponse({"event_id": event.event_id, "seats": [
-            {"seat_id": seat, "section": block.section, "row": block.first_row + i //
-             block.seats_per_row, "number": i % block.seats_per_row + 1,
-             "price_cents": prices[block.section], "status": statuses[seat]}
-            for block in event.venue.blocks for i, seat in enumerate(block.seat_ids())]})
+        (current, version), source = await http.reads.read(
+            lambda redis: catalog.event_and_seat_version(redis, event.event_id))
+        feed = await http.feeds.get(event)
+        await feed.wait_for(version, settings.replica_max_staleness_s)  # as fresh as the read
+        body = seat_map_cache.get(event.event_id)
+        if body is None or body[0] != (feed.board.version, current or event):
+            body = ((feed.board.version, current or event),
+                    seat_map_body(current or event, feed.board.statuses))
+            seat_map_cache[event.event_id] = body
+        return Response(body[1], media_type="application/json", headers=source.headers())
 
     async def join_queue(request: Request) -> Response:
         """
-        summary: Join the event's waiting room; joining again returns the same ticket
-        responses: {202: {description: the ticket and its token}}
+        summary: Join the event's waiting room, stamped by NTP time; a rejoin keeps its place
+        responses: {202: {description: the ticket and its token}, 429: {description: slow down}}
         """
         event = await client.event(request.path_params["event_id"])
-        user_id = commands.parse_user_id(await http.json(request))
-        ticket = await client.call(client.owner(event).join.remote(user_id))
-        return JSONResponse(ticket | {"joined_at": iso(ticket["joined_at"])}, status_code=202)
+        body = await http.json(request)
+        user_id, code = commands.parse_user_id(body), commands.parse_priority_code(body)
+        who = client_key(request, settings.trust_forwarded_for)
+        ticket = await queue.join(event, user_id, code, who)
+        return JSONResponse(ticket, status_code=202)
 
     async def queue_status(request: Request) -> Response:
         """
-        summary: Position, ETA and (once admitted) the admission token (Bearer ticket token)
+        summary: State, position, ETA range and, once admitted, the admission token
         responses: {200: {description: the ticket's state}}
         """
         event = await client.event(request.path_params["event_id"])
         claims = http.claims(request, tokens.TICKET, event.event_id)
-        status = await client.call(client.owner(event).status.remote(
-            request.path_params["ticket_id"], claims.user_id))
-        return JSONResponse(status | {"joined_at": iso(status["joined_at"])})
+        who = client_key(request, settings.trust_forwarded_for)
+        return JSONResponse(await queue.status(event, request.path_params["ticket_id"], claims, who))
+
+    async def queue_stream(request: Request) -> Response:
+        """
+        summary: Server-Sent Events of position, admitted, sold_out (token in ?token=)
+        responses: {200: {description: an event stream}}
+        """
+        event = await client.event(request.path_params["event_id"])
+        token = request.query_params.get("token", "")
+        claims = tokens.verify(settings.token_secret, token, tokens.TICKET, event.event_id,
+                               time.time())
+        events = await queue.stream(event, request.path_params["ticket_id"], claims,
+                                    request.headers.get("last-event-id"))
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def queue_stats(request: Request) -> Response:
+        """
+        summary: Waiting, admitted, admission rate and oldest wait (admin)
+        responses: {200: {description: the room's numbers}}
+        """
+        http.admin(request)
+        return JSONResponse(await queue.stats(await client.event(request.path_params["event_id"])))
+
+    async def patch_event(request: Request) -> Response:
+        """
+        summary: Change the admission rate live (admin)
+        responses: {200: {description: the event}}
+        """
+        http.admin(request)
+        event = await client.event(request.path_params["event_id"])
+        rate = parse_rate(commands.field(await http.json(request), "admission_rate_per_s"))
+        updated = await client.call(client.owner(event).set_admission_rate.remote(rate))
+        client.forget(event.event_id)
+        return JSONResponse(event_view(updated, await catalog.availability(client.redis,
+                                                                          event.event_id)))
+
+    async def event_fairness(request: Request) -> Response:
+        """
+        summary: Lottery commitment and seed, pre-queue entrants, admission log head
+        responses: {200: {description: what anyone needs to recompute the order}}
+        """
+        return JSONResponse(await queue.fairness(
+            await client.event(request.path_params["event_id"])))
+
+    async def ticket_proof(request: Request) -> Response:
+        """
+        summary: A ticket's admission log entry and the chain from it to the head
+        responses: {200: {description: the proof}, 404: {description: not admitted}}
+        """
+        event = await client.event(request.path_params["event_id"])
+        return JSONResponse(await queue.proof(event, request.path_params["ticket_id"]))
 
     async def create_hold(request: Request) -> Response:
         """
@@ -311,7 +388,12 @@ def build_routes(http: Http) -> list[Route]:
         Route("/v1/events/{event_id}/sections/{name}", set_price, methods=["PATCH"]),
         Route("/v1/events/{event_id}/seats", seats, methods=["GET"]),
         Route("/v1/events/{event_id}/queue", join_queue, methods=["POST"]),
+        Route("/v1/events/{event_id}", patch_event, methods=["PATCH"]),
+        Route("/v1/events/{event_id}/queue/stats", queue_stats, methods=["GET"]),
         Route("/v1/events/{event_id}/queue/{ticket_id}", queue_status, methods=["GET"]),
+        Route("/v1/events/{event_id}/queue/{ticket_id}/stream", queue_stream, methods=["GET"]),
+        Route("/v1/events/{event_id}/fairness", event_fairness, methods=["GET"]),
+        Route("/v1/events/{event_id}/fairness/{ticket_id}", ticket_proof, methods=["GET"]),
         Route("/v1/events/{event_id}/holds", create_hold, methods=["POST"]),
         Route("/v1/holds/{hold_id}", get_hold, methods=["GET"]),
         Route("/v1/holds/{hold_id}", release_hold, methods=["DELETE"]),
@@ -320,8 +402,64 @@ def build_routes(http: Http) -> list[Route]:
         Route("/healthz", healthz, methods=["GET"], include_in_schema=True),
         Route("/metrics", metrics, methods=["GET"], include_in_schema=False),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        *build_live_routes(http),
     ]
     return routes
+
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+def seat_map_body(event: Event, statuses: dict[str, str]) -> bytes:
+    prices = {s.name: s.price_cents for s in event.sections}
+    return json.dumps({"event_id": event.event_id, "seats": [
+        {"seat_id": seat, "section": block.section, "row": block.first_row + i //
+         block.seats_per_row, "number": i % block.seats_per_row + 1,
+         "price_cents": prices[block.section], "status": statuses[seat]}
+        for block in event.venue.blocks for i, seat in enumerate(block.seat_ids())]},
+        separators=(",", ":")).encode()
+
+
+def build_live_routes(http: Http) -> list[BaseRoute]:
+    """The availability stream and the web pages (issue 4)."""
+
+    async def availability_stream(request: Request) -> Response:
+        """
+        summary: Live seat statuses (SSE) - a snapshot, then deltas at most every 200 ms
+        description: Each event's id is the seat version; a reconnect with Last-Event-ID
+          resumes from it, or gets a fresh snapshot when it is too old.
+        responses: {200: {description: text/event-stream of snapshot, delta, error}}
+        """
+        event = await http.client.event(request.path_params["event_id"])
+        feed = await http.feeds.get(event)
+        last_seen = availability.parse_last_event_id(
+            request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
+        subscriber = feed.subscribe(last_seen)
+
+        async def messages() -> Any:
+            try:
+                yield availability.RETRY
+                while not subscriber.dropped and not feed.closed:
+                    yield await subscriber.next()
+            except asyncio.CancelledError:
+                raise  # the client left
+            except Exception:
+                log.exception("availability stream of %s failed", event.event_id)
+                yield availability.sse("error", {"code": "internal", "message": "stream failed"})
+            finally:
+                feed.unsubscribe(subscriber)
+
+        return StreamingResponse(messages(), media_type="text/event-stream", headers={
+            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} | feed.source.headers())
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/app/")
+
+    return [
+        Route("/v1/events/{event_id}/availability/stream", availability_stream, methods=["GET"]),
+        Route("/", home, methods=["GET"], include_in_schema=False),
+        Mount("/app", StaticFiles(directory=WEB_DIR, html=True, check_dir=False), name="web"),
+    ]
 
 
 SCHEMAS = SchemaGenerator({"openapi": "3.0.3", "info": {
@@ -340,8 +478,11 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
         return True
 
     async def actors_ok() -> bool:
+        """The newest events' owners answer (looked up, never created by a health check)."""
         for event_id in await catalog.event_ids(client.redis, 3):
-            await client.call(client.owner(await client.event(event_id)).ping.remote())
+            owner = directory.existing_event_owner(client.settings, event_id)
+            if owner is not None:
+                await client.call(owner.ping.remote())
         return True
 
     names = ("redis", "kafka", "actors")
@@ -401,7 +542,9 @@ def deploy(settings: Settings) -> None:
     """Start Serve on loopback and run the app without blocking (Ray must be initialised)."""
     serve.start(proxy_location=settings.proxy_location,
                 http_options={"host": settings.http_host, "port": settings.http_port})
-    api = Api.options(logging_config=LoggingConfig(enable_access_log=settings.access_log))
+    placement = {"resources": {settings.ingress_resource: 0.001}} if settings.ingress_resource else {}
+    api = Api.options(logging_config=LoggingConfig(enable_access_log=settings.access_log),
+                      ray_actor_options={"num_cpus": 0, **placement})
     serve.run(api.bind(settings), name="ticketing", route_prefix="/", blocking=False)
 
 

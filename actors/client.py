@@ -50,6 +50,10 @@ class BookingClient:
             self._events[event_id] = event
         return event
 
+    def forget(self, event_id: str) -> None:
+        """Drop a cached event after its owner changed it."""
+        self._events.pop(event_id, None)
+
     def owner(self, event: Event) -> Any:
         return self._handle(f"event:{event.event_id}",
                             lambda: directory.event_owner(self.settings, event))

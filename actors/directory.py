@@ -32,6 +32,29 @@ def event_owner(settings: Settings, event: Event) -> ActorHandle:
                           settings, event)
 
 
+def existing_event_owner(settings: Settings, event_id: str) -> ActorHandle | None:
+    import ray
+
+    try:
+        return ray.get_actor(f"event:{event_id}", namespace=settings.ray_namespace)
+    except ValueError:
+        return None
+
+
+def waiting_room(settings: Settings, event_id: str) -> ActorHandle:
+    from actors.waiting_room import WaitingRoomActor
+
+    return _get_or_create(WaitingRoomActor, f"room:{event_id}", settings, {}, settings, event_id)
+
+
+def ingest(settings: Settings, event_id: str, index: int) -> ActorHandle:
+    from actors.ingest import JoinIngestActor, partitions_of
+
+    partitions = partitions_of(index, settings.ingest_actors, settings.join_partitions)
+    return _get_or_create(JoinIngestActor, f"ingest:{event_id}:{index}", settings, {},
+                          settings, event_id, partitions)
+
+
 def _get_or_create(actor_class: Any, name: str, settings: Settings, placement: dict[str, Any],
                    *args: Any) -> ActorHandle:
     handle: ActorHandle = actor_class.options(

@@ -66,7 +66,8 @@ class SeatBlock:
         block = self._event.venue.blocks[self._index]
         self._inventory = BlockInventory(block, self._event.price_of(block.section))
         epoch = await self._redis.incr(keys.block_epoch(self._event_id, self._index))
-        self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch)
+        self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch,
+                                     self._settings.seat_log_max)
         self._ledger = await asyncio.to_thread(
             Ledger, self._settings.kafka_bootstrap, self._settings.ledger_topic,
             self._settings.kafka_timeout_s)

@@ -55,6 +55,21 @@ def parse_user_id(body: Any) -> str:
     return user_id
 
 
+def parse_priority_code(body: Any) -> str | None:
+    """An optional presale code; whether it is valid is the room's business."""
+    code = body.get("priority_code") if isinstance(body, dict) else None
+    if code is not None and (not isinstance(code, str) or not 1 <= len(code) <= 64):
+        raise InvalidRequest("priority_code must be a string of 1 to 64 characters")
+    return code
+
+
+def field(body: Any, name: str) -> Any:
+    """One required field of a JSON object body."""
+    if not isinstance(body, dict) or name not in body:
+        raise InvalidRequest(f"body must be a JSON object with {name}")
+    return body[name]
+
+
 def parse_payment_token(body: Any) -> str:
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")

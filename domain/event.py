@@ -13,6 +13,8 @@ from domain.venue import Section, Venue, parse_sections
 
 MAX_NAME = 200
 MAX_HOLD_TTL_S = 3600
+MAX_RATE = 100_000
+MAX_CODES = 1000
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Event:
     max_seats_per_user: int
     sections: tuple[Section, ...]
     block_max_seats: int
+    admission_rate_per_s: float = 50.0
+    presale_codes: tuple[str, ...] = ()
 
     @cached_property
     def venue(self) -> Venue:
@@ -38,6 +42,9 @@ class Event:
                          for s in self.sections)
         return replace(self, sections=sections)
 
+    def with_rate(self, admission_rate_per_s: float) -> Event:
+        return replace(self, admission_rate_per_s=parse_rate(admission_rate_per_s))
+
     def to_json(self) -> str:
         data = {k: v for k, v in vars(self).items() if k not in ("sections", "venue")}
         data["sections"] = [vars(s) for s in self.sections]
@@ -47,11 +54,13 @@ class Event:
     def from_json(cls, raw: str | bytes) -> Event:
         data = json.loads(raw)
         data["sections"] = tuple(Section(**s) for s in data["sections"])
+        data["presale_codes"] = tuple(data.get("presale_codes", ()))
         return cls(**data)
 
 
 def parse_event(body: dict[str, Any], event_id: str, now: float, default_ttl_s: int,
-                default_max_seats: int, block_max_seats: int, max_quantity: int) -> Event:
+                default_max_seats: int, block_max_seats: int, max_quantity: int,
+                default_rate_per_s: float = 50.0) -> Event:
     """The event a create request describes, or InvalidRequest saying what is wrong."""
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
@@ -64,7 +73,24 @@ def parse_event(body: dict[str, Any], event_id: str, now: float, default_ttl_s: 
             body.get("max_seats_per_user", default_max_seats), "max_seats_per_user", max_quantity),
         sections=parse_sections(body.get("sections")),
         block_max_seats=block_max_seats,
+        admission_rate_per_s=parse_rate(body.get("admission_rate_per_s", default_rate_per_s)),
+        presale_codes=_codes(body.get("presale_codes", [])),
     )
+
+
+def parse_rate(value: object) -> float:
+    """Admissions per second: 0 pauses admission."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_RATE:
+        raise InvalidRequest(f"admission_rate_per_s must be a number from 0 to {MAX_RATE}")
+    return float(value)
+
+
+def _codes(value: object) -> tuple[str, ...]:
+    if (not isinstance(value, list) or len(value) > MAX_CODES
+            or not all(isinstance(c, str) and 4 <= len(c) <= 64 for c in value)):
+        raise InvalidRequest(f"presale_codes must be a list of at most {MAX_CODES} strings "
+                             "of 4 to 64 characters")
+    return tuple(value)
 
 
 def parse_time(value: object, default: float) -> float:

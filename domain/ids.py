@@ -7,6 +7,8 @@ from its hold (one hold confirms at most once), which makes ledger writes idempo
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -14,12 +16,24 @@ from dataclasses import dataclass
 from domain.errors import NotFound
 
 _EVENT_ID = re.compile(r"^ev[0-9a-f]{12}\Z")
+_TICKET_ID = re.compile(r"^tq[0-9a-f]{16}\Z")
 _TOKEN = re.compile(r"^[0-9a-f]{16}\Z")
 _BLOCK = re.compile(r"^[0-9]{1,6}\Z")  # ASCII only: str.isdigit() takes "²", which int() refuses
 
 
 def new_event_id() -> str:
     return "ev" + secrets.token_hex(6)
+
+
+def ticket_id_for(secret: str, event_id: str, user_id: str) -> str:
+    """A user's one ticket for an event, derived, not stored: a rejoin gets the same ticket
+    without the join path writing anything but the join itself."""
+    digest = hmac.new(secret.encode(), f"ticket:{event_id}:{user_id}".encode(), hashlib.sha256)
+    return "tq" + digest.hexdigest()[:16]
+
+
+def is_ticket_id(value: str) -> bool:
+    return bool(_TICKET_ID.match(value))
 
 
 def is_event_id(value: str) -> bool:

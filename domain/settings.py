@@ -43,6 +43,9 @@ class Settings:
     block_actor_resource: str = _setting(
         "BLOCK_ACTOR_RESOURCE", "", "Custom Ray resource seat-block actors need (pins them to "
         "nodes that offer it); empty places them anywhere.")
+    ingress_resource: str = _setting(
+        "INGRESS_RESOURCE", "", "Custom Ray resource the HTTP replicas need (pins them to ingress "
+        "nodes that offer it); empty places them anywhere.")
     proxy_location: str = _setting(
         "SERVE_PROXY_LOCATION", "EveryNode", "Where Serve runs HTTP proxies: EveryNode (each node "
         "serves) or HeadOnly (needed when several nodes share one host, as in tests).")
@@ -97,6 +100,9 @@ class Settings:
         "JOIN_RATE_PER_S", 5.0, "Joins allowed per client per second (429 beyond).")
     status_rate_per_s: float = _setting(
         "STATUS_RATE_PER_S", 10.0, "Status reads allowed per client per second (429 beyond).")
+    trust_forwarded_for: bool = _setting(
+        "TRUST_FORWARDED_FOR", False, "Count rate limits by X-Forwarded-For (only behind a proxy "
+        "that sets it); else by the peer address.")
     max_streams_per_ticket: int = _setting(
         "MAX_STREAMS_PER_TICKET", 3, "Open SSE streams one ticket may hold per replica.")
     stream_tick_s: float = _setting(
@@ -105,6 +111,33 @@ class Settings:
         "HEARTBEAT_S", 15.0, "SSE heartbeat interval (keeps proxies from closing idle streams).")
     access_log: bool = _setting(
         "ACCESS_LOG", False, "Serve access logs; off by default, they cost 20-50% on the hot path.")
+    # -- live availability and read replicas (issue 4) --
+    seat_log_max: int = _setting(
+        "SEAT_LOG_MAX", 10_000, "Seat changes kept in each event's Redis change stream (capped "
+        "so it cannot grow without end; older reconnects get a fresh snapshot).")
+    seat_delta_interval_s: float = _setting(
+        "SEAT_DELTA_INTERVAL_S", 0.2, "Availability deltas are coalesced and sent at most this "
+        "often per stream (fewer, larger messages for thousands of clients).")
+    seat_resume_max: int = _setting(
+        "SEAT_RESUME_MAX", 2000, "Seat changes each replica keeps in memory per event so a "
+        "reconnect (Last-Event-ID) resumes without a snapshot or a Redis read.")
+    seat_stream_queue_max: int = _setting(
+        "SEAT_STREAM_QUEUE_MAX", 256, "Messages queued for one slow stream client before it is "
+        "dropped (it reconnects and resumes), so one client cannot grow the replica's memory.")
+    seat_stream_heartbeat_s: float = _setting(
+        "SEAT_STREAM_HEARTBEAT_S", 15.0, "SSE comment sent on idle availability streams so "
+        "proxies keep them open.")
+    seat_feed_idle_s: float = _setting(
+        "SEAT_FEED_IDLE_S", 60.0, "A replica keeps reading an event's changes this long after "
+        "its last stream client left, so a mass reconnect resumes from memory.")
+    replica_probe_interval_s: float = _setting(
+        "REPLICA_PROBE_INTERVAL_S", 0.5, "How often each replica's staleness is measured (a "
+        "heartbeat written to the primary, timed until the replica shows it).")
+    replica_max_staleness_s: float = _setting(
+        "REPLICA_MAX_STALENESS_S", 2.0, "A replica staler than this is skipped; reads go to the "
+        "primary until it catches up.")
+    replica_retry_s: float = _setting(
+        "REPLICA_RETRY_S", 2.0, "After a replica fails a read, reads skip it this long.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -133,6 +166,9 @@ class Settings:
             problems.append("ingest_actors must be between 1 and join_partitions")
         if self.admission_rate_per_s < 0 or self.admit_interval_s <= 0:
             problems.append("admission_rate_per_s must be >= 0 and admit_interval_s > 0")
+        if self.seat_log_max < 100 or self.seat_resume_max < 1 or self.seat_delta_interval_s < 0:
+            problems.append("seat_log_max must be >= 100, seat_resume_max >= 1, "
+                            "seat_delta_interval_s >= 0")
         if self.sweep_interval_s <= 0 or self.hold_batch_wait_s < 0:
             problems.append("sweep_interval_s must be > 0 and hold_batch_wait_s >= 0")
         if self.production and self.token_secret == DEV_TOKEN_SECRET:

@@ -29,9 +29,33 @@ async def save_event(redis: Redis, event: Event, now: float) -> bool:
     return True
 
 
+async def store_event(redis: Redis, event: Event) -> None:
+    """Overwrite a changed event (prices, admission rate): only its owner calls this."""
+    await redis.set(keys.event(event.event_id), event.to_json())
+
+
 async def load_event(redis: Redis, event_id: str) -> Event | None:
     raw = await redis.get(keys.event(event_id))
     return Event.from_json(raw) if raw is not None else None
+
+
+async def event_details(redis: Redis, event_id: str) -> tuple[Event | None, dict[int, int]]:
+    """The event (prices included) and its seats available per block, in one round trip."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.get(keys.event(event_id))
+    pipe.hgetall(keys.available(event_id))
+    raw, free = await pipe.execute()
+    event = Event.from_json(raw) if raw is not None else None
+    return event, {int(block): int(count) for block, count in free.items()}
+
+
+async def event_and_seat_version(redis: Redis, event_id: str) -> tuple[Event | None, int]:
+    """The event (today's prices) and the seat version its read source is at."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.get(keys.event(event_id))
+    pipe.get(keys.seat_version(event_id))
+    raw, version = await pipe.execute()
+    return (Event.from_json(raw) if raw is not None else None), int(version or 0)
 
 
 async def availability(redis: Redis, event_id: str) -> dict[int, int]:
@@ -50,11 +74,12 @@ async def seat_statuses(redis: Redis, event: Event) -> dict[str, SeatStatus]:
     bitmaps = await pipe.execute()
     statuses: dict[str, SeatStatus] = {}
     for i, block in enumerate(blocks):
-        statuses.update(_block_statuses(block, bitmaps[2 * i] or b"", bitmaps[2 * i + 1] or b""))
+        statuses.update(block_statuses(block, bitmaps[2 * i] or b"", bitmaps[2 * i + 1] or b""))
     return statuses
 
 
-def _block_statuses(block: Block, held: bytes, sold: bytes) -> dict[str, SeatStatus]:
+def block_statuses(block: Block, held: bytes, sold: bytes) -> dict[str, SeatStatus]:
+    """One block's seat statuses from its owner's held and sold bitmaps (sold wins)."""
     out = {}
     for index, seat in enumerate(block.seat_ids()):
         if _bit(sold, index):

@@ -68,19 +68,94 @@ def block_script_keys(event_id: str, block: int) -> list[str]:
     return [block_epoch(event_id, block), block_held(event_id, block),
             block_sold(event_id, block), block_holds(event_id, block),
             block_expiry(event_id, block), available(event_id), user_seats(event_id),
-            bookings(event_id)]
+            bookings(event_id), seat_version(event_id), seat_changes(event_id)]
 
 
-def queue_users(event_id: str) -> str:
-    """Hash: user id -> ticket id (one place per user per event)."""
-    return f"{PREFIX}:{{{event_id}}}:q:users"
+# -- waiting room (issue 3) ------------------------------------------------------------------
 
 
-def queue_tickets(event_id: str) -> str:
-    """Hash: ticket id -> ticket record (JSON)."""
-    return f"{PREFIX}:{{{event_id}}}:q:tickets"
+def _queue(event_id: str, name: str) -> str:
+    return f"{PREFIX}:{{{event_id}}}:q:{name}"
+
+
+def room(event_id: str) -> str:
+    """Hash: the room's published numbers (lane heads and tails, rate, flags, log head)."""
+    return _queue(event_id, "room")
+
+
+def room_epoch(event_id: str) -> str:
+    """Fencing counter of the waiting-room actor, like a block's."""
+    return _queue(event_id, "epoch")
+
+
+def queue_places(event_id: str) -> str:
+    """Hash: ticket id -> place ("q" pre-queue, "p<n>" presale lane, "<n>" general lane)."""
+    return _queue(event_id, "place")
+
+
+def queue_line(event_id: str) -> str:
+    """List: the general lane in sequence order, members `ticket|user|joined_at_ms`."""
+    return _queue(event_id, "line")
+
+
+def queue_presale(event_id: str) -> str:
+    """List: the presale lane (valid presale codes), admitted before the general lane."""
+    return _queue(event_id, "presale")
+
+
+def queue_prequeue(event_id: str) -> str:
+    """List: joins before on-sale, waiting for the lottery that orders them."""
+    return _queue(event_id, "prequeue")
+
+
+def queue_admitted(event_id: str) -> str:
+    """Hash: ticket id -> admission record (JSON)."""
+    return _queue(event_id, "admitted")
+
+
+def queue_log(event_id: str) -> str:
+    """List: the hash-chained admission log (JSON entries), in admission order."""
+    return _queue(event_id, "log")
+
+
+def lottery_seed(event_id: str) -> str:
+    """The lottery seed (hex), secret until on-sale; its commitment is published."""
+    return _queue(event_id, "seed")
+
+
+def lottery_entrants(event_id: str) -> str:
+    """List: the pre-queue ticket ids the lottery ordered, published for recomputation."""
+    return _queue(event_id, "entrants")
+
+
+def room_script_keys(event_id: str) -> list[str]:
+    """KEYS of every waiting-room script, in the order their headers document."""
+    return [room_epoch(event_id), room(event_id), queue_places(event_id),
+            queue_admitted(event_id), queue_line(event_id), queue_presale(event_id),
+            queue_prequeue(event_id), queue_log(event_id), lottery_entrants(event_id)]
 
 
 def payment(key: str) -> str:
     """The built-in test payment provider's record of one charge key."""
     return f"{PREFIX}:pay:{key}"
+
+
+# -- live availability and read replicas (issue 4) -------------------------------------------
+
+
+def seat_version(event_id: str) -> str:
+    """Counter: the event's seat-state version, bumped once by each block script that changes
+    a seat (the `id` of the availability stream's events)."""
+    return f"{PREFIX}:{{{event_id}}}:seatver"
+
+
+def seat_changes(event_id: str) -> str:
+    """Stream (capped): one entry per seat change, fields v (version), b (block), s (status)
+    and i (comma-separated seat indices); what the availability streams fan out."""
+    return f"{PREFIX}:{{{event_id}}}:seatlog"
+
+
+def replica_heartbeat() -> str:
+    """Epoch seconds last written to the primary; read back through a replica to measure how
+    stale the replica is."""
+    return f"{PREFIX}:replica:heartbeat"

@@ -7,58 +7,27 @@ re-sent record (after a crash or by a zombie) is a duplicate readers drop, never
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka import KafkaConsumer, TopicPartition
 
 from domain.errors import Unavailable
+from store.kafka_io import durable_producer, send_acked
 
 LEDGER_PARTITIONS = 4
-
-
-def ensure_topic(bootstrap: str, topic: str, partitions: int = LEDGER_PARTITIONS) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ticketing-admin")
-    try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        admin.close()
 
 
 class Ledger:
     def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
         self._topic = topic
         self._timeout_s = timeout_s
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=1,
-            key_serializer=str.encode,
-            value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode())
+        self._producer = durable_producer(bootstrap)
 
     async def append(self, booking: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:
-            if done.done():
-                return
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(Unavailable(f"ledger write failed: {error}"))
-
-        sent = self._producer.send(self._topic, key=booking["event_id"], value=booking)
-        sent.add_callback(lambda _meta: loop.call_soon_threadsafe(settle, None))
-        sent.add_errback(lambda exc: loop.call_soon_threadsafe(settle, exc))
-        try:
-            await asyncio.wait_for(done, self._timeout_s)
-        except TimeoutError as exc:
-            raise Unavailable("ledger write timed out") from exc
+        await send_acked(self._producer, self._topic, booking["event_id"], booking,
+                         self._timeout_s)
 
     def close(self) -> None:
         self._producer.close(timeout=5)

@@ -23,13 +23,14 @@ class HoldOutcome(StrEnum):
     LIMIT = "limit"
 
 
-def _source(name: str) -> str:
+def load_script(name: str) -> str:
+    """A script's source, read once at import by the module that registers it."""
     return resources.files("store").joinpath("lua", name).read_text()
 
 
-HOLD_BATCH = _source("hold_batch.lua")
-FREE_HOLDS = _source("free_holds.lua")
-TRANSITION = _source("transition.lua")
+HOLD_BATCH = load_script("hold_batch.lua")
+FREE_HOLDS = load_script("free_holds.lua")
+TRANSITION = load_script("transition.lua")
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class PlannedHold:
 class BlockScripts:
     """The fenced writes of one seat block's owner, at one epoch."""
 
-    def __init__(self, redis: Redis, event_id: str, block: int, epoch: int) -> None:
+    def __init__(self, redis: Redis, event_id: str, block: int, epoch: int,
+                 seat_log_max: int = 10_000) -> None:
         self._keys = keys.block_script_keys(event_id, block)
         self._block = str(block)
         self._epoch = str(epoch)
+        self._log_max = str(seat_log_max)  # cap of the event's seat change stream
         self._hold = redis.register_script(HOLD_BATCH)
         self._free = redis.register_script(FREE_HOLDS)
         self._transition = redis.register_script(TRANSITION)
@@ -55,7 +58,8 @@ class BlockScripts:
     async def hold_batch(self, holds: list[PlannedHold], max_per_user: int) -> list[HoldOutcome]:
         batch = [[h.token, h.user_id, h.seat_indices, h.record, h.expires_at] for h in holds]
         raw = await self._hold(self._keys, [self._epoch, self._block, max_per_user,
-                                            json.dumps(batch, separators=(",", ":"))])
+                                            json.dumps(batch, separators=(",", ":")),
+                                            self._log_max])
         return [HoldOutcome(code) for code in _json(raw)]
 
     async def release(self, tokens: list[str], now: float) -> list[str]:
@@ -68,7 +72,8 @@ class BlockScripts:
                          booking: dict[str, Any] | None = None) -> None:
         raw = await self._transition(self._keys, [
             self._epoch, self._block, token, expected, record,
-            "sell" if booking is not None else "none", json.dumps(booking or {})])
+            "sell" if booking is not None else "none", json.dumps(booking or {}),
+            self._log_max])
         text = _text(raw)
         if text.startswith("state:"):
             raise HoldNotActive(f"hold is {text[6:] or 'missing'}, expected {expected}")
@@ -76,7 +81,7 @@ class BlockScripts:
 
     async def _free_call(self, status: str, now: float, limit: int, tokens: list[str]) -> list[str]:
         raw = await self._free(self._keys, [self._epoch, self._block, status, now, limit,
-                                            json.dumps(tokens)])
+                                            json.dumps(tokens), self._log_max])
         return list(_json(raw))
 
 

@@ -83,13 +83,21 @@ class RateEstimator:
 
     def eta(self, position: int, now_ms: int) -> Eta:
         """ETA for the ticket at `position` (1 = next to be admitted; 0 = admitted)."""
-        if position <= 0:
-            return Eta(0.0, 0.0, 0.0)
-        sample = self.measured(now_ms) or RateSample(self.configured_rate_per_s, 0.0)
-        if sample.mean_per_s <= 0:
-            return Eta(None, None, None)
-        low_rate = sample.mean_per_s - sample.stdev_per_s
-        high_rate = sample.mean_per_s + sample.stdev_per_s
-        return Eta(eta_s=position / sample.mean_per_s,
-                   eta_low_s=position / high_rate,
-                   eta_high_s=position / low_rate if low_rate > 0 else None)
+        return eta_at(position, self.sample(now_ms))
+
+    def sample(self, now_ms: int) -> RateSample:
+        """The measured rate, or the configured one (with no spread) before a measurement."""
+        return self.measured(now_ms) or RateSample(self.configured_rate_per_s, 0.0)
+
+
+def eta_at(position: int, sample: RateSample) -> Eta:
+    """ETA and its range from a rate sample: what every replica computes per stream, for free."""
+    if position <= 0:
+        return Eta(0.0, 0.0, 0.0)
+    if sample.mean_per_s <= 0:
+        return Eta(None, None, None)
+    low_rate = sample.mean_per_s - sample.stdev_per_s
+    high_rate = sample.mean_per_s + sample.stdev_per_s
+    return Eta(eta_s=position / sample.mean_per_s,
+               eta_low_s=position / high_rate,
+               eta_high_s=position / low_rate if low_rate > 0 else None)

@@ -2,13 +2,25 @@
 -- KEYS[1] block epoch (fencing counter)      KEYS[2] held bitmap     KEYS[3] sold bitmap
 -- KEYS[4] holds hash (token -> record)       KEYS[5] expiry zset     KEYS[6] event avail hash
 -- KEYS[7] event user-seats hash              KEYS[8] event bookings hash (unused here)
+-- KEYS[9] event seat version counter         KEYS[10] event seat change stream
 -- ARGV[1] caller's epoch   ARGV[2] block index (field of KEYS[6])   ARGV[3] max seats per user
 -- ARGV[4] JSON array of holds: [token, user_id, [seat_index...], record, expires_at]
+-- ARGV[5] most entries kept in the seat change stream (approximate MAXLEN)
 -- Returns "stale" when the caller's epoch is not current (a zombie incarnation), else a JSON
 -- array with one code per hold: "ok", "taken" (a seat is held or sold) or "limit" (user cap).
+-- Seats it holds are published as one "held" change (see publish).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'stale' end
+-- Publish the seat changes once: bump the event's seat version, append one stream entry.
+local function publish(indices, status)
+  if #indices == 0 then return end
+  local version = redis.call('INCR', KEYS[9])
+  redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[5], '*',
+             'v', version, 'b', ARGV[2], 's', status, 'i', table.concat(indices, ','))
+end
+
 local max_per_user = tonumber(ARGV[3])
 local results = {}
+local changed = {}
 for i, h in ipairs(cjson.decode(ARGV[4])) do
   local token, user, seats, record, expires_at = h[1], h[2], h[3], h[4], h[5]
   local code = 'ok'
@@ -23,7 +35,10 @@ for i, h in ipairs(cjson.decode(ARGV[4])) do
     end
   end
   if code == 'ok' then
-    for _, s in ipairs(seats) do redis.call('SETBIT', KEYS[2], s, 1) end
+    for _, s in ipairs(seats) do
+      redis.call('SETBIT', KEYS[2], s, 1)
+      changed[#changed + 1] = s
+    end
     redis.call('HSET', KEYS[4], token, record)
     redis.call('ZADD', KEYS[5], expires_at, token)
     redis.call('HINCRBY', KEYS[6], ARGV[2], -#seats)
@@ -31,4 +46,5 @@ for i, h in ipairs(cjson.decode(ARGV[4])) do
   end
   results[i] = code
 end
+publish(changed, 'held')
 return cjson.encode(results)

@@ -2,14 +2,25 @@
 -- KEYS[1] block epoch (fencing counter)      KEYS[2] held bitmap     KEYS[3] sold bitmap
 -- KEYS[4] holds hash (token -> record)       KEYS[5] expiry zset     KEYS[6] event avail hash
 -- KEYS[7] event user-seats hash              KEYS[8] event bookings hash
+-- KEYS[9] event seat version counter         KEYS[10] event seat change stream
 -- ARGV[1] caller's epoch   ARGV[2] block index (field of KEYS[6])   ARGV[3] hold token
 -- ARGV[4] expected current status ("" accepts any, including no record: used by recovery)
 -- ARGV[5] new record "<status>|<json [user, [seat_index...], total, created, expires, key]>"
 -- ARGV[6] "sell" to mark the record's seats sold and store ARGV[7] as the booking, else "none"
 -- ARGV[7] booking JSON (with "sell")
+-- ARGV[8] most entries kept in the seat change stream (approximate MAXLEN)
 -- Returns "stale" for a zombie caller, "state:<status>" when the hold is not in the expected
--- status ("state:" when there is no record), else "ok".
+-- status ("state:" when there is no record), else "ok". Sold seats are published as one
+-- "sold" change (see publish); other transitions change no seat and publish nothing.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'stale' end
+-- Publish the seat changes once: bump the event's seat version, append one stream entry.
+local function publish(indices, status)
+  if #indices == 0 then return end
+  local version = redis.call('INCR', KEYS[9])
+  redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[8], '*',
+             'v', version, 'b', ARGV[2], 's', status, 'i', table.concat(indices, ','))
+end
+
 local token = ARGV[3]
 local current = redis.call('HGET', KEYS[4], token)
 local status = ''
@@ -20,10 +31,12 @@ redis.call('HSET', KEYS[4], token, new)
 if ARGV[6] == 'sell' then
   local rec = cjson.decode(string.sub(new, string.find(new, '|', 1, true) + 1))
   local fresh = 0
+  local changed = {}
   for _, s in ipairs(rec[2]) do
     local was_held = redis.call('SETBIT', KEYS[2], s, 0)
     local was_sold = redis.call('SETBIT', KEYS[3], s, 1)
     if was_held == 0 and was_sold == 0 then fresh = fresh + 1 end
+    if was_sold == 0 then changed[#changed + 1] = s end
   end
   if fresh > 0 then
     redis.call('HINCRBY', KEYS[6], ARGV[2], -fresh)
@@ -31,5 +44,6 @@ if ARGV[6] == 'sell' then
   end
   redis.call('ZREM', KEYS[5], token)
   redis.call('HSET', KEYS[8], token, ARGV[7])
+  publish(changed, 'sold')
 end
 return 'ok'

@@ -33,11 +33,16 @@ SERVE_ENV = {
 
 
 @pytest.fixture(scope="session")
-def app_settings(redis_url: str, kafka_bootstrap: str, ntp_server: str) -> Settings:
+def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
+                 ntp_server: str) -> Settings:
     return Settings.from_env(
         environ={}, redis_url=redis_url.rsplit("/", 1)[0] + "/1", kafka_bootstrap=kafka_bootstrap,
+        redis_replica_urls=(redis_replica_url.rsplit("/", 1)[0] + "/1",),
         ntp_servers=(ntp_server,), kafka_topic_prefix=f"it{int(time.time())}",
-        http_port=HTTP_PORT, sweep_interval_s=0.1, proxy_location="HeadOnly")
+        http_port=HTTP_PORT, sweep_interval_s=0.1, proxy_location="HeadOnly", ingest_actors=1,
+        join_rate_per_s=20.0, status_rate_per_s=20.0, trust_forwarded_for=True,
+        admission_rate_per_s=1000.0, stream_tick_s=0.25, ingest_lag_ms=100,
+        partition_idle_ms=300, ingress_resource="ingress")
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +52,7 @@ def ray_cluster(app_settings: Settings) -> Iterator[Any]:
 
     os.environ.update(SERVE_ENV)
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "include_dashboard": False})
+        "num_cpus": 2, "include_dashboard": False, "resources": {"ingress": 1}})
     ray.init(address=cluster.address, namespace=app_settings.ray_namespace)
     yield cluster
     ray.shutdown()

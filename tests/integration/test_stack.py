@@ -56,7 +56,9 @@ def test_kafka_produce_consume(kafka_bootstrap: str, settings: Settings) -> None
 def test_settings_are_isolated_per_test(settings: Settings) -> None:
     assert settings.kafka_topic_prefix.startswith("t")
     assert settings.ledger_topic == f"{settings.kafka_topic_prefix}.bookings"
-    assert settings.redis_url.endswith(":6391/0")
+    from tests.conftest import TEST_REDIS_PORT
+
+    assert settings.redis_url.endswith(f":{TEST_REDIS_PORT}/0")
 
 
 def test_ntp_offset_is_small(ntp_server: str) -> None:

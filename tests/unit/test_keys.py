@@ -10,8 +10,16 @@ def test_event_level_keys_are_pinned():
     assert keys.available(EVENT) == "tk:{ev0123456789ab}:avail"
     assert keys.user_seats(EVENT) == "tk:{ev0123456789ab}:users"
     assert keys.bookings(EVENT) == "tk:{ev0123456789ab}:bookings"
-    assert keys.queue_users(EVENT) == "tk:{ev0123456789ab}:q:users"
-    assert keys.queue_tickets(EVENT) == "tk:{ev0123456789ab}:q:tickets"
+    assert keys.room(EVENT) == "tk:{ev0123456789ab}:q:room"
+    assert keys.room_epoch(EVENT) == "tk:{ev0123456789ab}:q:epoch"
+    assert keys.queue_places(EVENT) == "tk:{ev0123456789ab}:q:place"
+    assert keys.queue_line(EVENT) == "tk:{ev0123456789ab}:q:line"
+    assert keys.queue_presale(EVENT) == "tk:{ev0123456789ab}:q:presale"
+    assert keys.queue_prequeue(EVENT) == "tk:{ev0123456789ab}:q:prequeue"
+    assert keys.queue_admitted(EVENT) == "tk:{ev0123456789ab}:q:admitted"
+    assert keys.queue_log(EVENT) == "tk:{ev0123456789ab}:q:log"
+    assert keys.lottery_seed(EVENT) == "tk:{ev0123456789ab}:q:seed"
+    assert keys.lottery_entrants(EVENT) == "tk:{ev0123456789ab}:q:entrants"
 
 
 def test_block_keys_are_pinned():
@@ -37,6 +45,8 @@ def test_block_script_keys_come_in_the_documented_order():
         "tk:{ev0123456789ab}:avail",
         "tk:{ev0123456789ab}:users",
         "tk:{ev0123456789ab}:bookings",
+        "tk:{ev0123456789ab}:seatver",
+        "tk:{ev0123456789ab}:seatlog",
     ]
 
 
@@ -66,3 +76,9 @@ def test_keys_of_different_blocks_and_events_never_collide():
             for key in keys.block_script_keys(event_id, block)[:5]:
                 assert key not in seen
                 seen.add(key)
+
+
+def test_availability_and_replica_keys_are_pinned():
+    assert keys.seat_version(EVENT) == "tk:{ev0123456789ab}:seatver"
+    assert keys.seat_changes(EVENT) == "tk:{ev0123456789ab}:seatlog"
+    assert keys.replica_heartbeat() == "tk:replica:heartbeat"

@@ -1,0 +1,246 @@
+"""The waiting-room actor: one per event; merges the joins, runs the lottery, admits.
+
+Ingest actors hand it batches pulled from the event's join partitions. It merges them in
+NTP-corrected time order behind a watermark that covers clock uncertainty and ingest lag,
+persists each released join exactly once (Lua, fenced by its epoch), and only then reports
+the Kafka offsets that may be committed. A timer admits the heads of the lanes at the event's
+rate, never more than the remaining seats can serve, and publishes the numbers every replica
+needs to keep a million positions fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from dataclasses import asdict, replace
+
+import ray
+from redis.asyncio import Redis
+
+from domain.errors import NotFound, StaleOwner
+from domain.settings import Settings
+from domain.waiting import fairness, lottery
+from domain.waiting.admission import AdmissionController
+from domain.waiting.eta import RateEstimator
+from domain.waiting.merge import WatermarkMerger
+from domain.waiting.presale import PresaleCode, check_code
+from domain.waiting.queue_order import QueueTier, is_prequeue
+from domain.waiting.status import Admission
+from domain.waiting.tickets import Join
+from store import catalog, keys
+from store.queue import Member, RoomScripts, decode_admission, room_fields
+
+log = logging.getLogger("ticketing.waiting_room")
+
+LOTTERY_CHUNK = 10_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class WaitingRoom:
+    def __init__(self, settings: Settings, event_id: str) -> None:
+        self._settings = settings
+        self._event_id = event_id
+        self._redis = Redis.from_url(settings.redis_url)
+        self._lock = asyncio.Lock()
+        self._ready = asyncio.get_running_loop().create_task(self._start())
+
+    # -- start and recovery --------------------------------------------------------------
+    async def _start(self) -> None:
+        event = await catalog.load_event(self._redis, self._event_id)
+        if event is None:
+            raise NotFound(f"no such event: {self._event_id}")
+        self._event = event
+        self._onsale_ms = int(event.onsale_at * 1000)
+        self._codes = [PresaleCode(c) for c in event.presale_codes]
+        self._epoch = await self._redis.incr(keys.room_epoch(self._event_id))
+        self._scripts = RoomScripts(self._redis, self._event_id, self._epoch)
+        self._seed = await self._load_seed()
+        self._room = await room_fields(self._redis, self._event_id)
+        start = now_ms()
+        self._merger = WatermarkMerger(self._settings.ingest_lag_ms,
+                                       self._settings.partition_idle_ms)
+        for partition in range(self._settings.join_partitions):
+            self._merger.add_partition(partition, start)
+        self._admission = AdmissionController(event.admission_rate_per_s, start)
+        self._rate = RateEstimator(event.admission_rate_per_s)
+        self._outstanding = await self._load_outstanding()
+        self._log_tail = await self._load_log_tail()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        log.info("room %s ready at epoch %s", self._event_id, self._epoch)
+
+    async def _load_seed(self) -> bytes:
+        """The lottery seed is drawn once per event; its commitment is public from the start."""
+        fresh = lottery.new_seed(secrets.token_bytes)
+        await self._redis.set(keys.lottery_seed(self._event_id), fresh.hex(), nx=True)
+        seed = bytes.fromhex((await self._redis.get(keys.lottery_seed(self._event_id))).decode())
+        await self._redis.hsetnx(keys.room(self._event_id), "commitment",
+                                 lottery.commitment(seed))
+        return seed
+
+    async def _load_outstanding(self) -> dict[str, Admission]:
+        """Admitted users who have not held yet: they count against the remaining seats."""
+        raw = await self._redis.hgetall(keys.queue_admitted(self._event_id))
+        admissions = {t.decode(): decode_admission(a) for t, a in raw.items()}
+        return {t: a for t, a in admissions.items() if not a.held}
+
+    async def _load_log_tail(self) -> fairness.LogEntry | None:
+        raw = await self._redis.lindex(keys.queue_log(self._event_id), -1)
+        return fairness.LogEntry(**json.loads(raw)) if raw is not None else None
+
+    # -- ingest --------------------------------------------------------------------------
+    async def ingest(self, joins: list[Join]) -> tuple[int, dict[int, int]]:
+        """Take a batch; returns this incarnation's epoch and the offsets safe to commit."""
+        await self._ready
+        async with self._lock:
+            now = now_ms()
+            for join in joins:
+                self._merger.push(join, now)
+            await self._persist(now)
+            return self._epoch, self._merger.committable_offsets()
+
+    async def _persist(self, now: int) -> None:
+        released = self._merger.release(now)
+        early = [j for j in released if self._lane(j) is not QueueTier.GENERAL]
+        general = [j for j in released if self._lane(j) is QueueTier.GENERAL]
+        if early:
+            await self._scripts.enqueue([(_member(j), self._lane(j)) for j in early])
+        if general or self._lottery_due(now):
+            await self._run_lottery()
+        if general:
+            await self._scripts.enqueue([(_member(j), QueueTier.GENERAL) for j in general])
+
+    def _lane(self, join: Join) -> QueueTier:
+        if join.priority_code and check_code(self._codes, join.priority_code):
+            return QueueTier.PRESALE
+        if is_prequeue(join.joined_at_ms, self._onsale_ms) and not self._lottery_done:
+            return QueueTier.PREQUEUE
+        return QueueTier.GENERAL
+
+    @property
+    def _lottery_done(self) -> bool:
+        return self._room.get("lottery_done") == "1"
+
+    def _lottery_due(self, now: int) -> bool:
+        watermark = self._merger.watermark_ms(now)
+        return not self._lottery_done and watermark is not None and watermark >= self._onsale_ms
+
+    async def _run_lottery(self) -> None:
+        """Order the pre-queue by the committed seed and put it ahead of everyone after."""
+        if self._lottery_done:
+            return
+        raw = await self._redis.lrange(keys.queue_prequeue(self._event_id), 0, -1)
+        members = {m.ticket_id: m for m in (Member.decode(r) for r in raw)}
+        order = [members[t] for t in lottery.lottery_order(self._seed, members)]
+        start = int(self._room.get("lottery_cursor", 0))
+        for offset in range(start, max(start, len(order)) + 1, LOTTERY_CHUNK):
+            chunk = order[offset:offset + LOTTERY_CHUNK]
+            final = offset + LOTTERY_CHUNK >= len(order)
+            await self._scripts.lottery_chunk(offset, chunk, final, self._seed.hex())
+            if final:
+                break
+        self._room = await room_fields(self._redis, self._event_id)
+        log.info("room %s: lottery ordered %d pre-queue joins", self._event_id, len(order))
+
+    # -- admission -----------------------------------------------------------------------
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.admit_interval_s)
+            try:
+                async with self._lock:
+                    await self._persist(now_ms())
+                    await self._admit(now_ms())
+            except StaleOwner:
+                log.warning("room %s was taken over; this incarnation stops", self._event_id)
+                return
+            except Exception:
+                log.exception("room %s tick failed", self._event_id)
+
+    async def _admit(self, now: int) -> None:
+        records = await self._settle_outstanding(now)  # before reading seats: never undercount
+        remaining = sum((await catalog.availability(self._redis, self._event_id)).values())
+        room = await room_fields(self._redis, self._event_id)
+        presale_waiting = int(room.get("presale_tail", 0)) - int(room.get("presale_head", 0))
+        general_waiting = int(room.get("tail", 0)) - int(room.get("head", 0))
+        open_now = now >= self._onsale_ms and self._lottery_done
+        count = self._admission.admit_count(
+            now, presale_waiting + general_waiting if open_now else 0, remaining,
+            len(self._outstanding))
+        presale = await self._peek(keys.queue_presale(self._event_id), min(count, presale_waiting))
+        general = await self._peek(keys.queue_line(self._event_id), count - len(presale) + 1)
+        oldest = general[0].joined_at_ms if general else 0
+        general = general[:count - len(presale)]
+        admitted = {m.ticket_id: Admission(now, now + self._settings.admission_ttl_s * 1000,
+                                           m.user_id) for m in presale + general}
+        entries = self._log_entries(presale + general, now, int(room.get("admitted_total", 0)))
+        self._rate.record(now, len(admitted))
+        sample = self._rate.sample(now)
+        fields = {"head": int(room.get("head", 0)) + len(general),
+                  "presale_head": int(room.get("presale_head", 0)) + len(presale),
+                  "admitted_total": int(room.get("admitted_total", 0)) + len(admitted),
+                  "sold_out": int(remaining <= 0), "rate_mean": round(sample.mean_per_s, 3),
+                  "rate_stdev": round(sample.stdev_per_s, 3),
+                  "rate_configured": self._admission.rate_per_s,
+                  "oldest_joined_at_ms": oldest if general_waiting > len(general) else 0,
+                  "updated_at_ms": now}
+        if entries:
+            fields |= {"log_length": entries[-1].seq + 1, "log_head": entries[-1].hash}
+        await self._scripts.admit(presale, general, records | admitted,
+                                  [json.dumps(asdict(e)) for e in entries],
+                                  {k: str(v) for k, v in fields.items()})
+        self._outstanding.update(admitted)
+        if entries:
+            self._log_tail = entries[-1]
+
+    async def _peek(self, key: str, count: int) -> list[Member]:
+        if count <= 0:
+            return []
+        return [Member.decode(raw) for raw in await self._redis.lrange(key, 0, count - 1)]
+
+    async def _settle_outstanding(self, now: int) -> dict[str, Admission]:
+        """Admitted users who held are done; those whose admission lapsed gave their place back."""
+        if not self._outstanding:
+            return {}
+        tickets = list(self._outstanding)
+        counts = await self._redis.hmget(keys.user_seats(self._event_id),
+                                         [self._outstanding[t].user_id for t in tickets])
+        changed = {}
+        for ticket, count in zip(tickets, counts, strict=True):
+            admission = self._outstanding[ticket]
+            if count is not None and int(count) > 0:
+                changed[ticket] = replace(admission, held=True)
+                del self._outstanding[ticket]
+            elif admission.expires_at_ms <= now:
+                del self._outstanding[ticket]
+        return changed
+
+    def _log_entries(self, members: list[Member], now: int,
+                     admitted_before: int) -> list[fairness.LogEntry]:
+        entries, prev = [], self._log_tail
+        for i, member in enumerate(members):
+            prev = fairness.append(prev, member.ticket_id, admitted_before + i + 1, now)
+            entries.append(prev)
+        return entries
+
+    # -- control -------------------------------------------------------------------------
+    async def set_rate(self, rate_per_s: float) -> None:
+        await self._ready
+        self._admission.set_rate(rate_per_s, now_ms())
+        self._rate.configured_rate_per_s = rate_per_s
+
+    async def ping(self) -> int:
+        await self._ready
+        return self._epoch
+
+
+def _member(join: Join) -> Member:
+    return Member(join.ticket_id, join.user_id, join.joined_at_ms)
+
+
+WaitingRoomActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0,
+                              max_concurrency=1000)(WaitingRoom)

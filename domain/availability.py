@@ -1,0 +1,160 @@
+"""Live seat availability: versioned changes, coalesced deltas, resume, and the SSE wire format.
+
+Every seat change is published once, by the owning block's Lua script, as one numbered change
+(the event's seat version). A Serve replica keeps one `SeatBoard` per event current from those
+changes, merges what arrives within a short window into one `Delta` for all its streams, and
+keeps recent deltas in a `History` so a reconnect (SSE `Last-Event-ID`) resumes with one merged
+delta instead of a full snapshot. The browser applies the same model: a snapshot, then deltas
+newer than what it has. Pure: no Redis, no asyncio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.errors import InvalidRequest
+from domain.venue import Block
+
+STATUSES = frozenset({"available", "held", "sold"})
+MAX_EVENT_ID_DIGITS = 18
+
+
+@dataclass(frozen=True)
+class Change:
+    """Seats whose status changed at `version` (one block script call)."""
+
+    version: int
+    seats: dict[str, str]
+
+
+def change_of(version: int, block: Block, status: str, indices: str) -> Change:
+    """A change as the scripts record it (block, status, comma-separated seat indices)."""
+    if status not in STATUSES:
+        raise InvalidRequest(f"unknown seat status {status[:20]!r}")
+    seats = {block.seat_at(int(i)): status for i in indices.split(",") if i}
+    return Change(version, seats)
+
+
+class VersionGap(Exception):
+    """A change arrived out of order (the change log was trimmed or reset): reload a snapshot."""
+
+
+class SeatBoard:
+    """Every seat's status at `version`, kept current by applying changes in version order."""
+
+    def __init__(self, statuses: dict[str, str], version: int) -> None:
+        self.statuses = dict(statuses)
+        self.version = version
+
+    def apply(self, change: Change) -> bool:
+        """Apply the next change; False for one already applied; VersionGap for a skipped one."""
+        if change.version <= self.version:
+            return False
+        if change.version != self.version + 1:
+            raise VersionGap(f"have {self.version}, got {change.version}")
+        self.statuses.update(change.seats)
+        self.version = change.version
+        return True
+
+
+@dataclass(frozen=True)
+class Delta:
+    """The last status of each seat changed in versions (since, version]."""
+
+    since: int
+    version: int
+    seats: dict[str, str]
+
+
+@dataclass
+class Coalescer:
+    """Changes gathered since the last send, merged into one delta: the last status wins, so a
+    seat held and released within one window is sent once, as available."""
+
+    since: int
+    version: int = 0
+    seats: dict[str, str] = field(default_factory=dict)
+
+    def add(self, change: Change) -> None:
+        self.seats.update(change.seats)
+        self.version = max(self.version, change.version)
+
+    def take(self) -> Delta | None:
+        """The merged delta (None when nothing changed); starts a new window after it."""
+        if not self.seats:
+            return None
+        delta = Delta(self.since, self.version, self.seats)
+        self.since, self.seats = self.version, {}
+        return delta
+
+
+class History:
+    """Recent deltas, oldest first, bounded by the seat changes they hold."""
+
+    def __init__(self, max_seats: int) -> None:
+        self._max = max_seats
+        self._deltas: deque[Delta] = deque()
+        self._seats = 0
+
+    def add(self, delta: Delta) -> None:
+        self._deltas.append(delta)
+        self._seats += len(delta.seats)
+        while self._seats > self._max and len(self._deltas) > 1:
+            self._seats -= len(self._deltas.popleft().seats)
+
+    @property
+    def newest(self) -> int | None:
+        return self._deltas[-1].version if self._deltas else None
+
+    def resume(self, last_seen: int, current: int) -> Delta | None:
+        """What a client that has `last_seen` needs to reach `current`; None = send a snapshot.
+
+        A delta with no seats means the client is up to date (changes not yet sent reach it
+        with the next delta, which starts at or before `last_seen`)."""
+        if last_seen > current:
+            return None  # a version this log never had (the log was reset): start over
+        newest = self.newest
+        if last_seen == current or (newest is not None and last_seen >= newest):
+            return Delta(last_seen, last_seen, {})
+        if not self._deltas or self._deltas[0].since > last_seen:
+            return None  # too old: the changes since then are no longer kept
+        seats: dict[str, str] = {}
+        version = last_seen
+        for delta in self._deltas:
+            if delta.version > last_seen:
+                seats.update(delta.seats)
+                version = delta.version
+        return Delta(last_seen, version, seats)
+
+
+def parse_last_event_id(raw: str | None) -> int | None:
+    """The version a reconnecting client last saw (SSE `Last-Event-ID`); None if absent/junk."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_EVENT_ID_DIGITS:
+        return None
+    return int(raw)
+
+
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    """One server-sent event; `id` is the seat version, so the browser resumes from it."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    body = json.dumps(data, separators=(",", ":"))
+    return f"{head}event: {event}\ndata: {body}\n\n".encode()
+
+
+def snapshot_message(board: SeatBoard, extra: dict[str, Any] | None = None) -> bytes:
+    return sse("snapshot", {"version": board.version, "seats": board.statuses} | (extra or {}),
+               board.version)
+
+
+def delta_message(delta: Delta) -> bytes:
+    return sse("delta", {"version": delta.version, "seats": delta.seats}, delta.version)
+
+
+HEARTBEAT = b": heartbeat\n\n"
+RETRY = b"retry: 1000\n\n"

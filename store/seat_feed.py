@@ -1,0 +1,278 @@
+"""Live availability in one Serve replica: one Redis reader per event, fanned out in-process.
+
+Each `SeatFeed` loads a consistent snapshot (the seat version and every block's bitmaps in
+one MULTI), then follows the event's change stream with a blocking XREAD, keeping a
+`SeatBoard` current. Changes are merged for `seat_delta_interval_s` and the encoded delta is
+handed to every stream of this replica at once, so 7,500 clients cost one Redis reader and one
+JSON encoding per window, not one per client. Reads go through the `ReadRouter` (a replica
+when one is fresh), and a failed read falls back to the primary and continues from the same
+stream id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from redis.asyncio import Redis
+
+from domain.availability import (
+    HEARTBEAT,
+    Coalescer,
+    History,
+    SeatBoard,
+    VersionGap,
+    change_of,
+    delta_message,
+    snapshot_message,
+)
+from domain.event import Event
+from domain.settings import Settings
+from store import catalog, keys
+from store.replicas import FAILURES, ReadRouter, Source
+
+log = logging.getLogger("ticketing.seat_feed")
+
+
+class Subscriber:
+    """One stream's outbox: encoded messages waiting to be written, bounded."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._out: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self.dropped = False
+
+    def push(self, message: bytes) -> None:
+        if len(self._out) >= self._limit:
+            self.dropped = True  # too slow: it is ended, reconnects and resumes
+        else:
+            self._out.append(message)
+        self._ready.set()
+
+    async def next(self) -> bytes:
+        """Everything queued so far, as one write; waits until there is something."""
+        await self._ready.wait()
+        self._ready.clear()
+        chunk = b"".join(self._out)
+        self._out.clear()
+        return chunk
+
+
+async def read_snapshot(redis: Redis, event: Event) -> tuple[SeatBoard, str]:
+    """Every seat's status, the version they are at and the change stream's last id, read
+    atomically (so following the stream from that id misses and repeats nothing)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.get(keys.seat_version(event.event_id))
+    pipe.xrevrange(keys.seat_changes(event.event_id), count=1)
+    for b in event.venue.blocks:
+        pipe.get(keys.block_held(event.event_id, b.index))
+        pipe.get(keys.block_sold(event.event_id, b.index))
+    version, last, *bitmaps = await pipe.execute()
+    statuses: dict[str, str] = {}
+    for i, block in enumerate(event.venue.blocks):
+        statuses.update(catalog.block_statuses(block, bitmaps[2 * i] or b"",
+                                               bitmaps[2 * i + 1] or b""))
+    last_id = last[0][0].decode() if last else "0-0"
+    return SeatBoard(statuses, int(version or 0)), last_id
+
+
+class SeatFeed:
+    def __init__(self, event: Event, reads: ReadRouter, settings: Settings) -> None:
+        self.event = event
+        self._reads = reads
+        self._settings = settings
+        self._key = keys.seat_changes(event.event_id)
+        self.board = SeatBoard({}, 0)
+        self._last_id = "0-0"
+        self.source: Source = Source("primary")
+        self._window = Coalescer(0)
+        self._history = History(settings.seat_resume_max)
+        self._subscribers: set[Subscriber] = set()
+        self._snapshot: tuple[int, bytes] | None = None
+        self._advanced = asyncio.Condition()
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+        self._idle_since = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.closed = False
+
+    async def start(self) -> None:
+        await self._load()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._heartbeat())]
+
+    async def _load(self) -> None:
+        """(Re)start from a fresh snapshot; streams already open get it too."""
+        (self.board, self._last_id), self.source = await self._reads.read(
+            lambda r: read_snapshot(r, self.event))
+        self._window = Coalescer(self.board.version)
+        self._history = History(self._settings.seat_resume_max)
+        self._snapshot = None
+        for subscriber in self._subscribers:
+            subscriber.push(self.snapshot())
+
+    # -- streams -------------------------------------------------------------------------
+    def subscribe(self, last_seen: int | None) -> Subscriber:
+        """A new stream: a resume delta when `last_seen` is recent enough, else a snapshot."""
+        subscriber = Subscriber(self._settings.seat_stream_queue_max)
+        resumed = (self._history.resume(last_seen, self.board.version)
+                   if last_seen is not None else None)
+        if resumed is None:
+            subscriber.push(self.snapshot())
+        elif resumed.seats:
+            subscriber.push(delta_message(resumed))
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        if not self._subscribers:
+            self._idle_since = time.monotonic()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def snapshot(self) -> bytes:
+        """The current snapshot, encoded once per version however many clients ask."""
+        if self._snapshot is None or self._snapshot[0] != self.board.version:
+            extra: dict[str, Any] = {"source": self.source.kind}
+            if self.source.staleness_s is not None:
+                extra["staleness_ms"] = round(self.source.staleness_s * 1000, 1)
+            self._snapshot = (self.board.version, snapshot_message(self.board, extra))
+        return self._snapshot[1]
+
+    async def wait_for(self, version: int, timeout_s: float) -> bool:
+        """Wait until the board has reached `version` (read-your-writes for cached reads)."""
+        async with self._advanced:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait_for(
+                    lambda: self.board.version >= version), timeout_s)
+        return self.board.version >= version
+
+    # -- following the change stream -----------------------------------------------------
+    async def _follow(self) -> None:
+        while not self.closed:
+            try:
+                entries = await self._read_changes()
+                if entries:
+                    await self._apply(entries)
+            except VersionGap as gap:
+                log.info("seat feed %s reloads: %s", self.event.event_id, gap)
+                await self._reload_later()
+            except FAILURES as error:
+                log.warning("seat feed %s read failed: %s", self.event.event_id, error)
+                await asyncio.sleep(0.5)  # the primary itself failed (a replica falls back)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("seat feed %s failed", self.event.event_id)
+                await asyncio.sleep(0.5)
+
+    async def _read_changes(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        last_id = self._last_id
+
+        async def xread(redis: Redis) -> Any:
+            return await redis.xread({self._key: last_id}, count=1000, block=1000)
+
+        reply, self.source = await self._reads.read(xread)
+        return reply[0][1] if reply else []
+
+    async def _apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        blocks = self.event.venue.blocks
+        for entry_id, fields in entries:
+            change = change_of(int(fields[b"v"]), blocks[int(fields[b"b"])],
+                               fields[b"s"].decode(), fields[b"i"].decode())
+            if self.board.apply(change):
+                self._window.add(change)
+            self._last_id = entry_id.decode()
+        async with self._advanced:
+            self._advanced.notify_all()
+        self._schedule_flush()
+
+    async def _reload_later(self) -> None:
+        await asyncio.sleep(0.05)
+        await self._load()
+
+    def _schedule_flush(self) -> None:
+        """Send now if the last send is a window ago, else once the window has passed."""
+        if self._flush_at is not None:
+            return
+        wait = self._last_flush + self._settings.seat_delta_interval_s - time.monotonic()
+        if wait <= 0:
+            self._flush()
+        else:
+            self._flush_at = asyncio.get_running_loop().call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_at = None
+        self._last_flush = time.monotonic()
+        delta = self._window.take()
+        if delta is None:
+            return
+        self._history.add(delta)
+        message = delta_message(delta)
+        for subscriber in self._subscribers:
+            subscriber.push(message)
+
+    async def _heartbeat(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self._settings.seat_stream_heartbeat_s)
+            for subscriber in self._subscribers:
+                subscriber.push(HEARTBEAT)
+
+    def idle_for(self) -> float:
+        return 0.0 if self._subscribers else time.monotonic() - self._idle_since
+
+    def close(self) -> None:
+        self.closed = True
+        for task in self._tasks:
+            task.cancel()
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+
+
+class SeatFeeds:
+    """This replica's feeds, one per event with streams (or a recent /seats read)."""
+
+    def __init__(self, reads: ReadRouter, settings: Settings) -> None:
+        self._reads = reads
+        self._settings = settings
+        self._feeds: dict[str, SeatFeed] = {}
+        self._starting: dict[str, asyncio.Task[SeatFeed]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def get(self, event: Event) -> SeatFeed:
+        feed = self._feeds.get(event.event_id)
+        if feed is not None:
+            return feed
+        task = self._starting.get(event.event_id)
+        if task is None:  # many streams of a new event at once share one start
+            task = asyncio.get_running_loop().create_task(self._start(event))
+            self._starting[event.event_id] = task
+        return await asyncio.shield(task)
+
+    async def _start(self, event: Event) -> SeatFeed:
+        try:
+            feed = SeatFeed(event, self._reads, self._settings)
+            await feed.start()
+            self._feeds[event.event_id] = feed
+            if self._reaper is None:
+                self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
+            return feed
+        finally:
+            self._starting.pop(event.event_id, None)
+
+    async def _reap_idle(self) -> None:
+        """Stop reading events nobody has watched for `seat_feed_idle_s`."""
+        while True:
+            await asyncio.sleep(max(1.0, self._settings.seat_feed_idle_s / 4))
+            for event_id, feed in list(self._feeds.items()):
+                if feed.idle_for() > self._settings.seat_feed_idle_s:
+                    feed.close()
+                    del self._feeds[event_id]
