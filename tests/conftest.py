@@ -27,6 +27,7 @@ TEST_REDIS_PORT = 6391 + _OFFSET
 TEST_KAFKA_PORT = 19092 + _OFFSET
 TEST_KAFKA_CONTROLLER_PORT = 19093 + _OFFSET
 TEST_NTP_PORT = 11124 + _OFFSET
+TEST_REDIS_REPLICA_PORT = 6392 + _OFFSET
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +44,14 @@ def redis_url(stack_state_dir: Path) -> Iterator[str]:
     url = stack.start_redis(TEST_REDIS_PORT, stack_state_dir)
     yield url
     stack.stop_redis(TEST_REDIS_PORT, stack_state_dir)
+
+
+@pytest.fixture(scope="session")
+def redis_replica_url(redis_url: str, stack_state_dir: Path) -> Iterator[str]:
+    """A read replica of the test Redis (returns once it has synced)."""
+    url = stack.start_redis_replica(TEST_REDIS_REPLICA_PORT, TEST_REDIS_PORT, stack_state_dir)
+    yield url
+    stack.stop_redis(TEST_REDIS_REPLICA_PORT, stack_state_dir)
 
 
 @pytest.fixture
