@@ -1,0 +1,1 @@
+"""Benchmarks of the ticketing platform (see benchmarks/README.md)."""
