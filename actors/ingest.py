@@ -56,9 +56,9 @@ class JoinIngest:
         room = directory.waiting_room(self._settings, self._event_id)
         epoch: int | None = None
         while True:
-            batch = await asyncio.to_thread(self._poll)
+            batch, behind = await asyncio.to_thread(self._poll)
             try:
-                room_epoch, offsets = await room.ingest.remote(batch)
+                room_epoch, offsets = await room.ingest.remote(batch, behind)
             except RayError:
                 log.warning("room of %s did not take a batch; rewinding", self._event_id)
                 await self._rewind()
@@ -69,11 +69,18 @@ class JoinIngest:
             epoch = room_epoch
             await self._commit(offsets)
 
-    def _poll(self) -> list[Any]:
+    def _poll(self) -> tuple[list[Any], dict[int, bool]]:
+        """A batch, and for each of our partitions whether joins are still waiting in Kafka
+        (then the room must not treat it as idle)."""
         records = self._consumer.poll(timeout_ms=self._settings.ingest_wait_ms,
                                       max_records=self._settings.ingest_batch_max)
-        return [joins.decode(r.value, r.partition, r.offset)
-                for rs in records.values() for r in rs]
+        batch = [joins.decode(r.value, r.partition, r.offset)
+                 for rs in records.values() for r in rs]
+        return batch, {tp.partition: self._behind(tp) for tp in self._partitions}
+
+    def _behind(self, tp: TopicPartition) -> bool:
+        highwater = self._consumer.highwater(tp)
+        return highwater is None or self._consumer.position(tp) < highwater
 
     async def _commit(self, offsets: dict[int, int]) -> None:
         mine = {tp: offsets[tp.partition] for tp in self._partitions

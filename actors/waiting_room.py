@@ -67,6 +67,7 @@ class WaitingRoom:
                                        self._settings.partition_idle_ms)
         for partition in range(self._settings.join_partitions):
             self._merger.add_partition(partition, start)
+        self._heard: dict[int, int] = {}
         self._admission = AdmissionController(event.admission_rate_per_s, start)
         self._rate = RateEstimator(event.admission_rate_per_s)
         self._outstanding = await self._load_outstanding()
@@ -94,15 +95,30 @@ class WaitingRoom:
         return fairness.LogEntry(**json.loads(raw)) if raw is not None else None
 
     # -- ingest --------------------------------------------------------------------------
-    async def ingest(self, joins: list[Join]) -> tuple[int, dict[int, int]]:
-        """Take a batch; returns this incarnation's epoch and the offsets safe to commit."""
+    async def ingest(self, joins: list[Join],
+                     behind: dict[int, bool]) -> tuple[int, dict[int, int]]:
+        """Take a batch; returns this incarnation's epoch and the offsets safe to commit.
+
+        `behind` says, per partition of the caller, whether joins still wait in Kafka: such a
+        partition keeps holding the merge back, as does one whose ingest has gone quiet.
+        """
         await self._ready
         async with self._lock:
             now = now_ms()
             for join in joins:
                 self._merger.push(join, now)
+            for partition, lagging in behind.items():
+                self._heard[partition] = now
+                if lagging:
+                    self._merger.touch(partition, now)
             await self._persist(now)
             return self._epoch, self._merger.committable_offsets()
+
+    def _hold_unheard_partitions(self, now: int) -> None:
+        """A partition whose ingest has not reported lately may have joins on the way."""
+        for partition in range(self._settings.join_partitions):
+            if now - self._heard.get(partition, 0) > self._settings.partition_idle_ms / 2:
+                self._merger.touch(partition, now)
 
     async def _persist(self, now: int) -> None:
         released = self._merger.release(now)
@@ -153,6 +169,7 @@ class WaitingRoom:
             await asyncio.sleep(self._settings.admit_interval_s)
             try:
                 async with self._lock:
+                    self._hold_unheard_partitions(now_ms())
                     await self._persist(now_ms())
                     await self._admit(now_ms())
             except StaleOwner:

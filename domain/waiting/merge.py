@@ -87,6 +87,12 @@ class WatermarkMerger:
         """Make a partition known before its first record, so it holds the watermark back."""
         self._partitions.setdefault(partition, _Partition(last_activity_ms=now_ms))
 
+    def touch(self, partition: int, now_ms: int) -> None:
+        """Say a partition still has joins on the way (its consumer is behind, or unheard
+        from), so it keeps holding the watermark back instead of being treated as idle."""
+        self.add_partition(partition, now_ms)
+        self._partitions[partition].last_activity_ms = now_ms
+
     def push(self, join: Join, now_ms: int) -> bool:
         """Buffer one join read from `join.partition` at `join.offset`.
 

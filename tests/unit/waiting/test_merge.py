@@ -212,3 +212,14 @@ def test_crashes_neither_lose_nor_duplicate_anyone_and_keep_the_order(seed: int)
     assert sorted(j.ticket_id for j in out) == [f"t{i:04}" for i in range(400)]
     keys = [(j.joined_at_ms, j.ticket_id) for j in out]
     assert keys == sorted(keys)
+
+
+def test_a_touched_partition_keeps_holding_the_watermark_back() -> None:
+    merger = WatermarkMerger(ingest_lag_ms=0, idle_timeout_ms=100)
+    merger.add_partition(0, 0)
+    merger.add_partition(1, 0)
+    merger.push(Join("t1", "e", "u", 1000, 0, True, None, 0, 0), 0)
+    for now in range(0, 1000, 50):
+        merger.touch(1, now)  # partition 1 is behind: its consumer has not caught up
+    assert merger.release(1000) == []
+    assert [j.ticket_id for j in merger.release(1200)] == ["t1"]  # untouched: idle again

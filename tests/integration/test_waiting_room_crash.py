@@ -1,0 +1,66 @@
+"""The room, an ingest actor and the Kafka broker fail mid-run; nobody is lost or let in twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import ray
+
+from domain.settings import Settings
+from store import keys
+
+pytestmark = pytest.mark.integration
+
+USERS = 120
+
+
+async def join_retrying(http: httpx.AsyncClient, event_id: str, user: str) -> dict[str, Any]:
+    """A browser retries a join the platform could not take (503 while Kafka restarts)."""
+    for _ in range(120):
+        try:
+            response = await http.post(f"/v1/events/{event_id}/queue", json={"user_id": user},
+                                       headers={"X-Forwarded-For": user})
+        except httpx.HTTPError:
+            response = None
+        if response is not None and response.status_code == 202:
+            body: dict[str, Any] = response.json()
+            return body
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{user} could never join")
+
+
+def kill(settings: Settings, name: str) -> None:
+    ray.kill(ray.get_actor(name, namespace=settings.ray_namespace), no_restart=False)
+
+
+async def test_room_ingest_and_broker_failures_lose_and_duplicate_nobody(
+        http, new_event, app_settings, app_redis, kafka_restart) -> None:
+    event = await new_event(rows=10, seats_per_row=50, admission_rate_per_s=40)
+    event_id = event["event_id"]
+    tickets = []
+    for n in range(USERS):
+        tickets.append(await join_retrying(http, event_id, f"crowd{n:03d}"))
+        if n == 30:
+            kill(app_settings, f"room:{event_id}")
+        if n == 60:
+            kill(app_settings, f"ingest:{event_id}:0")
+        if n == 90:
+            await asyncio.to_thread(kafka_restart)
+
+    async def everyone_admitted() -> bool:
+        return app_redis.llen(keys.queue_log(event_id)) >= USERS
+
+    for _ in range(240):
+        if await everyone_admitted():
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5)  # anything duplicated would show up by now
+    log = [json.loads(raw) for raw in app_redis.lrange(keys.queue_log(event_id), 0, -1)]
+    admitted = [entry["ticket_id"] for entry in log]
+    assert len(admitted) == len(set(admitted)), "someone was admitted twice"
+    assert sorted(admitted) == sorted(t["ticket_id"] for t in tickets), "someone was lost"
+    assert admitted == [t["ticket_id"] for t in tickets], "admitted out of join order"
