@@ -17,6 +17,8 @@ command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || missing+=(chro
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# Debian's Chromium for the browser tests (Playwright drives it; no browser downloads).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install: apt-get install ${missing[*]}"
   SUDO=""
@@ -31,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Python project ---------------------------------------------------------------------------
-if "$PYTHON" -c "import ray.serve, redis, kafka, ntplib, starlette, httpx, pytest_asyncio, ruff, mypy" \
+if "$PYTHON" -c "import ray.serve, redis, kafka, ntplib, starlette, httpx, pytest_asyncio, ruff, mypy, playwright" \
      >/dev/null 2>&1 \
    && "$PYTHON" -m pip show -q ticketing >/dev/null 2>&1; then
   :

@@ -34,6 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = "/tmp/ticketing-stack"
 KAFKA_VERSION = "4.1.1"
 RAY_GCS_PORT = 6385  # Ray's default 6379 is Redis's port
+REDIS_REPLICA_PORT = 6380  # `make up` starts one read replica of the primary here
 RAY_CLIENT_PORT = 10001
 
 # Ray Serve ingress switches (see the notes on HAProxy ingress); set before Ray starts.
@@ -610,6 +611,11 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
     else:
         started["redis"] = start_redis(_redis_port(settings.redis_url), d)
         env["REDIS_URL"] = settings.redis_url
+        if not _explicit(env, "REDIS_REPLICA_URLS"):  # one read replica for cached reads
+            replica = start_redis_replica(REDIS_REPLICA_PORT, _redis_port(settings.redis_url), d)
+            db = urlsplit(settings.redis_url).path or "/0"
+            env["REDIS_REPLICA_URLS"] = replica.rsplit("/", 1)[0] + db
+            started["redis-replica"] = env["REDIS_REPLICA_URLS"]
 
     if _explicit(env, "KAFKA_BOOTSTRAP"):
         _check_external("KAFKA_BOOTSTRAP", settings.kafka_bootstrap,
