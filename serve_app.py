@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ray import serve
@@ -543,9 +543,9 @@ def deploy(settings: Settings) -> None:
     serve.start(proxy_location=settings.proxy_location,
                 http_options={"host": settings.http_host, "port": settings.http_port})
     placement = {"resources": {settings.ingress_resource: 0.001}} if settings.ingress_resource else {}
-    api = Api.options(logging_config=LoggingConfig(enable_access_log=settings.access_log),
+    api = cast(Any, Api).options(logging_config=LoggingConfig(enable_access_log=settings.access_log),
                       ray_actor_options={"num_cpus": 0, **placement})
     serve.run(api.bind(settings), name="ticketing", route_prefix="/", blocking=False)
 
 
-app = Api.bind()
+app = cast(Any, Api).bind()  # for `serve deploy serve_config.yaml`

@@ -37,8 +37,10 @@ class BookingClient:
         self.redis = redis
         self._events: dict[str, Event] = {}
         self._handles: dict[str, Any] = {}
-        self._hold_batch.set_max_batch_size(settings.hold_batch_max)
-        self._hold_batch.set_batch_wait_timeout_s(settings.hold_batch_wait_s)
+        # serve.batch adds these setters; its stubs do not say so.
+        self._hold_batch.set_max_batch_size(settings.hold_batch_max)  # type: ignore[attr-defined]
+        self._hold_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+            settings.hold_batch_wait_s)
 
     async def event(self, event_id: str) -> Event:
         """The event's layout (immutable) from this replica's cache, else from Redis."""

@@ -62,5 +62,5 @@ class EventOwner:
         return self._event
 
 
-EventOwnerActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3,
-                             max_concurrency=10_000)(EventOwner)
+EventOwnerActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
+    num_cpus=0, max_restarts=-1, max_task_retries=3, max_concurrency=10_000)(EventOwner)

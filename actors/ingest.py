@@ -106,8 +106,8 @@ class JoinIngest:
         return True
 
 
-JoinIngestActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0,
-                             max_concurrency=100)(JoinIngest)
+JoinIngestActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
+    num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=100)(JoinIngest)
 
 
 def partitions_of(index: int, actors: int, partitions: int) -> list[int]:

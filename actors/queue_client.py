@@ -29,6 +29,7 @@ from domain.waiting.status import Place, RoomStats, TicketView, view
 from domain.waiting.tickets import TicketState
 from store import joins, keys
 from store.clock import NtpClock
+from store.codec import text
 from store.queue import decode_stats, lookup, room_fields
 
 
@@ -202,7 +203,7 @@ class QueueClient:
         done = room.get("lottery_done") == "1"
         entrants = await self.redis.lrange(keys.lottery_entrants(event.event_id), 0, -1) if done else []
         return {"commitment": room.get("commitment"), "seed": room.get("seed") if done else None,
-                "lottery_done": done, "prequeue_ticket_ids": sorted(e.decode() for e in entrants),
+                "lottery_done": done, "prequeue_ticket_ids": sorted(text(e) for e in entrants),
                 "log_length": int(room.get("log_length", 0)), "log_head": room.get("log_head")}
 
     async def proof(self, event: Event, ticket_id: str) -> dict[str, Any]:

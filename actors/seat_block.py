@@ -32,6 +32,7 @@ from domain.ids import HoldRef, parse_hold_id
 from domain.inventory import BlockInventory, HoldRequest
 from domain.settings import Settings
 from store import keys
+from store.codec import text
 from store.ledger import Ledger, read_bookings
 from store.payments import TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
@@ -82,7 +83,7 @@ class SeatBlock:
         block = self._inventory.block
         records = await self._redis.hgetall(keys.block_holds(self._event_id, self._index))
         for token, record in records.items():
-            hold = decode_hold(record, self._ref(token.decode()), block)
+            hold = decode_hold(record, self._ref(text(token)), block)
             self._inventory.put(hold)
 
     async def _replay_ledger(self) -> None:
@@ -282,5 +283,5 @@ def _refusal(outcome: HoldOutcome) -> TicketingError:
     return SeatsUnavailable("a seat was taken")
 
 
-SeatBlockActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3,
-                            max_concurrency=10_000)(SeatBlock)
+SeatBlockActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
+    num_cpus=0, max_restarts=-1, max_task_retries=3, max_concurrency=10_000)(SeatBlock)

@@ -31,6 +31,7 @@ from domain.waiting.queue_order import QueueTier, is_prequeue
 from domain.waiting.status import Admission
 from domain.waiting.tickets import Join
 from store import catalog, keys
+from store.codec import text
 from store.queue import Member, RoomScripts, decode_admission, room_fields
 
 log = logging.getLogger("ticketing.waiting_room")
@@ -79,7 +80,7 @@ class WaitingRoom:
         """The lottery seed is drawn once per event; its commitment is public from the start."""
         fresh = lottery.new_seed(secrets.token_bytes)
         await self._redis.set(keys.lottery_seed(self._event_id), fresh.hex(), nx=True)
-        seed = bytes.fromhex((await self._redis.get(keys.lottery_seed(self._event_id))).decode())
+        seed = bytes.fromhex(text(await self._redis.get(keys.lottery_seed(self._event_id))))
         await self._redis.hsetnx(keys.room(self._event_id), "commitment",
                                  lottery.commitment(seed))
         return seed
@@ -87,7 +88,7 @@ class WaitingRoom:
     async def _load_outstanding(self) -> dict[str, Admission]:
         """Admitted users who have not held yet: they count against the remaining seats."""
         raw = await self._redis.hgetall(keys.queue_admitted(self._event_id))
-        admissions = {t.decode(): decode_admission(a) for t, a in raw.items()}
+        admissions = {text(t): decode_admission(a) for t, a in raw.items()}
         return {t: a for t, a in admissions.items() if not a.held}
 
     async def _load_log_tail(self) -> fairness.LogEntry | None:
@@ -197,7 +198,7 @@ class WaitingRoom:
         entries = self._log_entries(presale + general, now, int(room.get("admitted_total", 0)))
         self._rate.record(now, len(admitted))
         sample = self._rate.sample(now)
-        fields = {"head": int(room.get("head", 0)) + len(general),
+        fields: dict[str, object] = {"head": int(room.get("head", 0)) + len(general),
                   "presale_head": int(room.get("presale_head", 0)) + len(presale),
                   "admitted_total": int(room.get("admitted_total", 0)) + len(admitted),
                   "sold_out": int(remaining <= 0), "rate_mean": round(sample.mean_per_s, 3),
@@ -259,5 +260,5 @@ def _member(join: Join) -> Member:
     return Member(join.ticket_id, join.user_id, join.joined_at_ms)
 
 
-WaitingRoomActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0,
-                              max_concurrency=1000)(WaitingRoom)
+WaitingRoomActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
+    num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)(WaitingRoom)

@@ -16,6 +16,7 @@ from domain.ids import HoldRef
 from domain.inventory import SeatStatus
 from domain.venue import Block
 from store import keys
+from store.codec import text
 from store.records import decode_hold
 
 
@@ -107,4 +108,4 @@ async def load_booking(redis: Redis, ref: HoldRef) -> dict[str, Any] | None:
 
 
 async def event_ids(redis: Redis, limit: int) -> list[str]:
-    return [e.decode() for e in await redis.zrevrange(keys.events_index(), 0, limit - 1)]
+    return [text(e) for e in await redis.zrevrange(keys.events_index(), 0, limit - 1)]

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from domain.payments import ChargeOutcome, raise_for, test_outcome
 from store import keys
+from store.codec import text
 
 CHARGE_RECORD_TTL_S = 7 * 86400
 
@@ -28,4 +29,4 @@ class TestPaymentProvider:
 
     async def was_charged(self, key: str) -> bool:
         stored = await self._redis.get(keys.payment(key))
-        return stored is not None and stored.decode() == ChargeOutcome.CHARGED
+        return stored is not None and text(stored) == ChargeOutcome.CHARGED

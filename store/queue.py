@@ -18,6 +18,7 @@ from domain.waiting.eta import RateSample
 from domain.waiting.queue_order import QueueTier
 from domain.waiting.status import Admission, Place, RoomStats
 from store import keys
+from store.codec import text_map
 from store.scripts import load_script
 
 
@@ -105,8 +106,8 @@ def decode_place(raw: str | bytes | None) -> Place | None:
     return Place(QueueTier.GENERAL, int(text))
 
 
-def decode_stats(raw: dict[bytes, bytes]) -> RoomStats:
-    data = {k.decode(): v.decode() for k, v in raw.items()}
+def decode_stats(raw: Any) -> RoomStats:
+    data = text_map(raw)
     return RoomStats(
         head=int(data.get("head", 0)), presale_head=int(data.get("presale_head", 0)),
         presale_tail=int(data.get("presale_tail", 0)), tail=int(data.get("tail", 0)),
@@ -129,5 +130,4 @@ async def room_stats(redis: Redis, event_id: str) -> RoomStats:
 
 
 async def room_fields(redis: Redis, event_id: str) -> dict[str, str]:
-    raw = await redis.hgetall(keys.room(event_id))
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    return text_map(await redis.hgetall(keys.room(event_id)))
