@@ -8,6 +8,7 @@ audits the result: every seat sold at most once, every confirmed booking in the 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import sys
@@ -29,7 +30,7 @@ def say(text: str) -> None:
 
 
 async def create_event(http: httpx.AsyncClient, admin_token: str) -> dict[str, Any]:
-    body = {"name": "Demo Night", "hold_ttl_s": 8, "max_seats_per_user": 4, "sections": [
+    body = {"name": "Demo Night", "hold_ttl_s": 15, "max_seats_per_user": 4, "sections": [
         {"name": "Floor", "rows": ROWS, "seats_per_row": PER_ROW, "price_cents": 12000},
         {"name": "Balcony", "rows": 5, "seats_per_row": 20, "price_cents": 6500}]}
     response = await http.post("/v1/events", json=body,
@@ -40,17 +41,31 @@ async def create_event(http: httpx.AsyncClient, admin_token: str) -> dict[str, A
 
 
 async def admitted(http: httpx.AsyncClient, event_id: str, user: str) -> dict[str, str]:
-    """Join the waiting room and wait (polling the status) until admitted."""
-    ticket = (await http.post(f"/v1/events/{event_id}/queue", json={"user_id": user})).json()
-    auth = {"Authorization": f"Bearer {ticket['ticket_token']}"}
+    """Join the waiting room and follow its SSE stream until admitted (or sold out)."""
+    ticket = await retry_429(lambda: http.post(f"/v1/events/{event_id}/queue",
+                                               json={"user_id": user}))
+    body = ticket.json()
+    url = f"/v1/events/{event_id}/queue/{body['ticket_id']}/stream"
+    async with http.stream("GET", url, params={"token": body["ticket_token"]}) as stream:
+        name = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: ") and name == "admitted":
+                return {"Authorization": f"Bearer {json.loads(line[6:])['admission_token']}"}
+            elif line.startswith("data: ") and name in ("sold_out", "expired"):
+                return {}
+    return {}
+
+
+async def retry_429(send: Any) -> httpx.Response:
+    """A polite client: wait as long as Retry-After says."""
     while True:
-        status = (await http.get(f"/v1/events/{event_id}/queue/{ticket['ticket_id']}",
-                                 headers=auth)).json()
-        if status.get("admission_token"):
-            return {"Authorization": f"Bearer {status['admission_token']}"}
-        if status.get("state") in ("sold_out", "expired"):
-            return {}
-        await asyncio.sleep(0.5)
+        response = await send()
+        if response.status_code != 429:
+            response.raise_for_status()
+            return response  # type: ignore[no-any-return]
+        await asyncio.sleep(float(response.headers.get("retry-after", "1")))
 
 
 async def shopper(http: httpx.AsyncClient, event_id: str, n: int, rng: random.Random,
@@ -86,7 +101,7 @@ async def shopper(http: httpx.AsyncClient, event_id: str, n: int, rng: random.Ra
 async def main() -> int:
     settings = Settings.from_env()
     base = os.environ.get("DEMO_URL", f"http://{settings.http_host}:{settings.http_port}")
-    limits = httpx.Limits(max_connections=200)
+    limits = httpx.Limits(max_connections=USERS + 50)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         event = await create_event(http, settings.admin_token)
         event_id = event["event_id"]
@@ -99,7 +114,7 @@ async def main() -> int:
         say(f"On-sale ran {elapsed:.1f}s. Outcomes:")
         for outcome, count in outcomes.most_common():
             say(f"  {count:5d}  {outcome}")
-        await asyncio.sleep(9)  # let the abandoned holds expire on their own
+        await asyncio.sleep(16)  # let the abandoned holds expire on their own
         details = (await http.get(f"/v1/events/{event_id}")).json()
         seats = (await http.get(f"/v1/events/{event_id}/seats")).json()["seats"]
     counts = Counter(s["status"] for s in seats)

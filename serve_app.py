@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 
-from actors import directory
+from actors import directory, logs
 from actors.client import BookingClient
 from actors.queue_client import QueueClient
 from domain import availability, commands, errors, tokens
@@ -518,6 +518,7 @@ def metered(app: Any) -> Any:
 
 
 def build_asgi_app(settings: Settings) -> Any:
+    logs.configure()
     redis = Redis.from_url(settings.redis_url, max_connections=512)
     http = Http(settings, BookingClient(settings, redis))
     app = Starlette(routes=build_routes(http), exception_handlers={

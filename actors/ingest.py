@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from ray.exceptions import RayError
 
-from actors import directory
+from actors import directory, logs
 from domain.settings import Settings
 from store import joins
 
@@ -32,6 +32,7 @@ class JoinIngest:
         topic = settings.joins_topic(event_id)
         self._partitions = [TopicPartition(topic, p) for p in partitions]
         self._committed: dict[int, int] = {}
+        logs.configure()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _connect(self) -> KafkaConsumer:

@@ -20,6 +20,7 @@ from dataclasses import asdict, replace
 import ray
 from redis.asyncio import Redis
 
+from actors import logs
 from domain.errors import NotFound, StaleOwner
 from domain.settings import Settings
 from domain.waiting import fairness, lottery
@@ -49,6 +50,7 @@ class WaitingRoom:
         self._event_id = event_id
         self._redis = Redis.from_url(settings.redis_url)
         self._lock = asyncio.Lock()
+        logs.configure()
         self._ready = asyncio.get_running_loop().create_task(self._start())
 
     # -- start and recovery --------------------------------------------------------------
