@@ -33,13 +33,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Python project ---------------------------------------------------------------------------
-if "$PYTHON" -c "import ray.serve, redis, kafka, ntplib, starlette, httpx, pytest_asyncio, ruff, mypy, playwright" \
-     >/dev/null 2>&1 \
-   && "$PYTHON" -m pip show -q ticketing >/dev/null 2>&1; then
-  :
-else
+# Re-installed whenever pyproject.toml changes (or the project is not importable from here).
+PY_MARK="$HOME/.cache/ticketing/pyproject.sha256"
+PY_SUM="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$PY_MARK" 2>/dev/null)" != "$PY_SUM" ] \
+   || ! "$PYTHON" -m pip show -q ticketing >/dev/null 2>&1; then
   echo "install: pip install -e '.[dev]'"
   "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[dev]'
+  mkdir -p "$(dirname "$PY_MARK")"
+  echo "$PY_SUM" > "$PY_MARK"
 fi
 
 # --- Kafka jars -------------------------------------------------------------------------------
