@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -438,7 +439,7 @@ def build_live_routes(http: Http) -> list[BaseRoute]:
 
         async def messages() -> Any:
             try:
-                yield availability.RETRY
+                yield availability.retry_hint(random.random())
                 while not subscriber.dropped and not feed.closed:
                     yield await subscriber.next()
             except asyncio.CancelledError:

@@ -156,5 +156,11 @@ def delta_message(delta: Delta) -> bytes:
     return sse("delta", {"version": delta.version, "seats": delta.seats}, delta.version)
 
 
+def retry_hint(jitter: float, base_ms: int = 1000) -> bytes:
+    """How long the browser waits before reconnecting: base_ms to 3 x base_ms by `jitter`
+    (0..1, random per stream), so a replica restart does not bring every client back in the
+    same millisecond."""
+    return f"retry: {base_ms + round(2 * base_ms * min(1.0, max(0.0, jitter)))}\n\n".encode()
+
+
 HEARTBEAT = b": heartbeat\n\n"
-RETRY = b"retry: 1000\n\n"

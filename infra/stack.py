@@ -44,6 +44,11 @@ SERVE_ENV = {
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     "RAY_SERVE_HAPROXY_NBTHREAD": "1",
     "RAY_SERVE_HAPROXY_MAXCONN": "7000",
+    # Thousands of SSE clients reconnecting at once overflow a replica's accept backlog for a
+    # few seconds: HAProxy should wait for it, not mark the replica down after 3 connect errors
+    # and fail over to the Python proxy (see benchmarks/bench_availability_stream.py).
+    "RAY_SERVE_HAPROXY_OBSERVE_MARK_DOWN_ENABLED": "0",
+    "RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S": "30",
 }
 
 log = logging.getLogger("infra.stack")

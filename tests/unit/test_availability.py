@@ -11,6 +11,7 @@ from domain.availability import (
     change_of,
     delta_message,
     parse_last_event_id,
+    retry_hint,
     snapshot_message,
     sse,
 )
@@ -111,3 +112,10 @@ def test_messages_carry_the_version_as_their_sse_id():
     delta = delta_message(_delta(3, 4, {"A-1-1": "sold"})).decode()
     assert delta == 'id: 4\nevent: delta\ndata: {"version":4,"seats":{"A-1-1":"sold"}}\n\n'
     assert sse("error", {"code": "x"}) == b'event: error\ndata: {"code":"x"}\n\n'
+
+
+def test_the_reconnect_delay_is_spread_between_one_and_three_times_the_base():
+    assert retry_hint(0.0) == b"retry: 1000\n\n"
+    assert retry_hint(0.5) == b"retry: 2000\n\n"
+    assert retry_hint(1.0) == b"retry: 3000\n\n"
+    assert retry_hint(7.0) == b"retry: 3000\n\n"

@@ -1,0 +1,185 @@
+"""Load generator of bench_availability_stream: many SSE clients in one asyncio process.
+
+Raw sockets (no HTTP client library) so one process can keep thousands of streams and still
+time each event: per client it records when each event id (seat version) first arrived. Driven
+over stdin/stdout by the benchmark, one command per line:
+
+    (start)      connect --clients clients at --ramp per second  -> "CONNECTED {json}"
+    RECONNECT    every client closes and reconnects at once with Last-Event-ID
+                                                                  -> "RECONNECTED {json}"
+    STOP <file>  read the changes file ({version: changed_at}), compute each client's lag
+                 from each change to the first event that covers it -> "RESULT {json}"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import resource
+import sys
+import time
+from bisect import bisect_left
+from typing import Any
+
+ID_LINE = re.compile(rb"(?m)^id: (\d+)\r?$")
+
+
+class Client:
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.ids: list[int] = []
+        self.times: list[float] = []
+        self.last_id: int | None = None
+        self.snapshots = 0
+        self.deltas = 0
+        self.errors: list[str] = []
+        self.connected = False
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def connect(self, timeout_s: float = 30.0) -> bool:
+        """Open the stream; True once the response headers (200) arrived."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), timeout_s)
+            resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id is not None else ""
+            writer.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                          f"Accept: text/event-stream\r\n{resume}\r\n").encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
+            self.errors.append(type(e).__name__)
+            return False
+        if not head.startswith(b"HTTP/1.1 200"):
+            self.errors.append(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+            writer.close()
+            return False
+        self._writer, self.connected = writer, True
+        self._task = asyncio.get_running_loop().create_task(self._read(reader))
+        return True
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        tail = b""
+        try:
+            while True:
+                chunk = await reader.read(262144)
+                if not chunk:
+                    break
+                now = time.time()
+                data = tail + chunk
+                cut = data.rfind(b"\n") + 1
+                tail, data = data[cut:], data[:cut]
+                self.snapshots += data.count(b"event: snapshot")
+                self.deltas += data.count(b"event: delta")
+                for match in ID_LINE.finditer(data):
+                    version = int(match.group(1))
+                    if not self.ids or version > self.ids[-1]:
+                        self.ids.append(version)
+                        self.times.append(now)
+                    self.last_id = version
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            self.connected = False
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.close()
+        self.connected = False
+
+    def lags(self, changes: list[tuple[int, float]]) -> tuple[list[float], int]:
+        """Seconds from each change to the first event covering it; and changes never seen."""
+        out, missed = [], 0
+        for version, changed_at in changes:
+            i = bisect_left(self.ids, version)
+            if i == len(self.ids):
+                missed += 1
+            else:
+                out.append(self.times[i] - changed_at)
+        return out, missed
+
+
+async def connect_all(clients: list[Client], per_s: float) -> dict[str, Any]:
+    start = time.monotonic()
+    tasks = []
+    for i, client in enumerate(clients):
+        delay = start + i / per_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.get_running_loop().create_task(client.connect()))
+    results = await asyncio.gather(*tasks)
+    return {"ok": sum(results), "failed": len(results) - sum(results),
+            "seconds": round(time.monotonic() - start, 2), "errors": _errors(clients)}
+
+
+def _errors(clients: list[Client]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for client in clients:
+        for error in client.errors:
+            counts[error] = counts.get(error, 0) + 1
+    return counts
+
+
+async def reconnect_all(clients: list[Client]) -> dict[str, Any]:
+    before_snapshots = sum(c.snapshots for c in clients)
+    before_deltas = sum(c.deltas for c in clients)
+    before_errors = sum(len(c.errors) for c in clients)
+    await asyncio.gather(*[c.close() for c in clients])
+    start = time.monotonic()
+    results = await asyncio.gather(*[c.connect() for c in clients])
+    seconds = time.monotonic() - start
+    await asyncio.sleep(2.0)  # let the resume messages arrive
+    return {"ok": sum(results), "failed": len(results) - sum(results),
+            "errors_new": sum(len(c.errors) for c in clients) - before_errors,
+            "errors": _errors(clients), "seconds_to_all_connected": round(seconds, 2),
+            "snapshots_after": sum(c.snapshots for c in clients) - before_snapshots,
+            "deltas_after": sum(c.deltas for c in clients) - before_deltas}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--clients", type=int, required=True)
+    parser.add_argument("--ramp", type=float, default=500.0)
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    clients = [Client("127.0.0.1", args.port, args.path) for _ in range(args.clients)]
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    _say("CONNECTED", await connect_all(clients, args.ramp))
+    while True:
+        line = (await stdin.readline()).decode().strip()
+        if line == "RECONNECT":
+            _say("RECONNECTED", await reconnect_all(clients))
+        elif line.startswith("STOP"):
+            with open(line.split(" ", 1)[1]) as f:
+                changes = sorted((int(v), t) for v, t in json.load(f).items())
+            still = sum(c.connected for c in clients)
+            lags: list[float] = []
+            missed = 0
+            for client in clients:
+                got, lost = client.lags(changes)
+                lags += got
+                missed += lost
+            await asyncio.gather(*[c.close() for c in clients])
+            _say("RESULT", {"connected_at_end": still, "missed": missed,
+                            "lags_ms": [round(x * 1000, 2) for x in lags]})
+            return
+        elif not line:
+            return
+
+
+def _say(tag: str, data: dict[str, Any]) -> None:
+    sys.stdout.write(f"{tag} {json.dumps(data)}\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,383 @@
+"""How many availability-stream (SSE) clients one machine holds, and the lag of a seat change.
+
+Side by side in one run, on the same Redis and the same change stream:
+  * serve   - the project's app (`serve_app.deploy`): HAProxy (MAXCONN 7900) -> one Serve
+              replica -> `store.seat_feed` (one XREAD per event, in-process fan-out); :8300.
+  * uvicorn - benchmarks/_uvicorn_sse_app.py: the same `store.seat_feed` fan-out on plain
+              Starlette + uvicorn, 1 worker, no Ray, no HAProxy; :8301.
+For each: `--clients` streams are opened by two load-generator processes
+(benchmarks/_sse_clients.py, raw asyncio sockets) at `--ramp` per second; seats are then held
+through the API at `--rate` per second for `--duration` s; every client closes and reconnects
+at once with Last-Event-ID (counting errors, and resumes vs snapshots); then `--after` s more
+of changes. Lag = arrival of the first event that covers a change minus the change's time,
+which is the Redis stream entry id written by the hold's Lua script (ms, same clock).
+Everything is on loopback, on its own ports: Redis 6430, Kafka 49092/49093, Serve 8300,
+uvicorn 8301, HAProxy stats 8434 / metrics 9134. Bounded: about 5 minutes.
+
+    python -m benchmarks.bench_availability_stream [--clients 7500] [--rate 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+NAME = "bench_availability_stream"
+STATE = "/tmp/ticketing-bench-sse"
+REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT = 6430, 49092, 49093
+SERVE_PORT, UVICORN_PORT = 8300, 8301
+MAXCONN = 7900  # HAProxy needs ~2.5 fds per stream: 2.5 * 7900 + 30 <= 20,000 (hard nofile)
+SERVE_ENV = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+    "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+    "RAY_SERVE_HAPROXY_MAXCONN": str(MAXCONN),
+    "RAY_SERVE_HAPROXY_STATS_PORT": "8434",
+    "RAY_SERVE_HAPROXY_METRICS_PORT": "9134",
+    # A reconnect storm overflows the replica's accept backlog for a few seconds: let HAProxy
+    # wait for it (connect timeout) instead of marking the only replica down after 3 layer-4
+    # errors and failing over to the backup Python proxy (which answered 500s).
+    "RAY_SERVE_HAPROXY_OBSERVE_MARK_DOWN_ENABLED": "0",
+    "RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S": "30",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+EVENT = {"name": "SSE bench", "sections": [
+    {"name": "A", "rows": 10, "seats_per_row": 50, "price_cents": 5000}]}
+CATEGORIES = [("haproxy", "haproxy"), ("ServeReplica", "serve_replica"),
+              ("_sse_clients", "load_generator"), ("uvicorn", "uvicorn"),
+              ("redis-server", "redis"), ("SeatBlock", "seat_block_actor"),
+              ("kafka.Kafka", "kafka"), ("raylet", "raylet"), ("gcs_server", "gcs_server")]
+
+
+# -------------------------------------------------------------------------------------------
+# numbers
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def lag_summary(lags_ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(pct(lags_ms, 50), 1), "p90_ms": round(pct(lags_ms, 90), 1),
+            "p99_ms": round(pct(lags_ms, 99), 1), "max_ms": round(max(lags_ms, default=0), 1),
+            "n": len(lags_ms)}
+
+
+def _descendants(root: int) -> list[int]:
+    parent: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    out, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [c for c, p in parent.items() if p == pid]
+        out += children
+        frontier += children
+    return out
+
+
+def cpu_by_category() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process in our own process tree (Ray, HAProxy,
+    Redis, Kafka, uvicorn, load generators), not by anything else on the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in _descendants(os.getpid()):
+        proc = Path(f"/proc/{pid}")
+        with contextlib.suppress(OSError, IndexError):
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            name = next((cat for marker, cat in CATEGORIES if marker in cmd), "other")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    return {k: round((after.get(k, 0) - before.get(k, 0)) / seconds, 3)
+            for k in sorted(set(before) | set(after))
+            if (after.get(k, 0) - before.get(k, 0)) / seconds >= 0.005}
+
+
+# -------------------------------------------------------------------------------------------
+# services
+
+class Services:
+    """Redis, Kafka, Ray + Serve and uvicorn on the benchmark's ports; all stopped on exit."""
+
+    def __init__(self) -> None:
+        self.uvicorn: subprocess.Popen[bytes] | None = None
+        self.settings: Any = None
+
+    def __enter__(self) -> Services:
+        from infra import stack
+
+        signal.signal(signal.SIGTERM, _interrupt)
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        if hard < 2.5 * MAXCONN + 30:
+            raise SystemExit(f"nofile hard limit {hard} is too low for MAXCONN {MAXCONN}")
+        try:
+            redis_url = stack.start_redis(REDIS_PORT, STATE)
+            client = redis.Redis.from_url(redis_url)
+            client.flushall()
+            client.close()
+            bootstrap = stack.start_kafka(KAFKA_PORT, KAFKA_CONTROLLER_PORT, STATE)
+            from domain.settings import Settings
+
+            self.settings = Settings.from_env(
+                environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
+                kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT)
+            os.environ.update(SERVE_ENV)
+            import ray
+
+            ray.init(address="local", num_cpus=2, include_dashboard=False,
+                     namespace=self.settings.ray_namespace, log_to_driver=False)
+            import serve_app
+
+            serve_app.deploy(self.settings)
+            env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(REPO))
+            with open(Path(STATE) / "uvicorn.log", "ab") as log:
+                self.uvicorn = subprocess.Popen(
+                    [sys.executable, "-m", "uvicorn", "benchmarks._uvicorn_sse_app:app",
+                     "--host", "127.0.0.1", "--port", str(UVICORN_PORT), "--backlog", "8192",
+                     "--no-access-log", "--log-level", "warning"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                    cwd=REPO)
+            _wait_http(f"http://127.0.0.1:{SERVE_PORT}/healthz")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from infra import stack
+
+        if self.uvicorn is not None:
+            self.uvicorn.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.uvicorn.wait(10)
+            if self.uvicorn.poll() is None:
+                self.uvicorn.kill()
+        with contextlib.suppress(Exception):
+            from ray import serve
+
+            serve.shutdown()
+        with contextlib.suppress(Exception):
+            import ray
+
+            ray.shutdown()
+        with contextlib.suppress(Exception):
+            stack.stop_kafka(KAFKA_PORT, STATE)
+        with contextlib.suppress(Exception):
+            stack.stop_redis(REDIS_PORT, STATE)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _wait_http(url: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+# -------------------------------------------------------------------------------------------
+# one server's run
+
+class Changes:
+    """Holds one seat at a time through the API and notes when each change happened."""
+
+    def __init__(self, settings: Any, event_id: str) -> None:
+        from domain import tokens
+
+        self._settings = settings
+        self._event_id = event_id
+        self._redis = redis.Redis.from_url(settings.redis_url)
+        self._next = 0
+        self.changed_at: dict[int, float] = {}
+        self._token = lambda user: tokens.sign(settings.token_secret, tokens.Claims(
+            tokens.ADMISSION, user, event_id, time.time() + 3600, ""))
+
+    async def run(self, http: httpx.AsyncClient, seconds: float, per_s: float) -> int:
+        from store import keys
+
+        start, made = time.monotonic(), 0
+        while time.monotonic() - start < seconds:
+            row, number = divmod(self._next, 50)
+            self._next += 1
+            response = await http.post(
+                f"/v1/events/{self._event_id}/holds",
+                json={"seat_ids": [f"A-{row + 1}-{number + 1}"]},
+                headers={"Authorization": f"Bearer {self._token(f'u{self._next}')}"})
+            if response.status_code == 201:
+                last: Any = self._redis.xrevrange(keys.seat_changes(self._event_id), count=1)
+                entry_id, fields = last[0]  # the id's ms part: when the Lua script ran
+                self.changed_at[int(fields[b"v"])] = int(entry_id.split(b"-")[0]) / 1000
+                made += 1
+            await asyncio.sleep(max(0.0, start + (made + 1) / per_s - time.monotonic()))
+        return made
+
+
+async def spawn_clients(port: int, event_id: str, clients: int, procs: int,
+                        ramp: float) -> list[asyncio.subprocess.Process]:
+    path = f"/v1/events/{event_id}/availability/stream"
+    return [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks._sse_clients", "--port", str(port), "--path", path,
+        "--clients", str(clients // procs + (1 if i < clients % procs else 0)),
+        "--ramp", str(ramp / procs), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, cwd=REPO, limit=2**28) for i in range(procs)]
+
+
+async def expect(procs: list[asyncio.subprocess.Process], tag: str,
+                 timeout_s: float) -> list[dict[str, Any]]:
+    async def one(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert proc.stdout is not None
+        line = (await proc.stdout.readline()).decode()
+        if not line.startswith(tag + " "):
+            raise RuntimeError(f"load generator said {line[:200]!r}, expected {tag}")
+        result: dict[str, Any] = json.loads(line[len(tag) + 1:])
+        return result
+
+    return list(await asyncio.wait_for(asyncio.gather(*[one(p) for p in procs]), timeout_s))
+
+
+def send(procs: list[asyncio.subprocess.Process], line: str) -> None:
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write((line + "\n").encode())
+
+
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict):
+                bucket = out.setdefault(key, {})
+                for k, v in value.items():
+                    bucket[k] = bucket.get(k, 0) + v
+            elif key.startswith("seconds"):
+                out[key] = max(out.get(key, 0), value)
+            else:
+                out[key] = out.get(key, 0) + value
+    return out
+
+
+async def run_server(name: str, port: int, settings: Any, args: argparse.Namespace,
+                     admin: dict[str, str]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{SERVE_PORT}", timeout=30) as http:
+        created = await http.post("/v1/events", json=EVENT, headers=admin)
+        assert created.status_code == 201, created.text
+        event_id = created.json()["event_id"]
+        changes = Changes(settings, event_id)
+        print(f"[{name}] opening {args.clients} streams", flush=True)
+        procs = await spawn_clients(port, event_id, args.clients, args.procs, args.ramp)
+        try:
+            connected = merged(await expect(procs, "CONNECTED", 300))
+            print(f"[{name}] connected: {connected}", flush=True)
+            await asyncio.sleep(2)
+            before, t0 = cpu_by_category(), time.monotonic()
+            made = await changes.run(http, args.duration, args.rate)
+            steady_cpu = cores_used(before, cpu_by_category(), time.monotonic() - t0)
+            print(f"[{name}] {made} changes; cpu {steady_cpu}; reconnecting all", flush=True)
+            steady_versions = set(changes.changed_at)
+            send(procs, "RECONNECT")
+            reconnected = merged(await expect(procs, "RECONNECTED", 300))
+            print(f"[{name}] reconnected: {reconnected}", flush=True)
+            made_after = await changes.run(http, args.after, args.rate)
+            await asyncio.sleep(2.0)
+            changes_file = Path(STATE) / f"changes-{name}.json"
+            changes_file.write_text(json.dumps(changes.changed_at))
+            send(procs, f"STOP {changes_file}")
+            results = await expect(procs, "RESULT", 300)
+        finally:
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+    lags = [x for r in results for x in r["lags_ms"]]
+    return {"streams_requested": args.clients, "connect": connected,
+            "held_to_the_end": sum(r["connected_at_end"] for r in results),
+            "changes": made + made_after, "changes_before_reconnect": len(steady_versions),
+            "lag_all": lag_summary(lags),
+            "undelivered_change_client_pairs": sum(r["missed"] for r in results),
+            "reconnect_all_at_once": reconnected, "cpu_cores_during_changes": steady_cpu}
+
+
+def machine() -> dict[str, Any]:
+    import ray
+
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "")
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "kernel": platform.release(),
+            "python": sys.version.split()[0], "ray": ray.__version__,
+            "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+            "somaxconn": Path("/proc/sys/net/core/somaxconn").read_text().strip(),
+            "loadavg_at_start": list(os.getloadavg()), "git_commit": commit,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+async def bench(services: Services, args: argparse.Namespace) -> dict[str, Any]:
+    admin = {"Authorization": f"Bearer {services.settings.admin_token}"}
+    runs = {}
+    for name, port in (("serve", SERVE_PORT), ("uvicorn", UVICORN_PORT)):
+        if name in args.servers:
+            runs[name] = await run_server(name, port, services.settings, args, admin)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=7500)
+    parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--ramp", type=float, default=600.0, help="new streams per second")
+    parser.add_argument("--rate", type=float, default=2.0, help="seat changes per second")
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--after", type=float, default=10.0)
+    parser.add_argument("--servers", default="serve,uvicorn")
+    args = parser.parse_args()
+    result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
+        **vars(args), "event_seats": 500, "delta_interval_s": 0.2,
+        "haproxy_maxconn": MAXCONN, "serve": "HAProxy ingress, throughput-optimized, 1 replica",
+        "uvicorn": "1 worker, same store.seat_feed fan-out, same Redis",
+        "lag": "first arrival of an event covering the change minus the change's Redis "
+               "stream entry time (the hold's Lua script), per client and change"}}
+    with Services() as services:
+        result["runs"] = asyncio.run(bench(services, args))
+    result["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{NAME}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["runs"], indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
