@@ -98,8 +98,8 @@ class SeatBlock:
                 continue
             hold = Hold(hold_id=ref.hold_id, event_id=self._event_id, user_id=booking["user_id"],
                         section=self._inventory.block.section, seat_ids=tuple(booking["seat_ids"]),
-                        total_cents=booking["total_cents"], created_at=booking["confirmed_at"],
-                        expires_at=booking["confirmed_at"], status=HoldStatus.CONFIRMED,
+                        total_cents=booking["total_cents"], expires_at=booking["confirmed_at"],
+                        status=HoldStatus.CONFIRMED,
                         idempotency_key=known.idempotency_key if known else "")
             await self._scripts.transition(ref.token, "", self._encode(hold), booking)
             self._inventory.forget(hold.hold_id)
@@ -258,9 +258,8 @@ class SeatBlock:
         self._inventory.put(hold)
 
     def _planned(self, hold: Hold) -> PlannedHold:
-        block = self._inventory.block
         return PlannedHold(self._ref_of(hold).token, hold.user_id,
-                           [block.seat_index(s) for s in hold.seat_ids], self._encode(hold),
+                           self._inventory.seat_indices(hold.hold_id), self._encode(hold),
                            hold.expires_at)
 
     def _encode(self, hold: Hold) -> str:

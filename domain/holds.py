@@ -36,8 +36,7 @@ class Hold:
     section: str
     seat_ids: tuple[str, ...]
     total_cents: int
-    created_at: float
-    expires_at: float
+    expires_at: float  # epoch seconds, whole milliseconds (see expiry_of)
     status: HoldStatus = HoldStatus.ACTIVE
     idempotency_key: str = ""
 
@@ -56,6 +55,12 @@ class Hold:
         if self.status is HoldStatus.ACTIVE and self.expires_at <= now:
             return HoldStatus.EXPIRED
         return self.status
+
+
+def expiry_of(now: float, ttl_s: float) -> float:
+    """When a hold made at `now` expires, to the millisecond: the stored record keeps whole
+    milliseconds, so a hold reloaded after a crash expires exactly when the planned one did."""
+    return round(now + ttl_s, 3)
 
 
 def check_owner(hold: Hold, user_id: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from domain.errors import InvalidRequest, SeatsNotInOneBlock
 
@@ -52,17 +53,36 @@ class Block:
 
     def seat_index(self, seat: str) -> int:
         """Position of `seat` in this block (0-based, row-major): its bit in Redis bitmaps."""
+        index = self.index_of(seat)
+        if index is not None:
+            return index
         parsed = parse_seat_id(seat)
         return (parsed.row - self.first_row) * self.seats_per_row + parsed.number - 1
 
+    def index_of(self, seat: str) -> int | None:
+        """The index of one of this block's seat ids, else None: a dict lookup, no parsing,
+        because the owner maps every seat of every hold on its hot path."""
+        return self._indices.get(seat) if isinstance(seat, str) else None
+
     def seat_at(self, index: int) -> str:
+        if 0 <= index < len(self.ids):
+            return self.ids[index]
         row, number = divmod(index, self.seats_per_row)
         return seat_id(self.section, self.first_row + row, number + 1)
 
     def seat_ids(self) -> Iterator[str]:
-        for row in range(self.first_row, self.last_row + 1):
-            for number in range(1, self.seats_per_row + 1):
-                yield seat_id(self.section, row, number)
+        return iter(self.ids)
+
+    @cached_property
+    def ids(self) -> tuple[str, ...]:
+        """Every seat id of the block by index, built once (strings are never rebuilt)."""
+        return tuple(seat_id(self.section, row, number)
+                     for row in range(self.first_row, self.last_row + 1)
+                     for number in range(1, self.seats_per_row + 1))
+
+    @cached_property
+    def _indices(self) -> dict[str, int]:
+        return {seat: i for i, seat in enumerate(self.ids)}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@
 -- ARGV[4] now (epoch s)    ARGV[5] most holds to expire in one call
 -- ARGV[6] JSON array of hold tokens to release (ignored when expiring)
 -- ARGV[7] most entries kept in the seat change stream (approximate MAXLEN)
--- A record is "<status>|<json [user, [seat_index...], total, created, expires, idem_key]>".
+-- A record is "<status>|<json [user, [seat_index...], total, expires_ms, idem_key]>".
 -- Only "active" holds are freed (an expiring one only once its expiry has passed).
 -- Returns "stale" for a zombie caller, else a JSON array of the tokens it freed.
 -- The freed seats are published as one "available" change (see publish).
@@ -36,7 +36,7 @@ for _, token in ipairs(tokens) do
     local bar = string.find(record, '|', 1, true)
     local body = string.sub(record, bar + 1)
     local rec = cjson.decode(body)
-    if string.sub(record, 1, bar - 1) == 'active' and (status ~= 'expired' or rec[5] <= now) then
+    if string.sub(record, 1, bar - 1) == 'active' and (status ~= 'expired' or rec[4] <= now * 1000) then
       for _, s in ipairs(rec[2]) do
         redis.call('SETBIT', KEYS[2], s, 0)
         changed[#changed + 1] = s

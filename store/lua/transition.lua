@@ -5,7 +5,7 @@
 -- KEYS[9] event seat version counter         KEYS[10] event seat change stream
 -- ARGV[1] caller's epoch   ARGV[2] block index (field of KEYS[6])   ARGV[3] hold token
 -- ARGV[4] expected current status ("" accepts any, including no record: used by recovery)
--- ARGV[5] new record "<status>|<json [user, [seat_index...], total, created, expires, key]>"
+-- ARGV[5] new record "<status>|<json [user, [seat_index...], total, expires_ms, key]>"
 -- ARGV[6] "sell" to mark the record's seats sold and store ARGV[7] as the booking, else "none"
 -- ARGV[7] booking JSON (with "sell")
 -- ARGV[8] most entries kept in the seat change stream (approximate MAXLEN)

@@ -17,6 +17,7 @@ from domain.holds import (
     check_owner,
     confirm,
     expire,
+    expiry_of,
     is_replay,
     release,
 )
@@ -28,7 +29,7 @@ TTL = 600.0
 def hold(status: HoldStatus = HoldStatus.ACTIVE, key: str = "") -> Hold:
     return Hold(hold_id="hd.ev0123456789ab.0.0123456789abcdef", event_id="ev0123456789ab",
                 user_id="alice", section="A", seat_ids=("A-1-5", "A-1-6"), total_cents=10_000,
-                created_at=T0, expires_at=T0 + TTL, status=status, idempotency_key=key)
+                expires_at=T0 + TTL, status=status, idempotency_key=key)
 
 
 # -- begin_checkout --------------------------------------------------------------------------
@@ -174,6 +175,12 @@ def test_a_hold_round_trips_through_json(status):
     assert back == h
     assert isinstance(back.seat_ids, tuple)
     assert back.status is status
+
+
+def test_a_holds_expiry_is_kept_to_the_millisecond():
+    assert expiry_of(1_000.0, 600) == 1_600.0
+    assert expiry_of(1.23456, 1) == 2.235
+    assert expiry_of(1.2344, 1) == 2.234
 
 
 def test_a_hold_decodes_from_bytes():

@@ -42,7 +42,7 @@ def test_an_explicit_hold_takes_exactly_its_seats_at_the_current_price():
     h = Planner(inv).seats("A-2-3", "A-2-4")
     assert h.seat_ids == ("A-2-3", "A-2-4")
     assert (h.total_cents, h.section, h.event_id, h.user_id) == (2 * PRICE, "A", EVENT, "alice")
-    assert (h.created_at, h.expires_at, h.status) == (NOW, NOW + TTL, HoldStatus.ACTIVE)
+    assert (h.expires_at, h.status) == (NOW + TTL, HoldStatus.ACTIVE)
     assert inv.status_of("A-2-3") is SeatStatus.HELD
     assert inv.status_of("A-2-5") is SeatStatus.AVAILABLE
     assert inv.seats_available == 28
@@ -183,7 +183,7 @@ def test_putting_a_released_or_expired_hold_frees_its_seats(status):
 
 def test_a_recovered_confirmed_hold_is_sold_from_the_start():
     inv = inventory()
-    sold = Hold("h9", EVENT, "carol", "A", ("A-3-1",), PRICE, NOW, NOW + TTL, HoldStatus.CONFIRMED)
+    sold = Hold("h9", EVENT, "carol", "A", ("A-3-1",), PRICE, NOW + TTL, HoldStatus.CONFIRMED)
     inv.put(sold)
     assert inv.status_of("A-3-1") is SeatStatus.SOLD
     with pytest.raises(SeatsUnavailable):
@@ -193,7 +193,7 @@ def test_a_recovered_confirmed_hold_is_sold_from_the_start():
 def test_putting_a_new_hold_on_seats_someone_owns_is_refused_and_changes_nothing():
     inv = inventory()
     Planner(inv).seats("A-1-1")
-    other = Hold("h9", EVENT, "bob", "A", ("A-1-2", "A-1-1"), 2 * PRICE, NOW, NOW + TTL)
+    other = Hold("h9", EVENT, "bob", "A", ("A-1-2", "A-1-1"), 2 * PRICE, NOW + TTL)
     with pytest.raises(SeatsUnavailable):
         inv.put(other)
     assert inv.status_of("A-1-2") is SeatStatus.AVAILABLE
@@ -223,3 +223,83 @@ def test_expired_holds_are_the_active_holds_whose_expiry_has_passed():
     assert inv.expired_holds(NOW + TTL - 1) == []
     assert inv.expired_holds(NOW + TTL) == [early]
     assert inv.expired_holds(NOW + TTL + 100) == [early, late]
+
+
+def test_a_hold_back_to_active_after_a_failed_checkout_is_due_again():
+    inv = inventory()
+    h = Planner(inv).best(1)
+    confirming = replace(h, status=HoldStatus.CONFIRMING)
+    inv.put(confirming)
+    assert inv.expired_holds(NOW + TTL) == []
+    inv.put(replace(confirming, status=HoldStatus.ACTIVE))
+    assert inv.expired_holds(NOW + TTL) == [h]
+
+
+def test_forgotten_and_ended_holds_are_never_due():
+    inv = inventory()
+    p = Planner(inv)
+    refused, released, sold = p.best(1), p.best(1), p.best(1)
+    inv.forget(refused.hold_id)
+    inv.put(replace(released, status=HoldStatus.RELEASED))
+    inv.put(replace(sold, status=HoldStatus.CONFIRMED))
+    assert inv.expired_holds(NOW + TTL + 1) == []
+
+
+def test_expired_holds_come_soonest_first_at_most_limit_at_a_time():
+    inv = inventory()
+    p = Planner(inv)
+    holds = [p.best(1, now=NOW + i) for i in (3, 1, 2)]
+    assert inv.expired_holds(NOW + TTL + 9, limit=2) == [holds[1], holds[2]]
+    inv.forget(holds[1].hold_id)
+    assert inv.expired_holds(NOW + TTL + 9) == [holds[2], holds[0]]
+
+
+def test_recovered_active_holds_are_due_by_their_stored_expiry():
+    inv = inventory()
+    recovered = Hold("h9", EVENT, "dana", "A", ("A-2-2",), PRICE, NOW + 5)
+    inv.put(recovered)
+    assert inv.expired_holds(NOW + 4.999) == []
+    assert inv.expired_holds(NOW + 5) == [recovered]
+
+
+def test_many_ended_holds_do_not_grow_the_expiry_queue_without_bound():
+    inv = inventory(rows=1, seats_per_row=4)
+    p = Planner(inv)
+    for _ in range(5_000):
+        inv.forget(p.best(4).hold_id)
+    assert len(inv._expiry) <= 2 * 1024 + 2
+    assert inv.expired_holds(NOW + TTL) == []
+
+
+def _reference_best(free: list[list[bool]], quantity: int) -> list[tuple[int, int]]:
+    """The rule spelled out seat by seat: the frontmost row with a run of `quantity` free seats,
+    the run nearest the row centre (left on a tie); else the frontmost free seats."""
+    width = len(free[0])
+    centre = (width - quantity) / 2
+    for row, flags in enumerate(free):
+        starts = [s for s in range(width - quantity + 1) if all(flags[s:s + quantity])]
+        if starts:
+            best = min(starts, key=lambda s: (abs(s - centre), s))
+            return [(row, n) for n in range(best, best + quantity)]
+    return [(r, n) for r, flags in enumerate(free) for n, f in enumerate(flags) if f][:quantity]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_best_seats_match_the_rule_seat_by_seat_on_random_blocks(seed):
+    import random
+
+    rng = random.Random(seed)
+    rows, width = rng.randint(1, 6), rng.randint(1, 13)
+    inv = inventory(rows=rows, seats_per_row=width)
+    p = Planner(inv)
+    for _ in range(rows * width):
+        if rng.random() < 0.3 and inv.holds:
+            inv.forget(rng.choice(list(inv.holds)))
+            continue
+        quantity = rng.randint(1, min(4, width))
+        if quantity > inv.seats_available:
+            continue
+        free = [[inv.status_of(f"A-{r + 1}-{n + 1}") is SeatStatus.AVAILABLE
+                 for n in range(width)] for r in range(rows)]
+        expected = tuple(f"A-{r + 1}-{n + 1}" for r, n in _reference_best(free, quantity))
+        assert p.best(quantity).seat_ids == expected
