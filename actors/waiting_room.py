@@ -71,6 +71,7 @@ class WaitingRoom:
         for partition in range(self._settings.join_partitions):
             self._merger.add_partition(partition, start)
         self._heard: dict[int, int] = {}
+        self._published: dict[str, str] = {}
         self._admission = AdmissionController(event.admission_rate_per_s, start)
         self._rate = RateEstimator(event.admission_rate_per_s)
         self._outstanding = await self._load_outstanding()
@@ -206,13 +207,15 @@ class WaitingRoom:
                   "sold_out": int(remaining <= 0), "rate_mean": round(sample.mean_per_s, 3),
                   "rate_stdev": round(sample.stdev_per_s, 3),
                   "rate_configured": self._admission.rate_per_s,
-                  "oldest_joined_at_ms": oldest if general_waiting > len(general) else 0,
-                  "updated_at_ms": now}
+                  "oldest_joined_at_ms": oldest if general_waiting > len(general) else 0}
         if entries:
             fields |= {"log_length": entries[-1].seq + 1, "log_head": entries[-1].hash}
+        published = {k: str(v) for k, v in fields.items()}
+        if not admitted and not records and published == self._published:
+            return  # an idle room costs a few reads per tick, no writes
         await self._scripts.admit(presale, general, records | admitted,
-                                  [json.dumps(asdict(e)) for e in entries],
-                                  {k: str(v) for k, v in fields.items()})
+                                  [json.dumps(asdict(e)) for e in entries], published)
+        self._published = published
         self._outstanding.update(admitted)
         if entries:
             self._log_tail = entries[-1]

@@ -110,13 +110,28 @@ def admission(app_settings: Settings) -> Any:
 
 
 @pytest.fixture
-def new_event(http: httpx.AsyncClient, admin: dict[str, str]) -> Any:
+async def new_event(http: httpx.AsyncClient, admin: dict[str, str],
+                    app_settings: Settings) -> AsyncIterator[Any]:
+    """Creates events through the API; their actors are stopped when the test ends, so a
+    session of many tests does not accumulate idle owners (each one a process)."""
+    created: list[str] = []
+
     async def create(rows: int = 5, seats_per_row: int = 10, **extra: Any) -> dict[str, Any]:
         body = {"name": "Test on-sale", "sections": extra.pop("sections", [
             {"name": "A", "rows": rows, "seats_per_row": seats_per_row, "price_cents": 5000}])}
         response = await http.post("/v1/events", json=body | extra, headers=admin)
         assert response.status_code == 201, response.text
         event: dict[str, Any] = response.json()
+        created.append(event["event_id"])
         return event
 
-    return create
+    yield create
+    stop_event_actors(app_settings, created)
+
+
+def stop_event_actors(settings: Settings, event_ids: list[str]) -> None:
+    import ray
+
+    for name in ray.util.list_named_actors():  # this driver's namespace: the app's
+        if any(f":{event_id}" in name for event_id in event_ids):
+            ray.kill(ray.get_actor(name, namespace=settings.ray_namespace), no_restart=True)

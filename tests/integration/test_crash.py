@@ -26,6 +26,7 @@ from domain.settings import Settings
 from domain.venue import Section
 from store import catalog, keys
 from store.ledger import read_bookings
+from tests.integration.conftest import stop_event_actors
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +179,7 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
     assert sorted(audit(app_redis, settings, event.event_id)) == sorted(
         f"A-1-{n + 1}" for n in range(8))
     await redis.aclose()
+    stop_event_actors(settings, [event.event_id])
     for _ in range(60):  # Serve survives the node loss too
         try:
             if (await http.get("/healthz")).status_code == 200:
