@@ -1,8 +1,7 @@
 """Typed errors of the waiting-room core.
 
-Each carries a stable string `code` so the HTTP layer can map it to a response without
-parsing messages. They derive from a local root for now; the lead re-parents
-`WaitingRoomError` under the project's root error later, which changes nothing here.
+They are faults of the platform, not of a client (a bad rate, a rewound consumer), so they are
+not `TicketingError`s: if one ever reached HTTP it would be logged and answered as a 500.
 """
 
 from __future__ import annotations
@@ -12,12 +11,6 @@ class WaitingRoomError(Exception):
     """Root of every waiting-room error."""
 
     code = "waiting_room_error"
-
-
-class IllegalTransition(WaitingRoomError):
-    """A ticket was asked to move to a state its current state cannot reach."""
-
-    code = "illegal_transition"
 
 
 class InvalidParameter(WaitingRoomError):

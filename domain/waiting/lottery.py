@@ -70,7 +70,7 @@ def lottery_order(seed: bytes, ticket_ids: Iterable[str]) -> list[str]:
 
 
 def lottery_ranks(seed: bytes, ticket_ids: Iterable[str]) -> dict[str, int]:
-    """Rank (0 = first) of each ticket in the lottery order, for `queue_order.prequeue_score`."""
+    """Rank (0 = first) of each ticket in the lottery order, (its place in the pre-queue lane)."""
     return {t: rank for rank, t in enumerate(lottery_order(seed, ticket_ids))}
 
 
