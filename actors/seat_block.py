@@ -234,10 +234,28 @@ class SeatBlock:
                 log.exception("sweep of %s/%s failed", self._event_id, self._index)
 
     async def _sweep(self) -> None:
+        """Expire the holds this owner's expiry queue says are due (no Redis call when none
+        is); the script re-checks each record, so Redis has the last word."""
         async with self._lock:
-            freed = await self._scripts.expire_due(time.time(), self._settings.sweep_batch_max)
-            for token in freed:
-                self._inventory.forget(self._ref(token).hold_id)
+            now = time.time()
+            due = self._inventory.expired_holds(now, self._settings.sweep_batch_max)
+            if not due:
+                return
+            freed = set(await self._scripts.expire([self._ref_of(h).token for h in due], now))
+            for hold in due:
+                if self._ref_of(hold).token in freed:
+                    self._inventory.forget(hold.hold_id)
+                else:
+                    await self._reload(hold)
+
+    async def _reload(self, hold: Hold) -> None:
+        """Memory said due, Redis did not free it: take Redis's record as the truth."""
+        log.warning("hold %s was due but not expired by Redis; reloading it", hold.hold_id)
+        ref = self._ref_of(hold)
+        record = await self._redis.hget(keys.block_holds(self._event_id, self._index), ref.token)
+        self._inventory.forget(hold.hold_id)
+        if record is not None:
+            self._inventory.put(decode_hold(record, ref, self._inventory.block))
 
     # -- helpers -------------------------------------------------------------------------
     async def _own_hold(self, hold_id: str, user_id: str) -> Hold:
@@ -259,8 +277,7 @@ class SeatBlock:
 
     def _planned(self, hold: Hold) -> PlannedHold:
         return PlannedHold(self._ref_of(hold).token, hold.user_id,
-                           self._inventory.seat_indices(hold.hold_id), self._encode(hold),
-                           hold.expires_at)
+                           self._inventory.seat_indices(hold.hold_id), self._encode(hold))
 
     def _encode(self, hold: Hold) -> str:
         return encode_hold(hold, self._inventory.block)

@@ -96,7 +96,7 @@ async def create_hold(request: Request) -> Response:
         block = state.inventory.block
         planned = PlannedHold(hold_id.rsplit(".", 1)[1], hold.user_id,
                               [block.seat_index(s) for s in hold.seat_ids],
-                              encode_hold(hold, block), hold.expires_at)
+                              encode_hold(hold, block))
         outcome = (await state.scripts.hold_batch([planned], event.max_seats_per_user))[0]
         if outcome is not HoldOutcome.OK:
             state.inventory.forget(hold_id)

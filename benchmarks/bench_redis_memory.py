@@ -23,8 +23,7 @@ from typing import Any
 import ray
 import redis
 
-from benchmarks._common import (Bench, create_event, kill_event_actors, machine_info,
-                                write_result)
+from benchmarks._common import Bench, create_event, kill_event_actors, machine_info, write_result
 
 NAME = "bench_redis_memory"
 SEATS_PER_ROW = 100
@@ -91,9 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                     {"name": f"M{quantity}", "rows": args.seats // SEATS_PER_ROW,
                      "seats_per_row": SEATS_PER_ROW, "price_cents": 5000}]})
             e = event.event_id
-            names = [keys.block_held(e, 0), keys.block_holds(e, 0), keys.block_expiry(e, 0),
-                     keys.user_seats(e), keys.block_sold(e, 0), keys.available(e),
-                     keys.block_epoch(e, 0)]
+            names = [keys.block_held(e, 0), keys.block_holds(e, 0), keys.user_seats(e),
+                     keys.block_sold(e, 0), keys.available(e), keys.block_epoch(e, 0)]
             before_keys = key_usage(r, names)
             before = memory(r)
             held = hold_all(s, event, quantity, args.batch)

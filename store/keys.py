@@ -58,17 +58,12 @@ def block_holds(event_id: str, block: int) -> str:
     return _block(event_id, block, "holds")
 
 
-def block_expiry(event_id: str, block: int) -> str:
-    """Sorted set: hold token scored by expiry (epoch s); swept by score <= now."""
-    return _block(event_id, block, "exp")
-
-
 def block_script_keys(event_id: str, block: int) -> list[str]:
     """KEYS of every block script, in the order their headers document."""
     return [block_epoch(event_id, block), block_held(event_id, block),
             block_sold(event_id, block), block_holds(event_id, block),
-            block_expiry(event_id, block), available(event_id), user_seats(event_id),
-            bookings(event_id), seat_version(event_id), seat_changes(event_id)]
+            available(event_id), user_seats(event_id), bookings(event_id),
+            seat_version(event_id), seat_changes(event_id)]
 
 
 # -- waiting room (issue 3) ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from domain.errors import HoldNotActive, StaleOwner
 from store import keys
+from store.records import epoch_ms
 
 
 class HoldOutcome(StrEnum):
@@ -39,7 +40,6 @@ class PlannedHold:
     user_id: str
     seat_indices: list[int]
     record: str
-    expires_at: float
 
 
 class BlockScripts:
@@ -56,17 +56,19 @@ class BlockScripts:
         self._transition = redis.register_script(TRANSITION)
 
     async def hold_batch(self, holds: list[PlannedHold], max_per_user: int) -> list[HoldOutcome]:
-        batch = [[h.token, h.user_id, h.seat_indices, h.record, h.expires_at] for h in holds]
+        batch = [[h.token, h.user_id, h.seat_indices, h.record] for h in holds]
         raw = await self._hold(self._keys, [self._epoch, self._block, max_per_user,
                                             json.dumps(batch, separators=(",", ":")),
                                             self._log_max])
         return [HoldOutcome(code) for code in _json(raw)]
 
     async def release(self, tokens: list[str], now: float) -> list[str]:
-        return await self._free_call("released", now, 0, tokens)
+        return await self._free_call("released", now, tokens)
 
-    async def expire_due(self, now: float, limit: int) -> list[str]:
-        return await self._free_call("expired", now, limit, [])
+    async def expire(self, tokens: list[str], now: float) -> list[str]:
+        """Expire holds the owner found due; the script frees only those whose record is still
+        active with an expiry <= now, and returns their tokens."""
+        return await self._free_call("expired", now, tokens)
 
     async def transition(self, token: str, expected: str, record: str,
                          booking: dict[str, Any] | None = None) -> None:
@@ -79,8 +81,8 @@ class BlockScripts:
             raise HoldNotActive(f"hold is {text[6:] or 'missing'}, expected {expected}")
         _json(raw)
 
-    async def _free_call(self, status: str, now: float, limit: int, tokens: list[str]) -> list[str]:
-        raw = await self._free(self._keys, [self._epoch, self._block, status, now, limit,
+    async def _free_call(self, status: str, now: float, tokens: list[str]) -> list[str]:
+        raw = await self._free(self._keys, [self._epoch, self._block, status, epoch_ms(now),
                                             json.dumps(tokens), self._log_max])
         return list(_json(raw))
 

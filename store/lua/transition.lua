@@ -1,9 +1,9 @@
 -- transition.lua: move one hold of a seat block to a new status, optionally selling its seats.
 -- KEYS[1] block epoch (fencing counter)      KEYS[2] held bitmap     KEYS[3] sold bitmap
--- KEYS[4] holds hash (token -> record)       KEYS[5] expiry zset     KEYS[6] event avail hash
--- KEYS[7] event user-seats hash              KEYS[8] event bookings hash
--- KEYS[9] event seat version counter         KEYS[10] event seat change stream
--- ARGV[1] caller's epoch   ARGV[2] block index (field of KEYS[6])   ARGV[3] hold token
+-- KEYS[4] holds hash (token -> record)       KEYS[5] event avail hash
+-- KEYS[6] event user-seats hash              KEYS[7] event bookings hash
+-- KEYS[8] event seat version counter         KEYS[9] event seat change stream
+-- ARGV[1] caller's epoch   ARGV[2] block index (field of KEYS[5])   ARGV[3] hold token
 -- ARGV[4] expected current status ("" accepts any, including no record: used by recovery)
 -- ARGV[5] new record "<status>|<json [user, [seat_index...], total, expires_ms, key]>"
 -- ARGV[6] "sell" to mark the record's seats sold and store ARGV[7] as the booking, else "none"
@@ -16,8 +16,8 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'stale' end
 -- Publish the seat changes once: bump the event's seat version, append one stream entry.
 local function publish(indices, status)
   if #indices == 0 then return end
-  local version = redis.call('INCR', KEYS[9])
-  redis.call('XADD', KEYS[10], 'MAXLEN', '~', ARGV[8], '*',
+  local version = redis.call('INCR', KEYS[8])
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[8], '*',
              'v', version, 'b', ARGV[2], 's', status, 'i', table.concat(indices, ','))
 end
 
@@ -39,11 +39,10 @@ if ARGV[6] == 'sell' then
     if was_sold == 0 then changed[#changed + 1] = s end
   end
   if fresh > 0 then
-    redis.call('HINCRBY', KEYS[6], ARGV[2], -fresh)
-    redis.call('HINCRBY', KEYS[7], rec[1], fresh)
+    redis.call('HINCRBY', KEYS[5], ARGV[2], -fresh)
+    redis.call('HINCRBY', KEYS[6], rec[1], fresh)
   end
-  redis.call('ZREM', KEYS[5], token)
-  redis.call('HSET', KEYS[8], token, ARGV[7])
+  redis.call('HSET', KEYS[7], token, ARGV[7])
   publish(changed, 'sold')
 end
 return 'ok'

@@ -27,7 +27,6 @@ def test_block_keys_are_pinned():
     assert keys.block_held(EVENT, 3) == "tk:{ev0123456789ab}:b3:held"
     assert keys.block_sold(EVENT, 3) == "tk:{ev0123456789ab}:b3:sold"
     assert keys.block_holds(EVENT, 3) == "tk:{ev0123456789ab}:b3:holds"
-    assert keys.block_expiry(EVENT, 3) == "tk:{ev0123456789ab}:b3:exp"
 
 
 def test_global_keys_are_pinned():
@@ -41,7 +40,6 @@ def test_block_script_keys_come_in_the_documented_order():
         "tk:{ev0123456789ab}:b3:held",
         "tk:{ev0123456789ab}:b3:sold",
         "tk:{ev0123456789ab}:b3:holds",
-        "tk:{ev0123456789ab}:b3:exp",
         "tk:{ev0123456789ab}:avail",
         "tk:{ev0123456789ab}:users",
         "tk:{ev0123456789ab}:bookings",
@@ -73,7 +71,7 @@ def test_keys_of_different_blocks_and_events_never_collide():
     seen = set()
     for event_id in (EVENT, "evffffffffffff"):
         for block in (1, 11, 111):
-            for key in keys.block_script_keys(event_id, block)[:5]:
+            for key in keys.block_script_keys(event_id, block)[:4]:
                 assert key not in seen
                 seen.add(key)
 
