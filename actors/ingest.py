@@ -4,6 +4,10 @@ A batch is taken by size or time (`ingest_batch_max`, `ingest_wait_ms`). Offsets
 only up to what the room reports persisted. If the room restarted (a new epoch) or a call to it
 failed, the actor rewinds to the committed offsets and sends again: the room drops what it
 already has, so nobody is lost or queued twice.
+
+The consumer is confluent-kafka (librdkafka): fetching and record parsing happen in C, outside
+the GIL; kafka-python spent several times more CPU per record here (benchmarks/README.md,
+bench_waiting_room).
 """
 
 from __future__ import annotations
@@ -14,11 +18,10 @@ import logging
 from typing import Any
 
 import ray
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from ray.exceptions import RayError
 
-from actors import directory, logs
+from actors import directory
 from domain.settings import Settings
 from store import joins
 
@@ -29,19 +32,20 @@ class JoinIngest:
     def __init__(self, settings: Settings, event_id: str, partitions: list[int]) -> None:
         self._settings = settings
         self._event_id = event_id
-        topic = settings.joins_topic(event_id)
-        self._partitions = [TopicPartition(topic, p) for p in partitions]
+        self._topic = settings.joins_topic(event_id)
+        self._partitions = list(partitions)
         self._committed: dict[int, int] = {}
-        logs.configure()
+        self._consumer: Consumer | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def _connect(self) -> KafkaConsumer:
-        consumer = KafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap, enable_auto_commit=False,
-            group_id=f"{self._settings.kafka_topic_prefix}.room.{self._event_id}",
-            auto_offset_reset="earliest", value_deserializer=json.loads,
-            max_poll_records=self._settings.ingest_batch_max)
-        consumer.assign(self._partitions)
+    def _connect(self) -> Consumer:
+        consumer = Consumer({
+            "bootstrap.servers": self._settings.kafka_bootstrap,
+            "group.id": f"{self._settings.kafka_topic_prefix}.room.{self._event_id}",
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": False})
+        # no offset given: each partition starts at the group's committed offset, else earliest
+        consumer.assign([TopicPartition(self._topic, p) for p in self._partitions])
         return consumer
 
     async def _run(self) -> None:
@@ -53,6 +57,9 @@ class JoinIngest:
                 await asyncio.sleep(1)
 
     async def _pump(self) -> None:
+        old, self._consumer = self._consumer, None
+        if old is not None:
+            await asyncio.to_thread(old.close)
         self._consumer = await asyncio.to_thread(self._connect)
         room = directory.waiting_room(self._settings, self._event_id)
         epoch: int | None = None
@@ -73,42 +80,76 @@ class JoinIngest:
     def _poll(self) -> tuple[list[Any], dict[int, bool]]:
         """A batch, and for each of our partitions whether joins are still waiting in Kafka
         (then the room must not treat it as idle)."""
-        records = self._consumer.poll(timeout_ms=self._settings.ingest_wait_ms,
-                                      max_records=self._settings.ingest_batch_max)
-        batch = [joins.decode(r.value, r.partition, r.offset)
-                 for rs in records.values() for r in rs]
-        return batch, {tp.partition: self._behind(tp) for tp in self._partitions}
+        assert self._consumer is not None
+        messages = self._consumer.consume(num_messages=self._settings.ingest_batch_max,
+                                          timeout=self._settings.ingest_wait_ms / 1000)
+        batch = []
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("ingest of %s: %s", self._event_id, error)
+                continue
+            batch.append(joins.decode(json.loads(m.value()), m.partition(), m.offset()))
+        return batch, {p: self._behind(p) for p in self._partitions}
 
-    def _behind(self, tp: TopicPartition) -> bool:
-        highwater = self._consumer.highwater(tp)
-        return highwater is None or self._consumer.position(tp) < highwater
+    def _behind(self, partition: int) -> bool:
+        """Whether the partition's end is past our position (unknown counts as behind)."""
+        assert self._consumer is not None
+        tp = TopicPartition(self._topic, partition)
+        _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:  # no fetch answered yet: ask the broker
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+            except Exception:
+                return True
+        position = self._consumer.position([tp])[0].offset
+        if position < 0:  # nothing consumed yet: we stand at the committed offset (or 0)
+            committed = self._committed.get(partition)
+            position = committed + 1 if committed is not None else self._stored(tp)
+        return position < high
+
+    def _stored(self, tp: TopicPartition) -> int:
+        assert self._consumer is not None
+        try:
+            offset = self._consumer.committed([tp], timeout=5)[0].offset
+        except Exception:
+            return -1
+        return max(offset, 0)
 
     async def _commit(self, offsets: dict[int, int]) -> None:
-        mine = {tp: offsets[tp.partition] for tp in self._partitions
-                if offsets.get(tp.partition, -1) > self._committed.get(tp.partition, -1)}
+        mine = {p: offsets[p] for p in self._partitions
+                if offsets.get(p, -1) > self._committed.get(p, -1)}
         if not mine:
             return
-        await asyncio.to_thread(self._consumer.commit, {
-            tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in mine.items()})
-        self._committed.update({tp.partition: offset for tp, offset in mine.items()})
+        consumer = self._consumer
+        assert consumer is not None
+        await asyncio.to_thread(consumer.commit, offsets=[
+            TopicPartition(self._topic, p, offset + 1) for p, offset in mine.items()],
+            asynchronous=False)
+        self._committed.update(mine)
 
     async def _rewind(self) -> None:
-        def seek() -> None:
-            for tp in self._partitions:
-                committed = self._consumer.committed(tp)
-                if committed is None:
-                    self._consumer.seek_to_beginning(tp)
-                else:
-                    self._consumer.seek(tp, committed)
+        """Back to the committed offsets (re-assigning: librdkafka's seek needs a partition
+        that is already being fetched)."""
+        consumer = self._consumer
+        assert consumer is not None
 
-        await asyncio.to_thread(seek)
+        def reassign() -> None:
+            tps = [TopicPartition(self._topic, p) for p in self._partitions]
+            committed = consumer.committed(tps, timeout=10)
+            consumer.assign([TopicPartition(self._topic, tp.partition,
+                                            tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                             for tp in committed])
+
+        await asyncio.to_thread(reassign)
 
     async def ping(self) -> bool:
         return True
 
 
-JoinIngestActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
-    num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=100)(JoinIngest)
+JoinIngestActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0,
+                             max_concurrency=100)(JoinIngest)
 
 
 def partitions_of(index: int, actors: int, partitions: int) -> list[int]:
