@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from redis.asyncio import Redis
 
+from actors import logs
 from domain import holds as rules
 from domain.errors import (
     NotFound,
@@ -56,6 +57,7 @@ class SeatBlock:
         self._payments = TestPaymentProvider(self._redis)
         self._lock = asyncio.Lock()
         self._delays: dict[str, float] = {}
+        logs.configure()
         self._ready = asyncio.get_running_loop().create_task(self._start())
 
     # -- start and recovery --------------------------------------------------------------
