@@ -25,18 +25,6 @@ async def checkout(http: AsyncClient, hold_id: str, auth: dict[str, str], key: s
                            headers=auth | {"Idempotency-Key": key})
 
 
-async def test_queue_join_admits_and_returns_the_same_ticket_on_rejoin(http, new_event) -> None:
-    event = await new_event()
-    first = await http.post(f"/v1/events/{event['event_id']}/queue", json={"user_id": "ann"})
-    again = await http.post(f"/v1/events/{event['event_id']}/queue", json={"user_id": "ann"})
-    assert first.status_code == again.status_code == 202
-    assert first.json()["ticket_id"] == again.json()["ticket_id"]
-    status = await http.get(f"/v1/events/{event['event_id']}/queue/{first.json()['ticket_id']}",
-                            headers={"Authorization": f"Bearer {first.json()['ticket_token']}"})
-    assert status.status_code == 200
-    assert status.json()["state"] == "admitted" and status.json()["admission_token"]
-
-
 async def test_hold_then_checkout_confirms_a_booking_in_the_ledger(
         http, new_event, admission, app_settings: Settings) -> None:
     event = await new_event()
