@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+import time
+from typing import Any, cast
 
 import ray
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -44,9 +45,26 @@ class JoinIngest:
             "group.id": f"{self._settings.kafka_topic_prefix}.room.{self._event_id}",
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": False})
-        # no offset given: each partition starts at the group's committed offset, else earliest
-        consumer.assign([TopicPartition(self._topic, p) for p in self._partitions])
+        try:
+            self._assign_committed(consumer)
+        except Exception:
+            consumer.close()
+            raise  # _run logs it and connects again
         return consumer
+
+    def _assign_committed(self, consumer: Consumer) -> None:
+        """Start each partition at the group's committed offset (earliest when none). Fetched
+        here, not left to librdkafka: on a broker whose group coordinator is still loading, its
+        own fetch fails once (NOT_COORDINATOR) and the partition would never start; this raises
+        instead and the caller tries again."""
+        tps = [TopicPartition(self._topic, p) for p in self._partitions]
+        committed = consumer.committed(tps, timeout=10)
+        failed = [tp for tp in committed if tp.error is not None]
+        if failed:
+            raise RuntimeError(f"committed offsets of {self._topic}: {failed[0].error}")
+        consumer.assign([TopicPartition(self._topic, tp.partition,
+                                        tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                         for tp in committed])
 
     async def _run(self) -> None:
         while True:
@@ -63,8 +81,12 @@ class JoinIngest:
         self._consumer = await asyncio.to_thread(self._connect)
         room = directory.waiting_room(self._settings, self._event_id)
         epoch: int | None = None
+        stalled_since: float | None = None
         while True:
             batch, behind = await asyncio.to_thread(self._poll)
+            stalled_since = _stall_clock(stalled_since, bool(batch), any(behind.values()))
+            if time.monotonic() - (stalled_since or time.monotonic()) > self._settings.ingest_stall_s:
+                raise RuntimeError("behind but fetching nothing: rebuilding the consumer")
             try:
                 room_epoch, offsets = await room.ingest.remote(batch, behind)
             except RayError:
@@ -90,7 +112,8 @@ class JoinIngest:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("ingest of %s: %s", self._event_id, error)
                 continue
-            batch.append(joins.decode(json.loads(m.value()), m.partition(), m.offset()))
+            batch.append(joins.decode(json.loads(cast(bytes, m.value())),
+                                      cast(int, m.partition()), cast(int, m.offset())))
         return batch, {p: self._behind(p) for p in self._partitions}
 
     def _behind(self, partition: int) -> bool:
@@ -134,22 +157,25 @@ class JoinIngest:
         that is already being fetched)."""
         consumer = self._consumer
         assert consumer is not None
-
-        def reassign() -> None:
-            tps = [TopicPartition(self._topic, p) for p in self._partitions]
-            committed = consumer.committed(tps, timeout=10)
-            consumer.assign([TopicPartition(self._topic, tp.partition,
-                                            tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-                             for tp in committed])
-
-        await asyncio.to_thread(reassign)
+        await asyncio.to_thread(self._assign_committed, consumer)
 
     async def ping(self) -> bool:
         return True
 
 
-JoinIngestActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0,
-                             max_concurrency=100)(JoinIngest)
+JoinIngestActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
+    num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=100)(JoinIngest)
+
+
+def _stall_clock(since: float | None, got_records: bool, behind: bool) -> float | None:
+    """When a consumer that is behind started fetching nothing (None while it makes progress).
+
+    A partition reported behind holds the room's merge back, so a consumer stuck that way (seen
+    with librdkafka after a broker restart) would stall the whole queue: the pump rebuilds it.
+    """
+    if got_records or not behind:
+        return None
+    return since if since is not None else time.monotonic()
 
 
 def partitions_of(index: int, actors: int, partitions: int) -> list[int]:

@@ -1,8 +1,8 @@
 """Shared plumbing of the benchmarks: services, Ray, events, results, CPU accounting.
 
 Every benchmark runs its own Redis (127.0.0.1:6420) and Kafka (127.0.0.1:39092) under
-/tmp/ticketing-bench, and (when it needs actors) its own local Ray; `Bench` stops all of it on
-exit, also on failure or SIGTERM.
+/tmp/ticketing-bench (or the `Ports` it passes), and (when it needs actors) its own local Ray;
+`Bench` stops all of it on exit, also on failure or SIGTERM.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ _CATEGORIES = [("haproxy", "haproxy"), ("ServeReplica", "serve_replica"),
                ("ServeController", "serve_controller"), ("SeatBlock", "seat_block_actor"),
                ("EventOwner", "event_owner_actor"), ("raylet", "raylet"),
                ("gcs_server", "gcs_server"), ("redis-server", "redis"),
-               ("kafka.Kafka", "kafka"), ("wrk", "wrk"), ("uvicorn", "uvicorn")]
+               ("kafka.Kafka", "kafka"), ("wrk", "wrk"), ("uvicorn", "uvicorn"),
+               ("JoinIngest", "ingest_actor"), ("WaitingRoom", "waiting_room_actor")]
 
 
 def _descendants(root: int) -> dict[int, str]:
@@ -156,13 +158,42 @@ def cpu_delta(before: dict[str, float], after: dict[str, float], seconds: float)
 # services
 
 
+@dataclass(frozen=True)
+class Ports:
+    """Where one benchmark's services listen (defaults: the shared ones above). A benchmark that
+    may run beside others picks its own set. With HAProxy ingress Serve also starts a fallback
+    proxy (Ray's default 127.0.0.1:8500 HTTP / 9500 gRPC): two Rays on one host clash there
+    unless each names its own (`fallback_http`, `fallback_grpc`; 0 = Ray's default)."""
+
+    redis: int = REDIS_PORT
+    kafka: int = KAFKA_PORT
+    kafka_controller: int = KAFKA_CONTROLLER_PORT
+    http: int = HTTP_PORT
+    haproxy_stats: int = 8424
+    haproxy_metrics: int = 9124
+    fallback_http: int = 0
+    fallback_grpc: int = 0
+    state: str = STATE
+
+    def serve_env(self) -> dict[str, str]:
+        env = dict(SERVE_ENV, RAY_SERVE_HAPROXY_STATS_PORT=str(self.haproxy_stats),
+                   RAY_SERVE_HAPROXY_METRICS_PORT=str(self.haproxy_metrics))
+        if self.fallback_http:
+            env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] = str(self.fallback_http)
+        if self.fallback_grpc:
+            env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] = str(self.fallback_grpc)
+        return env
+
+
 class Bench:
     """Context manager: Redis + Kafka (+ Ray, + Serve), all stopped on exit."""
 
-    def __init__(self, name: str, ray: bool = True, serve: bool = False, **overrides: Any) -> None:
+    def __init__(self, name: str, ray: bool = True, serve: bool = False, *,
+                 ports: Ports | None = None, **overrides: Any) -> None:
         self.name = name
         self.with_ray = ray
         self.with_serve = serve
+        self.ports = ports or Ports()
         self.overrides = overrides
         self.children: list[subprocess.Popen[Any]] = []
         self.settings: Any = None
@@ -173,7 +204,8 @@ class Bench:
         signal.signal(signal.SIGTERM, _raise_interrupt)
         _raise_nofile()
         try:
-            redis_url = stack.start_redis(REDIS_PORT, STATE)
+            P = self.ports
+            redis_url = stack.start_redis(P.redis, P.state)
             import redis
 
             r = redis.Redis.from_url(redis_url)
@@ -183,12 +215,12 @@ class Bench:
             # 39092/39093 lie in the ephemeral port range: a passing outbound connection can
             # hold one of them for a moment ("Address already in use"), so retry the start
             for attempt in range(3):
-                _wait_port_unused(KAFKA_PORT, KAFKA_CONTROLLER_PORT)
+                _wait_port_unused(P.kafka, P.kafka_controller)
                 try:
-                    bootstrap = stack.start_kafka(KAFKA_PORT, KAFKA_CONTROLLER_PORT, STATE)
+                    bootstrap = stack.start_kafka(P.kafka, P.kafka_controller, P.state)
                     break
                 except stack.StackError:
-                    stack.stop_kafka(KAFKA_PORT, STATE)
+                    stack.stop_kafka(P.kafka, P.state)
                     if attempt == 2:
                         raise
                     time.sleep(3)
@@ -196,10 +228,10 @@ class Bench:
 
             self.settings = Settings.from_env(
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
-                kafka_topic_prefix=f"bench{int(time.time())}", http_port=HTTP_PORT,
+                kafka_topic_prefix=f"bench{int(time.time())}", http_port=P.http,
                 **self.overrides)
             if self.with_ray:
-                os.environ.update(SERVE_ENV)
+                os.environ.update(P.serve_env())
                 import ray
 
                 ray.init(address="local", num_cpus=2, include_dashboard=False,
@@ -242,9 +274,9 @@ class Bench:
             with contextlib.suppress(Exception):
                 ray.shutdown()
         with contextlib.suppress(Exception):
-            stack.stop_kafka(KAFKA_PORT, STATE)
+            stack.stop_kafka(self.ports.kafka, self.ports.state)
         with contextlib.suppress(Exception):
-            stack.stop_redis(REDIS_PORT, STATE)
+            stack.stop_redis(self.ports.redis, self.ports.state)
 
 
 def _ports_in_use(*ports: int) -> set[int]:

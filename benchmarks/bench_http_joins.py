@@ -1,0 +1,247 @@
+"""POST /v1/events/{id}/queue (join the waiting room) through Serve's HAProxy ingress, side by side.
+
+One run, its own Redis (6450), Kafka (29592/29593), NTP (chronyd, 11450) and local Ray with the
+HAProxy ingress on 127.0.0.1:8505 (fallback proxy 8506/9506, stats 8454, metrics 9154):
+  * serve_join    — the project's app (`serve_app.deploy`, 1 replica): NTP stamp, rejoin lookup
+                    in Redis, produce to the event's joins topic, 202 after the broker's ack.
+  * serve_trivial — a trivial JSON handler (parse body, answer 202 JSON) deployed as a second
+                    Serve application behind the same HAProxy (`/trivial`): the ingress ceiling.
+  * uvicorn_join  — benchmarks/_uvicorn_joins_app.py, 1 worker at the replica's nice value: the
+                    same `QueueClient.join` (stamp + lookup + produce) with no Ray.
+  * uvicorn_trivial — the same trivial handler on that uvicorn.
+wrk -t1 -c64 with a Lua script posting distinct user ids (`{"user_id": "<run>-<n>"}`), rate
+limits off (`join_rate_per_s` 1e9). Rounds alternate the four. Afterwards the joins topic's end
+offsets are summed: every 202 of a join is a record the broker acknowledged.
+
+    python -m benchmarks.bench_http_joins [--duration 10] [--rounds 2] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks._common import (
+    Bench,
+    cpu_delta,
+    cpu_snapshot,
+    machine_info,
+    niceness_by_process,
+    write_result,
+)
+from benchmarks.bench_http_holds import wait_http
+from benchmarks.bench_waiting_room import PORTS
+
+NAME = "bench_http_joins"
+UVICORN_PORT = 8507
+NTP_PORT = 11450
+
+WRK_LUA = r"""
+local path = "%(path)s"
+local prefix = "%(prefix)s"
+local i = 0
+c202, cother, last_other, last_other_body = 0, 0, 0, ""
+request = function()
+  i = i + 1
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"},
+                    '{"user_id":"' .. prefix .. i .. '"}')
+end
+response = function(status, headers, resp)
+  if status == 202 then c202 = c202 + 1
+  else
+    cother = cother + 1
+    last_other = status
+    last_other_body = string.sub(resp or "", 1, 200)
+  end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local a, c, lo, lb = 0, 0, 0, ""
+  for _, t in ipairs(threads) do
+    a = a + t:get("c202"); c = c + t:get("cother")
+    if t:get("cother") > 0 then lo = t:get("last_other"); lb = t:get("last_other_body") end
+  end
+  io.write("BENCHOTHER " .. lo .. " " .. string.gsub(lb, "\n", " ") .. "\n")
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests":%%d,"duration_us":%%d,"s202":%%d,"other_status":%%d,' ..
+    '"err_connect":%%d,"err_read":%%d,"err_write":%%d,"err_timeout":%%d,' ..
+    '"p50_us":%%d,"p99_us":%%d,"max_us":%%d}\n',
+    summary.requests, summary.duration, a, c, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def wrk(port: int, path: str, prefix: str, seconds: float, connections: int) -> dict[str, Any]:
+    script = Path(PORTS.state) / f"wrk-joins-{prefix}.lua"
+    script.write_text(WRK_LUA % {"path": path, "prefix": prefix})
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "5s",
+           "-s", str(script), f"http://127.0.0.1:{port}"]
+    before, t0 = cpu_snapshot(), time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    elapsed = time.monotonic() - t0
+    cpu = cpu_delta(before, cpu_snapshot(), elapsed)
+    match = re.search(r"BENCHJSON (\{.*\})", out.stdout)
+    if not match:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    raw = json.loads(match.group(1))
+    other = re.search(r"BENCHOTHER (\d+) ?(.*)", out.stdout)
+    secs = raw["duration_us"] / 1e6
+    return {"requests": raw["requests"], "duration_s": round(secs, 2),
+            "req_per_s": round(raw["requests"] / secs, 1),
+            "accepted_202_per_s": round(raw["s202"] / secs, 1), "status_202": raw["s202"],
+            "other_status": raw["other_status"],
+            "last_other_status": (f"{other.group(1)} {other.group(2)[:200]}"
+                                  if other and raw["other_status"] else ""),
+            "socket_errors": {k[4:]: raw[k] for k in ("err_connect", "err_read", "err_write",
+                                                      "err_timeout")},
+            "latency_ms": {k[:-3]: round(raw[k] / 1000, 2) for k in ("p50_us", "p99_us", "max_us")},
+            "cpu_cores_by_process": cpu}
+
+
+def deploy_trivial() -> None:
+    """A trivial JSON handler as a second Serve application behind the same HAProxy."""
+    from ray import serve
+    from ray.serve.schema import LoggingConfig
+
+    def build() -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        async def trivial(request: Request) -> Response:
+            body = json.loads(await request.body())
+            return JSONResponse({"ok": True, "user_id": body.get("user_id")}, status_code=202)
+
+        return Starlette(routes=[Route("/{rest:path}", trivial, methods=["POST"])])
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000,
+                      logging_config=LoggingConfig(enable_access_log=False))
+    @serve.ingress()
+    class Trivial:
+        def __serve_build_asgi_app__(self) -> Any:
+            return build()
+
+    serve.run(Trivial.bind(), name="trivial", route_prefix="/trivial", blocking=False)
+
+
+def topic_records(bootstrap: str, topic: str, partitions: int) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
+    total = sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions))
+    c.close()
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    from infra import stack
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args(argv)
+    result: dict[str, Any] = {"benchmark": NAME, "machine": machine_info(), "parameters": {
+        **vars(args), "load_generator": "wrk -t1, Lua script, distinct user ids",
+        "serve": "HAProxy ingress, throughput-optimized, 1 replica, Api + Trivial apps",
+        "uvicorn": "1 worker, uvloop + httptools, at the replica's nice value",
+        "join_rate_per_s": 1e9}}
+    ntp = stack.start_ntp(NTP_PORT, PORTS.state)
+    try:
+        with Bench(NAME, ray=True, serve=True, ports=PORTS, join_rate_per_s=1e9,
+                   ntp_servers=(ntp,)) as bench:
+            s = bench.settings
+            base = f"http://127.0.0.1:{PORTS.http}"
+            wait_http(f"{base}/healthz", 120)
+            deploy_trivial()
+            r = httpx.post(f"{base}/v1/events", timeout=120,
+                           headers={"Authorization": f"Bearer {s.admin_token}"},
+                           json={"name": "joins", "sections": [{"name": "A", "rows": 10,
+                                                               "seats_per_row": 100,
+                                                               "price_cents": 5000}]})
+            r.raise_for_status()
+            event_id = r.json()["event_id"]
+            nice = niceness_by_process().get("serve_replica", 0)
+            result["parameters"]["uvicorn_nice"] = nice
+            env = dict(os.environ, BENCH_REDIS_URL=s.redis_url,
+                       BENCH_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
+                       BENCH_TOPIC_PREFIX=s.kafka_topic_prefix, BENCH_TOKEN_SECRET=s.token_secret,
+                       BENCH_NTP_SERVERS=ntp, BENCH_JOIN_RATE="1e9")
+            bench.spawn(["nice", "-n", str(nice), sys.executable, "-m", "uvicorn",
+                         "benchmarks._uvicorn_joins_app:app", "--host", "127.0.0.1", "--port",
+                         str(UVICORN_PORT), "--workers", "1", "--no-access-log", "--log-level",
+                         "warning"], env, f"{PORTS.state}/uvicorn-{UVICORN_PORT}.log")
+            wait_http(f"http://127.0.0.1:{UVICORN_PORT}/healthz", 60)
+            # one join each, so both have measured the clock and connected the producer
+            for port in (PORTS.http, UVICORN_PORT):
+                httpx.post(f"http://127.0.0.1:{port}/v1/events/{event_id}/queue",
+                           json={"user_id": f"first{port}"}, timeout=60).raise_for_status()
+            targets = {
+                "serve_join": (PORTS.http, f"/v1/events/{event_id}/queue"),
+                "serve_trivial": (PORTS.http, f"/trivial/v1/events/{event_id}/queue"),
+                "uvicorn_join": (UVICORN_PORT, f"/v1/events/{event_id}/queue"),
+                "uvicorn_trivial": (UVICORN_PORT, f"/trivial/v1/events/{event_id}/queue")}
+            joins_202 = 2
+            for name, (port, path) in targets.items():
+                warm = wrk(port, path, f"{name}-warm-", args.warmup, args.connections)
+                joins_202 += warm["status_202"] if name.endswith("join") else 0
+            runs: dict[str, Any] = {}
+            for rnd in range(args.rounds):
+                for name, (port, path) in targets.items():
+                    run = wrk(port, path, f"{name}-r{rnd}-", args.duration, args.connections)
+                    runs[f"{name}_round{rnd + 1}"] = run
+                    joins_202 += run["status_202"] if name.endswith("join") else 0
+                    print(name, rnd + 1, json.dumps(run), flush=True)
+            for name in targets:
+                rs = [runs[f"{name}_round{i + 1}"] for i in range(args.rounds)]
+                runs[name] = {"req_per_s": round(statistics.median(x["req_per_s"] for x in rs), 1),
+                              "p50_ms": statistics.median(x["latency_ms"]["p50"] for x in rs),
+                              "p99_ms": statistics.median(x["latency_ms"]["p99"] for x in rs),
+                              "non_202": sum(x["other_status"] for x in rs),
+                              "aggregate": "median over rounds"}
+            time.sleep(1)
+            records = topic_records(s.kafka_bootstrap, s.joins_topic(event_id), s.join_partitions)
+            result["niceness_by_process"] = niceness_by_process()
+            result["audit"] = {"join_202s": joins_202, "records_in_joins_topic": records,
+                               "every_202_is_a_record": records >= joins_202,
+                               "records_minus_202s": records - joins_202}
+    finally:
+        stack.stop_ntp(NTP_PORT, PORTS.state)
+    result["runs"] = runs
+
+    def ratio(a: str, b: str) -> float:
+        return round(statistics.median(runs[f"{a}_round{i + 1}"]["req_per_s"]
+                                       / runs[f"{b}_round{i + 1}"]["req_per_s"]
+                                       for i in range(args.rounds)), 3)
+
+    result["summary"] = {
+        **{f"{k}_req_per_s": runs[k]["req_per_s"] for k in targets},
+        **{f"{k}_p99_ms": runs[k]["p99_ms"] for k in targets},
+        "ratio_serve_join_over_serve_trivial": ratio("serve_join", "serve_trivial"),
+        "ratio_serve_join_over_uvicorn_join": ratio("serve_join", "uvicorn_join"),
+        "ratio_uvicorn_join_over_uvicorn_trivial": ratio("uvicorn_join", "uvicorn_trivial"),
+        "target_joins_per_s": 5000, **result["audit"]}
+    path = write_result(NAME, result)
+    print(json.dumps(result["summary"], indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
