@@ -83,6 +83,8 @@ class Settings:
         "INGEST_BATCH_MAX", 5000, "Most joins one ingest actor pulls per batch.")
     ingest_wait_ms: int = _setting(
         "INGEST_WAIT_MS", 50, "Longest an ingest actor waits for its batch to fill.")
+    ingest_stall_s: float = _setting(
+        "INGEST_STALL_S", 5.0, "An ingest consumer behind but fetching nothing this long is rebuilt.")
     ingest_lag_ms: int = _setting(
         "INGEST_LAG_MS", 250, "Allowance for joins still on their way through Kafka, added to "
         "the clock uncertainty behind which the room merges partitions.")
