@@ -545,7 +545,8 @@ def deploy(settings: Settings) -> None:
     serve.start(proxy_location=settings.proxy_location,
                 http_options={"host": settings.http_host, "port": settings.http_port})
     placement = {"resources": {settings.ingress_resource: 0.001}} if settings.ingress_resource else {}
-    api = cast(Any, Api).options(logging_config=LoggingConfig(enable_access_log=settings.access_log),
+    api = cast(Any, Api).options(num_replicas=settings.serve_replicas,
+                                 logging_config=LoggingConfig(enable_access_log=settings.access_log),
                       ray_actor_options={"num_cpus": 0, **placement})
     serve.run(api.bind(settings), name="ticketing", route_prefix="/", blocking=False)
 

@@ -124,9 +124,10 @@ def cores_used(before: dict[str, float], after: dict[str, float], seconds: float
 class Services:
     """Redis, Kafka, Ray + Serve and uvicorn on the benchmark's ports; all stopped on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, replicas: int = 1) -> None:
         self.uvicorn: subprocess.Popen[bytes] | None = None
         self.settings: Any = None
+        self.replicas = replicas
 
     def __enter__(self) -> Services:
         from infra import stack
@@ -146,7 +147,8 @@ class Services:
 
             self.settings = Settings.from_env(
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
-                kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT)
+                kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT,
+                serve_replicas=self.replicas)
             os.environ.update(SERVE_ENV)
             import ray
 
@@ -362,18 +364,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--after", type=float, default=10.0)
     parser.add_argument("--servers", default="serve,uvicorn")
+    parser.add_argument("--replicas", type=int, default=1, help="Serve HTTP replicas")
     args = parser.parse_args()
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
         **vars(args), "event_seats": 500, "delta_interval_s": 0.2,
-        "haproxy_maxconn": MAXCONN, "serve": "HAProxy ingress, throughput-optimized, 1 replica",
+        "haproxy_maxconn": MAXCONN,
+        "serve": f"HAProxy ingress, throughput-optimized, {args.replicas} replica(s)",
         "uvicorn": "1 worker, same store.seat_feed fan-out, same Redis",
         "lag": "first arrival of an event covering the change minus the change's Redis "
                "stream entry time (the hold's Lua script), per client and change"}}
-    with Services() as services:
+    with Services(args.replicas) as services:
         result["runs"] = asyncio.run(bench(services, args))
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{NAME}.json"
+    path = RESULTS / (f"{NAME}.json" if args.replicas == 1 else f"{NAME}_{args.replicas}replicas.json")
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["runs"], indent=2))
     print(f"written to {path}")

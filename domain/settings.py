@@ -43,6 +43,9 @@ class Settings:
     block_actor_resource: str = _setting(
         "BLOCK_ACTOR_RESOURCE", "", "Custom Ray resource seat-block actors need (pins them to "
         "nodes that offer it); empty places them anywhere.")
+    serve_replicas: int = _setting(
+        "SERVE_REPLICAS", 1, "HTTP replicas of the Serve app (per cluster; one per core fans out "
+        "streams fastest).")
     ingress_resource: str = _setting(
         "INGRESS_RESOURCE", "", "Custom Ray resource the HTTP replicas need (pins them to ingress "
         "nodes that offer it); empty places them anywhere.")
@@ -164,6 +167,8 @@ class Settings:
             problems.append("max_seats_per_user must be between 1 and max_quantity")
         if self.block_max_seats < 1 or self.hold_batch_max < 1 or self.sweep_batch_max < 1:
             problems.append("block_max_seats, hold_batch_max and sweep_batch_max must be >= 1")
+        if self.serve_replicas < 1:
+            problems.append("serve_replicas must be >= 1")
         if self.join_partitions < 1 or not 1 <= self.ingest_actors <= self.join_partitions:
             problems.append("ingest_actors must be between 1 and join_partitions")
         if self.admission_rate_per_s < 0 or self.admit_interval_s <= 0:
