@@ -77,7 +77,7 @@ async def create_hold(request: Request) -> Response:
             if raw is None:
                 raise errors.NotFound("no such event")
             event = _events.setdefault(event_id, Event.from_json(raw))
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        _scheme, _, token = request.headers.get("authorization", "").partition(" ")
         claims = tokens.verify(SECRET, token.strip(), tokens.ADMISSION, event_id, time.time())
         try:
             body = json.loads(await request.body())

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import random
 import secrets
@@ -221,7 +222,7 @@ def _double_sales(sales: list[tuple[str, str, float, float]]) -> dict[str, Any]:
     overlapping = sequential = 0
     for seat_sales in by_seat.values():
         seat_sales.sort(key=lambda s: s[3])
-        for prev, cur in zip(seat_sales, seat_sales[1:]):
+        for prev, cur in itertools.pairwise(seat_sales):
             if cur[2] < prev[3]:
                 overlapping += 1
             else:

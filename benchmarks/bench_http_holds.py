@@ -184,7 +184,7 @@ def audit(settings: Any, event_id: str, expected_201: int, in_flight_max: int,
     for b in event.venue.blocks:
         held_bits += r.bitcount(keys.block_held(event_id, b.index))
         for record in r.hvals(keys.block_holds(event_id, b.index)):
-            status, _, body = record.decode().partition("|")
+            _status, _, body = record.decode().partition("|")
             records += 1
             seats.extend((b.index, s) for s in json.loads(body)[1])
     r.close()
@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         nice = args.uvicorn_nice if args.uvicorn_nice >= 0 else niceness_by_process().get(
             "serve_replica", 0)
         result["parameters"]["uvicorn_nice"] = nice
-        bench.spawn(["nice", "-n", str(nice), sys.executable, "-m", "uvicorn", "benchmarks._uvicorn_holds_app:app",
+        bench.spawn(["nice", "-n", str(nice), sys.executable, "-m", "uvicorn",
+                     "benchmarks._uvicorn_holds_app:app",
                      "--host", "127.0.0.1", "--port", str(UVICORN_PORT), "--workers", "1",
                      "--no-access-log", "--log-level", "warning"], env,
                     f"{STATE}/uvicorn-{UVICORN_PORT}.log")
