@@ -82,11 +82,16 @@ class JoinIngest:
         room = directory.waiting_room(self._settings, self._event_id)
         epoch: int | None = None
         stalled_since: float | None = None
+        reported = 0.0
         while True:
             batch, behind = await asyncio.to_thread(self._poll)
             stalled_since = _stall_clock(stalled_since, bool(batch), any(behind.values()))
             if time.monotonic() - (stalled_since or time.monotonic()) > self._settings.ingest_stall_s:
                 raise RuntimeError("behind but fetching nothing: rebuilding the consumer")
+            if not batch and not any(behind.values()) and time.monotonic() - reported < (
+                    self._settings.partition_idle_ms / 4000):
+                continue  # idle: a heartbeat well inside the room's patience is enough
+            reported = time.monotonic()
             try:
                 room_epoch, offsets = await room.ingest.remote(batch, behind)
             except RayError:
