@@ -343,3 +343,39 @@ def admission_token(settings: Any, user_id: str, event_id: str) -> str:
 
     return tokens.sign(settings.token_secret, tokens.Claims(
         tokens.ADMISSION, user_id, event_id, time.time() + 3600, ""))
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """One wrk run's raw counters (from the script's BENCHJSON line) and the CPU it cost."""
+
+    raw: dict[str, Any]
+    seconds: float
+    last_other_status: str
+    cpu: dict[str, float]
+
+    def socket_errors(self) -> dict[str, int]:
+        return {k[4:]: self.raw[k] for k in ("err_connect", "err_read", "err_write", "err_timeout")}
+
+    def latency_ms(self, keys: tuple[str, ...]) -> dict[str, float]:
+        return {k[:-3]: round(self.raw[k] / 1000, 2) for k in keys}
+
+
+def run_wrk(script: Path, lua: str, port: int, seconds: float, connections: int) -> WrkRun:
+    """Write `lua` to `script`, run wrk -t1 against 127.0.0.1:port, parse what it printed."""
+    import json
+    import re
+
+    script.write_text(lua)
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "5s",
+           "-s", str(script), f"http://127.0.0.1:{port}"]
+    before, t0 = cpu_snapshot(), time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = cpu_delta(before, cpu_snapshot(), time.monotonic() - t0)
+    match = re.search(r"BENCHJSON (\{.*\})", out.stdout)
+    if not match:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    raw = json.loads(match.group(1))
+    other = re.search(r"BENCHOTHER (\d+) ?(.*)", out.stdout)
+    last = f"{other.group(1)} {other.group(2)[:200]}" if other and raw["other_status"] else ""
+    return WrkRun(raw, raw["duration_us"] / 1e6, last, cpu)

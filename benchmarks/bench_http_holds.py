@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,10 +35,9 @@ from benchmarks._common import (
     STATE,
     Bench,
     admission_token,
-    cpu_delta,
-    cpu_snapshot,
     machine_info,
     niceness_by_process,
+    run_wrk,
     write_result,
 )
 
@@ -96,35 +93,21 @@ end
 
 def wrk(port: int, event_id: str, tokens: list[str], seconds: float, connections: int,
         delay_ms: float = 0.0, tag: str = "") -> dict[str, Any]:
-    script = Path(STATE) / f"wrk-{tag or event_id}.lua"
-    script.write_text(WRK_LUA % {
+    lua = WRK_LUA % {
         "tokens": ",".join(f'"{t}"' for t in tokens), "path": f"/v1/events/{event_id}/holds",
-        "body": HOLD_BODY, "delay_ms": f"{delay_ms:.3f}"})
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "5s",
-           "-s", str(script), f"http://127.0.0.1:{port}"]
-    before, t0 = cpu_snapshot(), time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    elapsed = time.monotonic() - t0
-    cpu = cpu_delta(before, cpu_snapshot(), elapsed)
-    match = re.search(r"BENCHJSON (\{.*\})", out.stdout)
-    if not match:
-        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
-    raw = json.loads(match.group(1))
-    other = re.search(r"BENCHOTHER (\d+) ?(.*)", out.stdout)
-    secs = raw["duration_us"] / 1e6
+        "body": HOLD_BODY, "delay_ms": f"{delay_ms:.3f}"}
+    run = run_wrk(Path(STATE) / f"wrk-{tag or event_id}.lua", lua, port, seconds, connections)
+    raw, secs = run.raw, run.seconds
     return {"connections": connections, "duration_s": round(secs, 2),
             "delay_ms_per_connection": round(delay_ms, 3), "requests": raw["requests"],
             "req_per_s": round(raw["requests"] / secs, 1),
             "holds_201_per_s": round(raw["s201"] / secs, 1),
             "status_201": raw["s201"], "status_409": raw["s409"],
-            "other_status": raw["other_status"],
-            "last_other_status": (f"{other.group(1)} {other.group(2)[:200]}"
-                                  if other and raw["other_status"] else ""),
-            "socket_errors": {k[4:]: raw[k] for k in ("err_connect", "err_read", "err_write",
-                                                      "err_timeout")},
-            "latency_ms": {k[:-3]: round(raw[k] / 1000, 2) for k in
-                           ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us")},
-            "cpu_cores_by_process": cpu}
+            "other_status": raw["other_status"], "last_other_status": run.last_other_status,
+            "socket_errors": run.socket_errors(),
+            "latency_ms": run.latency_ms(("p50_us", "p90_us", "p99_us", "p999_us", "max_us",
+                                          "mean_us")),
+            "cpu_cores_by_process": run.cpu}
 
 
 def wait_http(url: str, timeout_s: float = 90.0) -> None:

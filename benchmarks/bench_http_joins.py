@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,10 +31,9 @@ import httpx
 
 from benchmarks._common import (
     Bench,
-    cpu_delta,
-    cpu_snapshot,
     machine_info,
     niceness_by_process,
+    run_wrk,
     write_result,
 )
 from benchmarks.bench_http_holds import wait_http
@@ -85,30 +82,16 @@ end
 
 
 def wrk(port: int, path: str, prefix: str, seconds: float, connections: int) -> dict[str, Any]:
-    script = Path(PORTS.state) / f"wrk-joins-{prefix}.lua"
-    script.write_text(WRK_LUA % {"path": path, "prefix": prefix})
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "5s",
-           "-s", str(script), f"http://127.0.0.1:{port}"]
-    before, t0 = cpu_snapshot(), time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    elapsed = time.monotonic() - t0
-    cpu = cpu_delta(before, cpu_snapshot(), elapsed)
-    match = re.search(r"BENCHJSON (\{.*\})", out.stdout)
-    if not match:
-        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
-    raw = json.loads(match.group(1))
-    other = re.search(r"BENCHOTHER (\d+) ?(.*)", out.stdout)
-    secs = raw["duration_us"] / 1e6
+    lua = WRK_LUA % {"path": path, "prefix": prefix}
+    run = run_wrk(Path(PORTS.state) / f"wrk-joins-{prefix}.lua", lua, port, seconds, connections)
+    raw, secs = run.raw, run.seconds
     return {"requests": raw["requests"], "duration_s": round(secs, 2),
             "req_per_s": round(raw["requests"] / secs, 1),
             "accepted_202_per_s": round(raw["s202"] / secs, 1), "status_202": raw["s202"],
-            "other_status": raw["other_status"],
-            "last_other_status": (f"{other.group(1)} {other.group(2)[:200]}"
-                                  if other and raw["other_status"] else ""),
-            "socket_errors": {k[4:]: raw[k] for k in ("err_connect", "err_read", "err_write",
-                                                      "err_timeout")},
-            "latency_ms": {k[:-3]: round(raw[k] / 1000, 2) for k in ("p50_us", "p99_us", "max_us")},
-            "cpu_cores_by_process": cpu}
+            "other_status": raw["other_status"], "last_other_status": run.last_other_status,
+            "socket_errors": run.socket_errors(),
+            "latency_ms": run.latency_ms(("p50_us", "p99_us", "max_us")),
+            "cpu_cores_by_process": run.cpu}
 
 
 def deploy_trivial() -> None:
