@@ -13,10 +13,11 @@ bench_waiting_room).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from typing import Any, cast
+from typing import cast
 
 import ray
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -24,6 +25,7 @@ from ray.exceptions import RayError
 
 from actors import directory
 from domain.settings import Settings
+from domain.waiting.tickets import Join
 from store import joins
 
 log = logging.getLogger("ticketing.ingest")
@@ -37,6 +39,7 @@ class JoinIngest:
         self._partitions = list(partitions)
         self._committed: dict[int, int] = {}
         self._consumer: Consumer | None = None
+        self._polling: asyncio.Task[tuple[list[Join], dict[int, bool]]] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _connect(self) -> Consumer:
@@ -75,6 +78,9 @@ class JoinIngest:
                 await asyncio.sleep(1)
 
     async def _pump(self) -> None:
+        """Poll, hand to the room, commit what it persisted. The next poll runs (in a thread:
+        librdkafka fetches outside the GIL) while the room persists the batch before it."""
+        await self._settled()
         old, self._consumer = self._consumer, None
         if old is not None:
             await asyncio.to_thread(old.close)
@@ -83,8 +89,11 @@ class JoinIngest:
         epoch: int | None = None
         stalled_since: float | None = None
         reported = 0.0
+        self._poll_next()
         while True:
-            batch, behind = await asyncio.to_thread(self._poll)
+            assert self._polling is not None
+            batch, behind = await self._polling
+            self._poll_next()
             stalled_since = _stall_clock(stalled_since, bool(batch), any(behind.values()))
             if time.monotonic() - (stalled_since or time.monotonic()) > self._settings.ingest_stall_s:
                 raise RuntimeError("behind but fetching nothing: rebuilding the consumer")
@@ -93,7 +102,7 @@ class JoinIngest:
                 continue  # idle: a heartbeat well inside the room's patience is enough
             reported = time.monotonic()
             try:
-                room_epoch, offsets = await room.ingest.remote(batch, behind)
+                room_epoch, offsets = await room.ingest.remote(joins.to_columns(batch), behind)
             except RayError:
                 log.warning("room of %s did not take a batch; rewinding", self._event_id)
                 await self._rewind()
@@ -101,10 +110,34 @@ class JoinIngest:
                 continue
             if epoch is not None and room_epoch != epoch:
                 await self._rewind()  # the room restarted: resend what it had not persisted
+            else:
+                self._commit_after_poll(offsets)
             epoch = room_epoch
-            await self._commit(offsets)
 
-    def _poll(self) -> tuple[list[Any], dict[int, bool]]:
+    def _poll_next(self) -> None:
+        self._polling = asyncio.get_running_loop().create_task(asyncio.to_thread(self._poll))
+
+    def _commit_after_poll(self, offsets: dict[int, int]) -> None:
+        """Commit once the poll in flight is done: one thread at a time uses the consumer."""
+        if not any(offset > self._committed.get(p, -1) for p, offset in offsets.items()):
+            return
+        polling = self._polling
+        assert polling is not None
+
+        async def then_commit() -> tuple[list[Join], dict[int, bool]]:
+            result = await polling
+            await asyncio.to_thread(self._commit, offsets)
+            return result
+        self._polling = asyncio.get_running_loop().create_task(then_commit())
+
+    async def _settled(self) -> None:
+        """Let the poll in flight finish (its result dropped) before the consumer is touched."""
+        if self._polling is not None:
+            with contextlib.suppress(Exception):
+                await self._polling
+            self._polling = None
+
+    def _poll(self) -> tuple[list[Join], dict[int, bool]]:
         """A batch, and for each of our partitions whether joins are still waiting in Kafka
         (then the room must not treat it as idle)."""
         assert self._consumer is not None
@@ -145,24 +178,25 @@ class JoinIngest:
             return -1
         return max(offset, 0)
 
-    async def _commit(self, offsets: dict[int, int]) -> None:
+    def _commit(self, offsets: dict[int, int]) -> None:
+        """Commit what the room persisted (Kafka's commit is the next offset to read)."""
         mine = {p: offsets[p] for p in self._partitions
                 if offsets.get(p, -1) > self._committed.get(p, -1)}
         if not mine:
             return
-        consumer = self._consumer
-        assert consumer is not None
-        await asyncio.to_thread(consumer.commit, offsets=[
-            TopicPartition(self._topic, p, offset + 1) for p, offset in mine.items()],
-            asynchronous=False)
+        assert self._consumer is not None
+        self._consumer.commit(offsets=[TopicPartition(self._topic, p, offset + 1)
+                                       for p, offset in mine.items()], asynchronous=False)
         self._committed.update(mine)
 
     async def _rewind(self) -> None:
-        """Back to the committed offsets (re-assigning: librdkafka's seek needs a partition
-        that is already being fetched)."""
+        """Back to the committed offsets, dropping the poll in flight, and poll again from
+        there (re-assigning: librdkafka's seek needs a partition that is already fetched)."""
+        await self._settled()
         consumer = self._consumer
         assert consumer is not None
         await asyncio.to_thread(self._assign_committed, consumer)
+        self._poll_next()
 
     async def ping(self) -> bool:
         return True

@@ -87,7 +87,8 @@ class QueueClient:
             self._clock_task = asyncio.get_running_loop().create_task(self.clock.run())
         if self._join_log is None:
             self._join_log = await asyncio.to_thread(
-                joins.JoinLog, self.settings.kafka_bootstrap, self.settings.kafka_timeout_s)
+                joins.JoinLog, self.settings.kafka_bootstrap, self.settings.kafka_timeout_s,
+                self.settings.join_batch_max, self.settings.join_batch_wait_ms)
 
     # -- join and status -----------------------------------------------------------------
     async def join(self, event: Event, user_id: str, code: str | None, client: str) -> dict[str, Any]:
@@ -95,12 +96,11 @@ class QueueClient:
         await self.start()
         assert self._join_log is not None
         ticket_id = ticket_id_for(self.settings.token_secret, event.event_id, user_id)
-        place, admission = await lookup(self.redis, event.event_id, ticket_id)
         stamp = self.clock.stamp()
-        if place is None and admission is None:  # a rejoin keeps its first place
-            await self._join_log.append(self.settings.joins_topic(event.event_id), joins.encode(
-                ticket_id, event.event_id, user_id, stamp.at_ms, stamp.uncertainty_ms,
-                stamp.synced, code))
+        # A rejoin is logged too and derives the same ticket; the room keeps its first place.
+        await self._join_log.append(self.settings.joins_topic(event.event_id), joins.encode(
+            ticket_id, event.event_id, user_id, stamp.at_ms, stamp.uncertainty_ms,
+            stamp.synced, code))
         state = TicketState.PRE_QUEUE if stamp.at_ms < event.onsale_at * 1000 else TicketState.WAITING
         token = tokens.sign(self.settings.token_secret, tokens.Claims(
             tokens.TICKET, user_id, event.event_id, time.time() + self.settings.ticket_ttl_s,

@@ -31,7 +31,7 @@ from domain.waiting.presale import PresaleCode, check_code
 from domain.waiting.queue_order import QueueTier, is_prequeue
 from domain.waiting.status import Admission
 from domain.waiting.tickets import Join
-from store import catalog, keys
+from store import catalog, joins, keys
 from store.codec import text
 from store.queue import Member, RoomScripts, decode_admission, room_fields
 
@@ -99,9 +99,10 @@ class WaitingRoom:
         return fairness.LogEntry(**json.loads(raw)) if raw is not None else None
 
     # -- ingest --------------------------------------------------------------------------
-    async def ingest(self, joins: list[Join],
+    async def ingest(self, batch: joins.Columns,
                      behind: dict[int, bool]) -> tuple[int, dict[int, int]]:
-        """Take a batch; returns this incarnation's epoch and the offsets safe to commit.
+        """Take a batch (`store.joins.to_columns`); returns this incarnation's epoch and the
+        offsets safe to commit.
 
         `behind` says, per partition of the caller, whether joins still wait in Kafka: such a
         partition keeps holding the merge back, as does one whose ingest has gone quiet.
@@ -109,8 +110,9 @@ class WaitingRoom:
         await self._ready
         async with self._lock:
             now = now_ms()
-            for join in joins:
-                self._merger.push(join, now)
+            push = self._merger.push
+            for join in joins.from_columns(batch):
+                push(join, now)
             for partition, lagging in behind.items():
                 self._heard[partition] = now
                 if lagging:
@@ -125,15 +127,24 @@ class WaitingRoom:
                 self._merger.touch(partition, now)
 
     async def _persist(self, now: int) -> None:
-        released = self._merger.release(now)
-        early = [j for j in released if self._lane(j) is not QueueTier.GENERAL]
-        general = [j for j in released if self._lane(j) is QueueTier.GENERAL]
-        if early:
-            await self._scripts.enqueue([(_member(j), self._lane(j)) for j in early])
-        if general or self._lottery_due(now):
+        lanes = self._by_lane(self._merger.release(now))
+        for lane in (QueueTier.PRESALE, QueueTier.PREQUEUE):
+            if lanes[lane]:
+                await self._scripts.enqueue(lane, lanes[lane])
+        if lanes[QueueTier.GENERAL] or self._lottery_due(now):
             await self._run_lottery()
-        if general:
-            await self._scripts.enqueue([(_member(j), QueueTier.GENERAL) for j in general])
+        if lanes[QueueTier.GENERAL]:
+            await self._scripts.enqueue(QueueTier.GENERAL, lanes[QueueTier.GENERAL])
+
+    def _by_lane(self, released: list[Join]) -> dict[QueueTier, list[Join]]:
+        """Released joins per lane, each in merge order."""
+        lanes: dict[QueueTier, list[Join]] = {tier: [] for tier in QueueTier}
+        if not self._codes and self._lottery_done:  # the usual case after on-sale
+            lanes[QueueTier.GENERAL] = released
+            return lanes
+        for join in released:
+            lanes[self._lane(join)].append(join)
+        return lanes
 
     def _lane(self, join: Join) -> QueueTier:
         if join.priority_code and check_code(self._codes, join.priority_code):
@@ -259,10 +270,6 @@ class WaitingRoom:
     async def ping(self) -> int:
         await self._ready
         return self._epoch
-
-
-def _member(join: Join) -> Member:
-    return Member(join.ticket_id, join.user_id, join.joined_at_ms)
 
 
 WaitingRoomActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency

@@ -519,13 +519,15 @@ def lua_only(settings: Any, r: redis.Redis, n: int) -> dict[str, Any]:
     """n joins placed with enqueue.lua from one client, batches of BATCH (no Kafka, no actors)."""
     from domain.ids import new_event_id, ticket_id_for
     from domain.waiting.queue_order import QueueTier
+    from domain.waiting.tickets import Join
     from store import keys
     from store.queue import Member, RoomScripts
 
     event_id = new_event_id()
     r.set(keys.room_epoch(event_id), 1)
-    members = [Member(ticket_id_for(settings.token_secret, event_id, f"u{i}"), f"u{i}",
-                      int(time.time() * 1000)) for i in range(n)]
+    now_ms = int(time.time() * 1000)
+    members = [Join(now_ms, ticket_id_for(settings.token_secret, event_id, f"u{i}"), event_id,
+                    f"u{i}", 3, True, None, 0, i) for i in range(n)]
 
     async def run() -> float:
         from redis.asyncio import Redis
@@ -534,7 +536,7 @@ def lua_only(settings: Any, r: redis.Redis, n: int) -> dict[str, Any]:
         scripts = RoomScripts(ar, event_id, 1)
         t0 = time.perf_counter()
         for i in range(0, n, BATCH):
-            await scripts.enqueue([(m, QueueTier.GENERAL) for m in members[i:i + BATCH]])
+            await scripts.enqueue(QueueTier.GENERAL, members[i:i + BATCH])
         elapsed = time.perf_counter() - t0
         await ar.aclose()
         return elapsed
@@ -551,7 +553,7 @@ def lua_only(settings: Any, r: redis.Redis, n: int) -> dict[str, Any]:
                       "bytes_per_waiting_user": round((mem1 - mem0) / max(got, 1), 1),
                       "places_hash_bytes": r.memory_usage(keys.queue_places(event_id), samples=0),
                       "line_list_bytes": r.memory_usage(keys.queue_line(event_id), samples=0),
-                      "sample_member": members[0].encode()}}
+                      "sample_member": Member(members[0].ticket_id, members[0].user_id, now_ms).encode()}}
     out["memory"]["keys_bytes_per_user"] = round(
         (out["memory"]["places_hash_bytes"] + out["memory"]["line_list_bytes"]) / max(got, 1), 1)
     r.delete(keys.queue_places(event_id), keys.queue_line(event_id), keys.room(event_id))

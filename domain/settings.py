@@ -78,6 +78,10 @@ class Settings:
         "KAFKA_TIMEOUT_S", 10.0, "How long a ledger write may wait for acks=all.")
     actor_call_timeout_s: float = _setting(
         "ACTOR_CALL_TIMEOUT_S", 30.0, "How long Serve waits on one actor call before a 503.")
+    join_batch_max: int = _setting(
+        "JOIN_BATCH_MAX", 512, "Most joins a Serve replica sends to Kafka in one batch.")
+    join_batch_wait_ms: float = _setting(
+        "JOIN_BATCH_WAIT_MS", 2.0, "Longest a join waits for its Kafka batch to fill.")
     join_partitions: int = _setting(
         "JOIN_PARTITIONS", 4, "Kafka partitions of each event's joins topic (joins spread by ticket).")
     ingest_actors: int = _setting(
@@ -176,6 +180,8 @@ class Settings:
         if self.seat_log_max < 100 or self.seat_resume_max < 1 or self.seat_delta_interval_s < 0:
             problems.append("seat_log_max must be >= 100, seat_resume_max >= 1, "
                             "seat_delta_interval_s >= 0")
+        if self.join_batch_max < 1 or self.join_batch_wait_ms < 0:
+            problems.append("join_batch_max must be >= 1 and join_batch_wait_ms >= 0")
         if self.sweep_interval_s <= 0 or self.hold_batch_wait_s < 0:
             problems.append("sweep_interval_s must be > 0 and hold_batch_wait_s >= 0")
         if self.production and self.token_secret == DEV_TOKEN_SECRET:

@@ -8,6 +8,7 @@ that replicas read once per tick for all their streams.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from domain.errors import StaleOwner, Unavailable
 from domain.waiting.eta import RateSample
 from domain.waiting.queue_order import QueueTier
 from domain.waiting.status import Admission, Place, RoomStats
+from domain.waiting.tickets import Join
 from store import keys
 from store.codec import text_map
 from store.scripts import load_script
@@ -29,13 +31,18 @@ class Member:
     joined_at_ms: int
 
     def encode(self) -> str:
-        return f"{self.ticket_id}|{self.user_id}|{self.joined_at_ms}"
+        return member_text(self.ticket_id, self.user_id, self.joined_at_ms)
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Member:
         text = raw.decode() if isinstance(raw, bytes) else raw
         ticket, user, joined = text.split("|")
         return cls(ticket, user, int(joined))
+
+
+def member_text(ticket_id: str, user_id: str, joined_at_ms: int) -> str:
+    """A lane element: what the room admits from, and all a replica needs of a user."""
+    return f"{ticket_id}|{user_id}|{joined_at_ms}"
 
 
 ENQUEUE = load_script("enqueue.lua")
@@ -57,9 +64,12 @@ class RoomScripts:
         self._lottery = redis.register_script(LOTTERY)
         self._admit = redis.register_script(ADMIT)
 
-    async def enqueue(self, joins: list[tuple[Member, QueueTier]]) -> int:
-        batch = [[m.ticket_id, m.encode(), LANE_NAMES[lane]] for m, lane in joins]
-        return int(_checked(await self._enqueue(self._keys, [self._epoch, json.dumps(batch)])))
+    async def enqueue(self, lane: QueueTier, joins: Iterable[Join]) -> int:
+        """Append joins, in order, to one lane; returns how many were new."""
+        args = [self._epoch, LANE_NAMES[lane]]
+        for j in joins:
+            args += (j.ticket_id, member_text(j.ticket_id, j.user_id, j.joined_at_ms))
+        return int(_checked(await self._enqueue(self._keys, args)))
 
     async def lottery_chunk(self, start: int, members: list[Member], final: bool,
                             seed_hex: str) -> None:

@@ -77,15 +77,16 @@ class WatermarkMerger:
         self._ingest_lag_ms = ingest_lag_ms
         self._idle_timeout_ms = idle_timeout_ms
         self._partitions: dict[int, _Partition] = {}
-        self._heap: list[tuple[int, str, Join]] = []
+        self._heap: list[Join] = []  # a Join sorts by (joined_at_ms, ticket_id)
         self._seen: set[str] = set(released_ticket_ids)
         self._max_uncertainty_ms = 0
-        self._last_released: tuple[int, str] | None = None
+        self._last_released: Join | None = None
         self.late_count = 0
 
     def add_partition(self, partition: int, now_ms: int) -> None:
         """Make a partition known before its first record, so it holds the watermark back."""
-        self._partitions.setdefault(partition, _Partition(last_activity_ms=now_ms))
+        if partition not in self._partitions:
+            self._partitions[partition] = _Partition(last_activity_ms=now_ms)
 
     def touch(self, partition: int, now_ms: int) -> None:
         """Say a partition still has joins on the way (its consumer is behind, or unheard
@@ -116,7 +117,7 @@ class WatermarkMerger:
         if part.frontier_ms is None or join.joined_at_ms > part.frontier_ms:
             part.frontier_ms = join.joined_at_ms
         self._max_uncertainty_ms = max(self._max_uncertainty_ms, join.uncertainty_ms)
-        heapq.heappush(self._heap, (join.joined_at_ms, join.ticket_id, join))
+        heapq.heappush(self._heap, join)
         return True
 
     def watermark_ms(self, now_ms: int) -> int | None:
@@ -144,12 +145,14 @@ class WatermarkMerger:
         """Pop, in order, every buffered join behind the watermark."""
         watermark = self.watermark_ms(now_ms)
         released: list[Join] = []
-        while self._heap and watermark is not None and self._heap[0][0] < watermark:
-            joined_at_ms, ticket_id, join = heapq.heappop(self._heap)
-            if self._last_released is not None and (joined_at_ms, ticket_id) < self._last_released:
+        if watermark is None:
+            return released
+        while self._heap and self._heap[0].joined_at_ms < watermark:
+            join = heapq.heappop(self._heap)
+            if self._last_released is not None and join < self._last_released:
                 self.late_count += 1
             else:
-                self._last_released = (joined_at_ms, ticket_id)
+                self._last_released = join
             part = self._partitions[join.partition]
             part.done.add(join.offset)
             part.advance()

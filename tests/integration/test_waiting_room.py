@@ -63,6 +63,27 @@ async def test_join_is_202_and_a_rejoin_keeps_the_same_ticket(http, new_event) -
     assert held.status_code == 201
 
 
+async def test_a_rejoin_is_logged_but_queued_once(http, new_event, app_redis) -> None:
+    event = await new_event(admission_rate_per_s=0)
+    event_id = event["event_id"]
+    first = await join(http, event_id, "ann")
+    await join(http, event_id, "bob")
+    await wait_for(lambda: _persisted(app_redis, event_id, 2))
+    again = await asyncio.gather(*(join(http, event_id, "ann") for _ in range(5)))
+    await join(http, event_id, "cat")
+    await wait_for(lambda: _persisted(app_redis, event_id, 3))
+    await asyncio.sleep(1)  # the rejoins went through Kafka and the room too
+    assert {t["ticket_id"] for t in again} == {first["ticket_id"]}
+    assert app_redis.hlen(keys.queue_places(event_id)) == 3
+    line = [raw.decode().split("|")[0] for raw in app_redis.lrange(keys.queue_line(event_id), 0, -1)]
+    assert line[0] == first["ticket_id"] and len(line) == 3
+    assert (await status(http, event_id, first))["position"] == 1
+
+
+async def _persisted(app_redis: Any, event_id: str, count: int) -> bool:
+    return bool(app_redis.hlen(keys.queue_places(event_id)) >= count)
+
+
 async def _admitted(http: httpx.AsyncClient, event_id: str,
                     ticket: dict[str, Any]) -> dict[str, Any] | None:
     body = await status(http, event_id, ticket)

@@ -218,7 +218,7 @@ def test_a_touched_partition_keeps_holding_the_watermark_back() -> None:
     merger = WatermarkMerger(ingest_lag_ms=0, idle_timeout_ms=100)
     merger.add_partition(0, 0)
     merger.add_partition(1, 0)
-    merger.push(Join("t1", "e", "u", 1000, 0, True, None, 0, 0), 0)
+    merger.push(join("t1", 1000), 0)
     for now in range(0, 1000, 50):
         merger.touch(1, now)  # partition 1 is behind: its consumer has not caught up
     assert merger.release(1000) == []
