@@ -38,6 +38,7 @@ class JoinIngest:
         self._topic = settings.joins_topic(event_id)
         self._partitions = list(partitions)
         self._committed: dict[int, int] = {}
+        self._committed_at = 0.0
         self._consumer: Consumer | None = None
         self._polling: asyncio.Task[tuple[list[Join], dict[int, bool]]] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -47,7 +48,10 @@ class JoinIngest:
             "bootstrap.servers": self._settings.kafka_bootstrap,
             "group.id": f"{self._settings.kafka_topic_prefix}.room.{self._event_id}",
             "enable.auto.commit": False, "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest", "enable.partition.eof": False})
+            "auto.offset.reset": "earliest", "enable.partition.eof": False,
+            # a fetch answers when 64 KiB are ready or the batch wait ends, not per produce:
+            # the broker's CPU per fetch, not per join, is what a busy ingress would pay
+            "fetch.min.bytes": 65536, "fetch.wait.max.ms": self._settings.ingest_wait_ms})
         try:
             self._assign_committed(consumer)
         except Exception:
@@ -118,9 +122,13 @@ class JoinIngest:
         self._polling = asyncio.get_running_loop().create_task(asyncio.to_thread(self._poll))
 
     def _commit_after_poll(self, offsets: dict[int, int]) -> None:
-        """Commit once the poll in flight is done: one thread at a time uses the consumer."""
+        """Commit once the poll in flight is done (one thread at a time uses the consumer), at
+        most every `ingest_commit_interval_ms`."""
         if not any(offset > self._committed.get(p, -1) for p, offset in offsets.items()):
             return
+        if time.monotonic() - self._committed_at < self._settings.ingest_commit_interval_ms / 1000:
+            return
+        self._committed_at = time.monotonic()
         polling = self._polling
         assert polling is not None
 

@@ -2,18 +2,23 @@
 
 One run, its own Redis (6450), Kafka (29592/29593), NTP (chronyd, 11450) and local Ray with the
 HAProxy ingress on 127.0.0.1:8505 (fallback proxy 8506/9506, stats 8454, metrics 9154):
-  * serve_join    — the project's app (`serve_app.deploy`, 1 replica): NTP stamp, rejoin lookup
-                    in Redis, produce to the event's joins topic, 202 after the broker's ack.
+  * serve_join    — the project's app (`serve_app.deploy`, --replicas): NTP stamp, ticket and
+                    token, batched produce to the event's joins topic, 202 after the broker's ack.
   * serve_trivial — a trivial JSON handler (parse body, answer 202 JSON) deployed as a second
                     Serve application behind the same HAProxy (`/trivial`): the ingress ceiling.
+  * serve_trivial_wait — the same handler parked on a future that a shared timer resolves every
+                    `join_batch_wait_ms` (`/trivial/wait`): the ceiling of any handler that waits
+                    for a batched ack, with none of a join's work.
   * uvicorn_join  — benchmarks/_uvicorn_joins_app.py, 1 worker at the replica's nice value: the
-                    same `QueueClient.join` (stamp + lookup + produce) with no Ray.
+                    same `QueueClient.join` with no Ray.
   * uvicorn_trivial — the same trivial handler on that uvicorn.
-wrk -t1 -c64 with a Lua script posting distinct user ids (`{"user_id": "<run>-<n>"}`), rate
-limits off (`join_rate_per_s` 1e9). Rounds alternate the four. Afterwards the joins topic's end
-offsets are summed: every 202 of a join is a record the broker acknowledged.
+wrk -t1 -c128 with a Lua script posting distinct user ids (`{"user_id": "<run>-<n>"}`), rate
+limits off (`join_rate_per_s` 1e9). Each target first gets --warmup seconds of load (the broker
+JIT-compiles its request path in the first minute), then rounds alternate the targets.
+Afterwards the joins topic's end offsets are summed: every 202 of a join is a record the broker
+acknowledged. With --replicas N > 1 the result is written as bench_http_joins_<N>replicas.json.
 
-    python -m benchmarks.bench_http_joins [--duration 10] [--rounds 2] [--connections 64]
+    python -m benchmarks.bench_http_joins [--duration 10] [--rounds 2] [--connections 128]
 """
 
 from __future__ import annotations
@@ -94,22 +99,44 @@ def wrk(port: int, path: str, prefix: str, seconds: float, connections: int) -> 
             "cpu_cores_by_process": run.cpu}
 
 
-def deploy_trivial() -> None:
-    """A trivial JSON handler as a second Serve application behind the same HAProxy."""
+def deploy_trivial(wait_ms: float) -> None:
+    """A trivial JSON handler as a second Serve application behind the same HAProxy; under
+    /trivial/wait/ it first parks on a future that a shared timer resolves every `wait_ms`,
+    the wait pattern of a join (a batched ack) without any of its work."""
     from ray import serve
     from ray.serve.schema import LoggingConfig
 
     def build() -> Any:
+        import asyncio
+
         from starlette.applications import Starlette
         from starlette.requests import Request
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
 
+        parked: list[asyncio.Future[None]] = []
+
+        def release() -> None:
+            batch, parked[:] = list(parked), []
+            for future in batch:
+                if not future.done():
+                    future.set_result(None)
+
         async def trivial(request: Request) -> Response:
             body = json.loads(await request.body())
             return JSONResponse({"ok": True, "user_id": body.get("user_id")}, status_code=202)
 
-        return Starlette(routes=[Route("/{rest:path}", trivial, methods=["POST"])])
+        async def trivial_wait(request: Request) -> Response:
+            body = json.loads(await request.body())
+            loop = asyncio.get_running_loop()
+            parked.append(loop.create_future())
+            if len(parked) == 1:
+                loop.call_later(wait_ms / 1000, release)
+            await parked[-1]
+            return JSONResponse({"ok": True, "user_id": body.get("user_id")}, status_code=202)
+
+        return Starlette(routes=[Route("/wait/{rest:path}", trivial_wait, methods=["POST"]),
+                                 Route("/{rest:path}", trivial, methods=["POST"])])
 
     @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000,
                       logging_config=LoggingConfig(enable_access_log=False))
@@ -136,23 +163,26 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=10.0)
-    ap.add_argument("--warmup", type=float, default=3.0)
-    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--warmup", type=float, default=15.0,
+                    help="seconds of load per target before timing (the broker JIT-compiles)")
+    ap.add_argument("--connections", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--replicas", type=int, default=1, help="Serve replicas of the app")
+    ap.add_argument("--only", default="", help="comma list of targets to run (default: all)")
     args = ap.parse_args(argv)
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine_info(), "parameters": {
         **vars(args), "load_generator": "wrk -t1, Lua script, distinct user ids",
-        "serve": "HAProxy ingress, throughput-optimized, 1 replica, Api + Trivial apps",
+        "serve": "HAProxy ingress, throughput-optimized, Api (--replicas) + Trivial (1) apps",
         "uvicorn": "1 worker, uvloop + httptools, at the replica's nice value",
         "join_rate_per_s": 1e9}}
     ntp = stack.start_ntp(NTP_PORT, PORTS.state)
     try:
         with Bench(NAME, ray=True, serve=True, ports=PORTS, join_rate_per_s=1e9,
-                   ntp_servers=(ntp,)) as bench:
+                   ntp_servers=(ntp,), serve_replicas=args.replicas) as bench:
             s = bench.settings
             base = f"http://127.0.0.1:{PORTS.http}"
             wait_http(f"{base}/healthz", 120)
-            deploy_trivial()
+            deploy_trivial(s.join_batch_wait_ms)
             r = httpx.post(f"{base}/v1/events", timeout=120,
                            headers={"Authorization": f"Bearer {s.admin_token}"},
                            json={"name": "joins", "sections": [{"name": "A", "rows": 10,
@@ -178,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
             targets = {
                 "serve_join": (PORTS.http, f"/v1/events/{event_id}/queue"),
                 "serve_trivial": (PORTS.http, f"/trivial/v1/events/{event_id}/queue"),
+                "serve_trivial_wait": (PORTS.http, f"/trivial/wait/v1/events/{event_id}/queue"),
                 "uvicorn_join": (UVICORN_PORT, f"/v1/events/{event_id}/queue"),
                 "uvicorn_trivial": (UVICORN_PORT, f"/trivial/v1/events/{event_id}/queue")}
+            if args.only:
+                targets = {k: v for k, v in targets.items() if k in args.only.split(",")}
             joins_202 = 2
             for name, (port, path) in targets.items():
                 warm = wrk(port, path, f"{name}-warm-", args.warmup, args.connections)
@@ -216,11 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     result["summary"] = {
         **{f"{k}_req_per_s": runs[k]["req_per_s"] for k in targets},
         **{f"{k}_p99_ms": runs[k]["p99_ms"] for k in targets},
-        "ratio_serve_join_over_serve_trivial": ratio("serve_join", "serve_trivial"),
-        "ratio_serve_join_over_uvicorn_join": ratio("serve_join", "uvicorn_join"),
-        "ratio_uvicorn_join_over_uvicorn_trivial": ratio("uvicorn_join", "uvicorn_trivial"),
+        **{f"ratio_{a}_over_{b}": ratio(a, b) for a, b in (
+            ("serve_join", "serve_trivial"), ("serve_join", "serve_trivial_wait"),
+            ("serve_join", "uvicorn_join"), ("uvicorn_join", "uvicorn_trivial"))
+           if a in targets and b in targets},
         "target_joins_per_s": 5000, **result["audit"]}
-    path = write_result(NAME, result)
+    result["parameters"]["join_batch_wait_ms"] = s.join_batch_wait_ms
+    path = write_result(NAME if args.replicas == 1 else f"{NAME}_{args.replicas}replicas", result)
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {path}")
     return 0

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
 from domain.errors import Unavailable
 from domain.waiting.tickets import Join
@@ -67,7 +67,6 @@ class JoinLog:
         self._waiting: list[_Pending] = []
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
-        self._partitioner = DefaultPartitioner()
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -122,13 +121,13 @@ class JoinLog:
 
     async def _by_partition(self, producer: AIOKafkaProducer,
                             batch: list[_Pending]) -> dict[tuple[str, int], list[_Pending]]:
-        """Keyed by ticket as `send` would: a user's rejoins stay on one partition."""
-        partitions: dict[str, list[int]] = {}
+        """By ticket: a user's rejoins stay on one partition, after the first join."""
+        partitions: dict[str, set[int]] = {}
         groups: dict[tuple[str, int], list[_Pending]] = {}
         for pending in batch:
             if pending.topic not in partitions:
-                partitions[pending.topic] = sorted(await producer.partitions_for(pending.topic))
-            partition = self._partitioner(pending.key.encode(), partitions[pending.topic], None)
+                partitions[pending.topic] = await producer.partitions_for(pending.topic)
+            partition = partition_of(pending.key, len(partitions[pending.topic]))
             groups.setdefault((pending.topic, partition), []).append(pending)
         return groups
 
@@ -154,6 +153,11 @@ class JoinLog:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+
+def partition_of(ticket_id: str, partitions: int) -> int:
+    """The joins partition of a ticket (CRC-32: C speed, the same in every replica)."""
+    return zlib.crc32(ticket_id.encode()) % partitions
 
 
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)

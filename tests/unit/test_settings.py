@@ -85,6 +85,10 @@ def test_unrelated_env_variables_are_ignored():
     {"SWEEP_BATCH_MAX": "0"},
     {"SWEEP_INTERVAL_S": "0"},
     {"HOLD_BATCH_WAIT_S": "-0.001"},
+    {"JOIN_BATCH_MAX": "0"},
+    {"JOIN_BATCH_WAIT_MS": "-1"},
+    {"INGEST_COMMIT_INTERVAL_MS": "-1"},
+    {"INGEST_WAIT_MS": "0"},
     {"TICKETING_TOKEN_SECRET": "too-short"},
 ])
 def test_settings_that_cannot_work_together_fail_at_start(env):
