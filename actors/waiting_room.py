@@ -11,11 +11,13 @@ needs to keep a million positions fresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import logging
 import secrets
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import ray
 from redis.asyncio import Redis
@@ -50,6 +52,7 @@ class WaitingRoom:
         self._event_id = event_id
         self._redis = Redis.from_url(settings.redis_url)
         self._lock = asyncio.Lock()
+        self._woken = asyncio.Event()
         logs.configure()
         self._ready = asyncio.get_running_loop().create_task(self._start())
 
@@ -118,6 +121,8 @@ class WaitingRoom:
                 if lagging:
                     self._merger.touch(partition, now)
             await self._persist(now)
+            if batch and batch[0]:
+                self._woken.set()  # joins are in: admit without waiting out an idle tick
             return self._epoch, self._merger.committable_offsets()
 
     def _hold_unheard_partitions(self, now: int) -> None:
@@ -180,20 +185,29 @@ class WaitingRoom:
 
     # -- admission -----------------------------------------------------------------------
     async def _tick_forever(self) -> None:
+        """Merge, persist and admit every `admit_interval_s`; a room with nothing to do slows
+        down to `room_idle_tick_max_s` (many events per node), and a batch of joins wakes it."""
+        interval = self._settings.admit_interval_s
         while True:
-            await asyncio.sleep(self._settings.admit_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), interval)
+            self._woken.clear()
             try:
                 async with self._lock:
                     self._hold_unheard_partitions(now_ms())
                     await self._persist(now_ms())
-                    await self._admit(now_ms())
+                    busy = await self._admit(now_ms()) or self._merger.pending_count > 0
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
                 return
             except Exception:
                 log.exception("room %s tick failed", self._event_id)
+                busy = True
+            interval = self._settings.admit_interval_s if busy else min(
+                2 * interval, self._settings.room_idle_tick_max_s)
 
-    async def _admit(self, now: int) -> None:
+    async def _admit(self, now: int) -> bool:
+        """One admission step; returns whether it changed anything."""
         records = await self._settle_outstanding(now)  # before reading seats: never undercount
         remaining = sum((await catalog.availability(self._redis, self._event_id)).values())
         room = await room_fields(self._redis, self._event_id)
@@ -202,7 +216,7 @@ class WaitingRoom:
         open_now = now >= self._onsale_ms and self._lottery_done
         count = self._admission.admit_count(
             now, presale_waiting + general_waiting if open_now else 0, remaining,
-            len(self._outstanding))
+            len(self._outstanding), self._settings.admit_batch_max)
         presale = await self._peek(keys.queue_presale(self._event_id), min(count, presale_waiting))
         general = await self._peek(keys.queue_line(self._event_id), count - len(presale) + 1)
         oldest = general[0].joined_at_ms if general else 0
@@ -223,13 +237,14 @@ class WaitingRoom:
             fields |= {"log_length": entries[-1].seq + 1, "log_head": entries[-1].hash}
         published = {k: str(v) for k, v in fields.items()}
         if not admitted and not records and published == self._published:
-            return  # an idle room costs a few reads per tick, no writes
+            return False  # an idle room costs a few reads per tick, no writes
         await self._scripts.admit(presale, general, records | admitted,
-                                  [json.dumps(asdict(e)) for e in entries], published)
+                                  [json.dumps(vars(e)) for e in entries], published)
         self._published = published
         self._outstanding.update(admitted)
         if entries:
             self._log_tail = entries[-1]
+        return True
 
     async def _peek(self, key: str, count: int) -> list[Member]:
         if count <= 0:
@@ -237,20 +252,22 @@ class WaitingRoom:
         return [Member.decode(raw) for raw in await self._redis.lrange(key, 0, count - 1)]
 
     async def _settle_outstanding(self, now: int) -> dict[str, Admission]:
-        """Admitted users who held are done; those whose admission lapsed gave their place back."""
-        if not self._outstanding:
+        """Admitted users who held are done; those whose admission lapsed gave their place back.
+
+        Looks at up to `admit_batch_max` of them per step, in turn (the rest wait for the next
+        steps, still counted against the seats: slower, never more admissions than seats)."""
+        tickets = list(itertools.islice(self._outstanding, self._settings.admit_batch_max))
+        if not tickets:
             return {}
-        tickets = list(self._outstanding)
         counts = await self._redis.hmget(keys.user_seats(self._event_id),
                                          [self._outstanding[t].user_id for t in tickets])
         changed = {}
         for ticket, count in zip(tickets, counts, strict=True):
-            admission = self._outstanding[ticket]
+            admission = self._outstanding.pop(ticket)
             if count is not None and int(count) > 0:
                 changed[ticket] = replace(admission, held=True)
-                del self._outstanding[ticket]
-            elif admission.expires_at_ms <= now:
-                del self._outstanding[ticket]
+            elif admission.expires_at_ms > now:
+                self._outstanding[ticket] = admission  # to the back of the line
         return changed
 
     def _log_entries(self, members: list[Member], now: int,
@@ -266,6 +283,7 @@ class WaitingRoom:
         await self._ready
         self._admission.set_rate(rate_per_s, now_ms())
         self._rate.configured_rate_per_s = rate_per_s
+        self._woken.set()
 
     async def ping(self) -> int:
         await self._ready

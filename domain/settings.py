@@ -105,6 +105,12 @@ class Settings:
         "ADMISSION_RATE_PER_S", 50.0, "Default admissions per second, per event overridable.")
     admit_interval_s: float = _setting(
         "ADMIT_INTERVAL_S", 0.1, "How often the room merges, persists and admits.")
+    admit_batch_max: int = _setting(
+        "ADMIT_BATCH_MAX", 10_000, "Most users one admission step lets in (keeps each step "
+        "short; unspent rate carries over to the next).")
+    room_idle_tick_max_s: float = _setting(
+        "ROOM_IDLE_TICK_MAX_S", 0.5, "A room with nothing to do slows its ticks down to this; "
+        "new joins wake it at once.")
     ntp_refresh_s: float = _setting(
         "NTP_REFRESH_S", 30.0, "How often the ingress re-measures its clock offset.")
     unsynced_uncertainty_ms: int = _setting(
@@ -181,6 +187,9 @@ class Settings:
             problems.append("ingest_actors must be between 1 and join_partitions")
         if self.admission_rate_per_s < 0 or self.admit_interval_s <= 0:
             problems.append("admission_rate_per_s must be >= 0 and admit_interval_s > 0")
+        if self.admit_batch_max < 1 or self.room_idle_tick_max_s < self.admit_interval_s:
+            problems.append("admit_batch_max must be >= 1 and room_idle_tick_max_s >= "
+                            "admit_interval_s")
         if self.seat_log_max < 100 or self.seat_resume_max < 1 or self.seat_delta_interval_s < 0:
             problems.append("seat_log_max must be >= 100, seat_resume_max >= 1, "
                             "seat_delta_interval_s >= 0")

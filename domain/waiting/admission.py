@@ -51,17 +51,19 @@ class AdmissionController:
         self._tokens = min(self._tokens, self.burst)
 
     def admit_count(self, now_ms: int, waiting: int, remaining_seats: int,
-                    outstanding_admitted: int) -> int:
+                    outstanding_admitted: int, limit: int | None = None) -> int:
         """Admit this many now (and spend their tokens).
 
         `waiting`: tickets in the queue; `remaining_seats`: seats neither held nor sold;
-        `outstanding_admitted`: admitted users who have not held yet.
+        `outstanding_admitted`: admitted users who have not held yet; `limit`: most admitted
+        in one step (the rest of the tokens stay for the next).
         """
         if waiting < 0 or outstanding_admitted < 0:
             raise InvalidParameter("waiting and outstanding_admitted must be >= 0")
         self._refill(now_ms)
         seat_room = remaining_seats - outstanding_admitted
-        count = max(0, min(math.floor(self._tokens), waiting, seat_room))
+        count = max(0, min(math.floor(self._tokens), waiting, seat_room,
+                           waiting if limit is None else limit))
         self._tokens -= count
         return count
 

@@ -24,6 +24,13 @@ def test_never_admits_more_than_are_waiting_and_keeps_unused_tokens():
                            outstanding_admitted=0) == 7
 
 
+def test_a_step_limit_caps_one_step_and_keeps_the_rest_of_the_rate():
+    ctl = AdmissionController(rate_per_s=100, now_ms=0)
+    assert ctl.admit_count(1_000, PLENTY, PLENTY, 0, limit=30) == 30
+    assert ctl.admit_count(1_000, PLENTY, PLENTY, 0, limit=30) == 30
+    assert ctl.admit_count(1_000, PLENTY, PLENTY, 0) == 40
+
+
 def test_admitted_users_who_have_not_held_count_against_remaining_seats():
     ctl = AdmissionController(rate_per_s=100, now_ms=0)
     assert ctl.admit_count(1_000, waiting=50, remaining_seats=30, outstanding_admitted=25) == 5
