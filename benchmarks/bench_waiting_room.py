@@ -23,7 +23,8 @@ port range) of its own, local Ray (`num_cpus=2`):
                without checks, merge or actors); raw admission = LRANGE/LTRIM/HSET/HDEL.
   6. lua       the same N placed straight with `enqueue.lua` in batches from one client (the
                Lua ceiling without Kafka or actors) and its memory per user.
-  7. variants  (optional, smaller N) ours again with other Settings (ingest_batch_max,
+  7. idle      one event's room and ingest actors with nobody joining: their CPU (cores).
+  8. variants  (optional, smaller N) ours again with other Settings (ingest_batch_max,
                ingest_actors, join_partitions), or with `client=kafka-python`: the ingest
                actor as it was before the switch to confluent-kafka.
 
@@ -376,6 +377,27 @@ def run_ours(settings: Any, r: redis.Redis, n: int, admit_s: float, label: str,
     return out
 
 
+def idle_event(settings: Any, r: redis.Redis, seconds: float) -> dict[str, Any]:
+    """CPU of one event's room and ingest actors with nobody joining (many events per node)."""
+    import ray
+
+    from actors import directory
+
+    event = setup_event(settings, r, seats=1000, rate=50)
+    room = directory.waiting_room(settings, event.event_id)
+    ingest = start_ingest(settings, event.event_id, "app")
+    ray.get([room.ping.remote()] + [h.ping.remote() for h in ingest], timeout=120)
+    time.sleep(5)  # past start-up and the first idle-partition timeouts
+    before, t0 = cpu_snapshot(), time.perf_counter()
+    time.sleep(seconds)
+    cores = cpu_delta(before, cpu_snapshot(), time.perf_counter() - t0)
+    for h in [room, *ingest]:
+        with contextlib.suppress(Exception):
+            ray.kill(h)
+    return {"seconds": seconds, "ingest_actors": settings.ingest_actors,
+            "cpu_cores_by_process": cores}
+
+
 def time_admissions(settings: Any, r: redis.Redis, event_id: str, room: Any, n: int,
                     seconds: float) -> dict[str, Any]:
     import ray
@@ -584,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra run of ours with settings, e.g. ingest_batch_max=20000,ingest_actors=4")
     ap.add_argument("--variant-joins", type=int, default=200_000)
     ap.add_argument("--skip", default="", help="comma list of phases to skip: "
-                    "consumer,ours,counter,raw,lua")
+                    "consumer,ours,counter,raw,lua,idle")
     args = ap.parse_args(argv)
     skip = set(args.skip.split(","))
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine_info(), "parameters": {
@@ -636,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
         if "lua" not in skip:
             result["enqueue_lua_alone"] = lua_only(s, r, args.joins)
             print("lua", result["enqueue_lua_alone"], flush=True)
+        if "idle" not in skip:
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+            result["idle_event"] = idle_event(s, r, 15.0)
+            print("idle", result["idle_event"], flush=True)
         variants = []
         for text in args.variant:
             overrides, client = parse_variant(text)
@@ -687,6 +713,10 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
                                          for k, v in res["consumer_alone"].items()}
     if "producers" in res:
         out["producer_records_per_s"] = {k: v["records_per_s"] for k, v in res["producers"].items()}
+    if "idle_event" in res:
+        cores = res["idle_event"]["cpu_cores_by_process"]
+        out["idle_event_cores"] = {k: cores.get(k, 0.0) for k in ("waiting_room_actor",
+                                                                 "ingest_actor")}
     for v in res.get("variants", []):
         if "ingest" in v:
             out[f"variant[{v['label']}]_joins_per_s"] = v["ingest"][
