@@ -49,9 +49,9 @@ class JoinIngest:
             "group.id": f"{self._settings.kafka_topic_prefix}.room.{self._event_id}",
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": False,
-            # a fetch answers when 64 KiB are ready or the batch wait ends, not per produce:
-            # the broker's CPU per fetch, not per join, is what a busy ingress would pay
-            "fetch.min.bytes": 65536, "fetch.wait.max.ms": self._settings.ingest_wait_ms})
+            # a fetch answers when 64 KiB are ready or the fetch wait ends, not per produce:
+            # each fetch costs the broker CPU, so a busy ingress must not wake one per batch
+            "fetch.min.bytes": 65536, "fetch.wait.max.ms": self._settings.ingest_fetch_wait_ms})
         try:
             self._assign_committed(consumer)
         except Exception:

@@ -89,6 +89,7 @@ def test_unrelated_env_variables_are_ignored():
     {"JOIN_BATCH_WAIT_MS": "-1"},
     {"INGEST_COMMIT_INTERVAL_MS": "-1"},
     {"INGEST_WAIT_MS": "0"},
+    {"INGEST_FETCH_WAIT_MS": "0"},
     {"ADMIT_BATCH_MAX": "0"},
     {"ROOM_IDLE_TICK_MAX_S": "0.05"},
     {"TICKETING_TOKEN_SECRET": "too-short"},
