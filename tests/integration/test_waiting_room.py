@@ -148,7 +148,8 @@ async def test_presale_code_holders_are_admitted_before_the_general_queue(
     general = [await join(http, event_id, f"gen{n}") for n in range(5)]
     insider = await join(http, event_id, "insider", priority_code="FANCLUB1")
     wrong = await join(http, event_id, "guesser", priority_code="NOTACODE")
-    await asyncio.sleep(1.0)  # all merged, nobody admitted at rate 0
+    for ticket in [*general, insider, wrong]:  # all merged; nobody admitted at rate 0
+        await wait_for(lambda ticket=ticket: _placed(http, event_id, ticket))
     assert (await status(http, event_id, general[0]))["position"] == 1
     patched = await http.patch(f"/v1/events/{event_id}", json={"admission_rate_per_s": 50},
                                headers=admin)
@@ -163,9 +164,13 @@ async def test_admission_never_exceeds_what_the_remaining_seats_can_serve(
         http, new_event, admin) -> None:
     event = await new_event(rows=1, seats_per_row=3)
     tickets = [await join(http, event["event_id"], f"few{n}") for n in range(8)]
-    await asyncio.sleep(2.0)
-    states = [(await status(http, event["event_id"], t))["state"] for t in tickets]
-    assert states.count("admitted") == 3
+
+    async def admitted() -> int:
+        return [(await status(http, event["event_id"], t))["state"]
+                for t in tickets].count("admitted")
+    await wait_for(lambda: admitted())
+    await asyncio.sleep(1.5)  # ticks enough to admit more, were it allowed
+    assert await admitted() == 3
     stats = (await http.get(f"/v1/events/{event['event_id']}/queue/stats", headers=admin)).json()
     assert stats["admitted"] == 3 and stats["waiting"] == 5
 
