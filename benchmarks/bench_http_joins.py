@@ -16,7 +16,8 @@ wrk -t1 -c128 with a Lua script posting distinct user ids (`{"user_id": "<run>-<
 limits off (`join_rate_per_s` 1e9). Each target first gets --warmup seconds of load (the broker
 JIT-compiles its request path in the first minute), then rounds alternate the targets.
 Afterwards the joins topic's end offsets are summed: every 202 of a join is a record the broker
-acknowledged. With --replicas N > 1 the result is written as bench_http_joins_<N>replicas.json.
+acknowledged. With --replicas N > 1 the result is written as bench_http_joins_<N>replicas.json,
+with --disconnect-disabled the name ends in _disconnect_disabled.
 
     python -m benchmarks.bench_http_joins [--duration 10] [--rounds 2] [--connections 128]
 """
@@ -55,7 +56,7 @@ local i = 0
 c202, cother, last_other, last_other_body = 0, 0, 0, ""
 request = function()
   i = i + 1
-  return wrk.format("POST", path, {["Content-Type"] = "application/json"},
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"%(extra_header)s},
                     '{"user_id":"' .. prefix .. i .. '"}')
 end
 response = function(status, headers, resp)
@@ -86,8 +87,10 @@ end
 """
 
 
-def wrk(port: int, path: str, prefix: str, seconds: float, connections: int) -> dict[str, Any]:
-    lua = WRK_LUA % {"path": path, "prefix": prefix}
+def wrk(port: int, path: str, prefix: str, seconds: float, connections: int,
+        disconnect_disabled: bool = False) -> dict[str, Any]:
+    extra = ', ["x-request-disconnect-disabled"] = "?1"' if disconnect_disabled else ""
+    lua = WRK_LUA % {"path": path, "prefix": prefix, "extra_header": extra}
     run = run_wrk(Path(PORTS.state) / f"wrk-joins-{prefix}.lua", lua, port, seconds, connections)
     raw, secs = run.raw, run.seconds
     return {"requests": raw["requests"], "duration_s": round(secs, 2),
@@ -169,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--replicas", type=int, default=1, help="Serve replicas of the app")
     ap.add_argument("--only", default="", help="comma list of targets to run (default: all)")
+    ap.add_argument("--disconnect-disabled", action="store_true",
+                    help="send x-request-disconnect-disabled: ?1 (what a proxy in front can add: "
+                    "Serve then runs the handler without watching for the client leaving)")
     args = ap.parse_args(argv)
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine_info(), "parameters": {
         **vars(args), "load_generator": "wrk -t1, Lua script, distinct user ids",
@@ -215,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
                 targets = {k: v for k, v in targets.items() if k in args.only.split(",")}
             joins_202 = 2
             for name, (port, path) in targets.items():
-                warm = wrk(port, path, f"{name}-warm-", args.warmup, args.connections)
+                warm = wrk(port, path, f"{name}-warm-", args.warmup, args.connections,
+                           args.disconnect_disabled)
                 joins_202 += warm["status_202"] if name.endswith("join") else 0
             runs: dict[str, Any] = {}
             for rnd in range(args.rounds):
                 for name, (port, path) in targets.items():
-                    run = wrk(port, path, f"{name}-r{rnd}-", args.duration, args.connections)
+                    run = wrk(port, path, f"{name}-r{rnd}-", args.duration, args.connections,
+                              args.disconnect_disabled)
                     runs[f"{name}_round{rnd + 1}"] = run
                     joins_202 += run["status_202"] if name.endswith("join") else 0
                     print(name, rnd + 1, json.dumps(run), flush=True)
@@ -255,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
            if a in targets and b in targets},
         "target_joins_per_s": 5000, **result["audit"]}
     result["parameters"]["join_batch_wait_ms"] = s.join_batch_wait_ms
-    path = write_result(NAME if args.replicas == 1 else f"{NAME}_{args.replicas}replicas", result)
+    name = NAME if args.replicas == 1 else f"{NAME}_{args.replicas}replicas"
+    path = write_result(name + ("_disconnect_disabled" if args.disconnect_disabled else ""), result)
     print(json.dumps(result["summary"], indent=2))
     print(f"wrote {path}")
     return 0
