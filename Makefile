@@ -27,7 +27,7 @@ test: install
 
 lint:
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy domain store actors serve_app.py infra
+	$(PYTHON) -m mypy domain store actors serve_app.py infra benchmarks
 
 # The demo is a crowd from one address: it lifts the per-client rate limits (settings) for its stack.
 demo: export JOIN_RATE_PER_S ?= 1000000

@@ -110,5 +110,5 @@ class JoinIngest:
         return True
 
 
-JoinIngestKafkaPythonActor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0,
-                                        max_concurrency=100)(JoinIngest)
+JoinIngestKafkaPythonActor = ray.remote(  # type: ignore[call-overload]  # stubs lack max_concurrency
+    num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=100)(JoinIngest)

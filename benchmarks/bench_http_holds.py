@@ -158,16 +158,17 @@ def audit(settings: Any, event_id: str, expected_201: int, in_flight_max: int,
     records number the 201s wrk saw plus at most the requests in flight when wrk stopped."""
     from domain.event import Event
     from store import keys
+    from store.codec import text
 
     r = redis.Redis.from_url(settings.redis_url)
-    event = Event.from_json(r.get(keys.event(event_id)))
+    event = Event.from_json(text(r.get(keys.event(event_id))))
     seats: list[tuple[int, int]] = []
     records = 0
     held_bits = 0
     for b in event.venue.blocks:
         held_bits += r.bitcount(keys.block_held(event_id, b.index))
         for record in r.hvals(keys.block_holds(event_id, b.index)):
-            _status, _, body = record.decode().partition("|")
+            _status, _, body = text(record).partition("|")
             records += 1
             seats.extend((b.index, s) for s in json.loads(body)[1])
     r.close()

@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -148,7 +148,7 @@ def deploy_trivial(wait_ms: float) -> None:
         def __serve_build_asgi_app__(self) -> Any:
             return build()
 
-    serve.run(Trivial.bind(), name="trivial", route_prefix="/trivial", blocking=False)
+    serve.run(cast(Any, Trivial).bind(), name="trivial", route_prefix="/trivial", blocking=False)
 
 
 def topic_records(bootstrap: str, topic: str, partitions: int) -> int:
@@ -264,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         "target_joins_per_s": 5000, **result["audit"]}
     result["parameters"]["join_batch_wait_ms"] = s.join_batch_wait_ms
     name = NAME if args.replicas == 1 else f"{NAME}_{args.replicas}replicas"
-    path = write_result(name + ("_disconnect_disabled" if args.disconnect_disabled else ""), result)
+    written = write_result(name + ("_disconnect_disabled" if args.disconnect_disabled else ""),
+                           result)
     print(json.dumps(result["summary"], indent=2))
-    print(f"wrote {path}")
+    print(f"wrote {written}")
     return 0
 
 

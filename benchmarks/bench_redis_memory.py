@@ -24,6 +24,7 @@ import ray
 import redis
 
 from benchmarks._common import Bench, create_event, kill_event_actors, machine_info, write_result
+from store.codec import text
 
 NAME = "bench_redis_memory"
 SEATS_PER_ROW = 100
@@ -37,10 +38,10 @@ def memory(r: redis.Redis) -> dict[str, int]:
 
 
 def key_usage(r: redis.Redis, names: list[str]) -> dict[str, dict[str, Any]]:
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in names:
-        out[name] = {"type": r.type(name).decode(), "bytes": r.memory_usage(name, samples=0),
-                     "encoding": (r.object("encoding", name) or b"").decode()
+        out[name] = {"type": text(r.type(name)), "bytes": r.memory_usage(name, samples=0),
+                     "encoding": text(r.object("encoding", name) or b"")
                      if r.exists(name) else None}
     return out
 
@@ -62,7 +63,8 @@ def hold_all(settings: Any, event: Any, quantity: int, batch: int) -> dict[str, 
     held = holds = failed = 0
     t0 = time.perf_counter()
     for i in range(0, len(requests), batch):
-        for result in ray.get(handle.hold.remote(requests[i:i + batch]), timeout=120):
+        answers: list[Any] = ray.get(handle.hold.remote(requests[i:i + batch]), timeout=120)
+        for result in answers:
             if isinstance(result, Hold):
                 holds += 1
                 held += len(result.seat_ids)
@@ -112,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 "bytes_per_hold": round((after["used_memory"] - before["used_memory"])
                                         / held["holds"], 1),
                 "memory_usage_keys_delta_per_seat": round(key_delta / seats, 1),
-                "keys_after": after_keys, "sample_hold_record": sample.decode(),
-                "sample_hold_record_bytes": len(sample)}
+                "keys_after": after_keys, "sample_hold_record": text(sample),
+                "sample_hold_record_bytes": len(text(sample))}
             print(quantity, json.dumps(result["hold_sizes"][str(quantity)]), flush=True)
             kill_event_actors(s, event)
         # the seed design's naive lock: one key per seat

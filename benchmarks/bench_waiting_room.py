@@ -495,6 +495,8 @@ def counter_queue(settings: Any, r: redis.Redis, topic: str, n: int) -> dict[str
 
 def raw_ceiling(settings: Any, r: redis.Redis, topic: str, n: int) -> dict[str, Any]:
     """Same consume, the enqueue writes as plain pipelined commands (RPUSH member, HSET place)."""
+    from store.codec import text
+
     prefix = f"raw:{time.time_ns()}"
     seq = 0
 
@@ -520,7 +522,7 @@ def raw_ceiling(settings: Any, r: redis.Redis, topic: str, n: int) -> dict[str, 
         head = r.lrange(f"{prefix}:line", 0, 9_999)
         if not head:
             break
-        tickets = [h.split(b"|", 1)[0] for h in head]
+        tickets = [text(h).split("|", 1)[0] for h in head]
         pipe = r.pipeline(transaction=False)
         pipe.ltrim(f"{prefix}:line", len(head), -1)
         pipe.hdel(f"{prefix}:place", *tickets)
@@ -569,7 +571,8 @@ def lua_only(settings: Any, r: redis.Redis, n: int) -> dict[str, Any]:
     cpu = cpu_delta(before, cpu_snapshot(), elapsed)
     mem1 = used_memory(r)
     got = r.hlen(keys.queue_places(event_id))
-    out = {"placed": got, "elapsed_s": round(elapsed, 2), "joins_per_s": round(got / elapsed),
+    out: dict[str, Any] = {"placed": got, "elapsed_s": round(elapsed, 2),
+                           "joins_per_s": round(got / elapsed),
            "cpu_cores_by_process": cpu,
            "memory": {"used_memory_delta": mem1 - mem0,
                       "bytes_per_waiting_user": round((mem1 - mem0) / max(got, 1), 1),
