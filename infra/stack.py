@@ -360,7 +360,7 @@ def start_kafka(port: int, controller_port: int, state: str | os.PathLike[str] |
            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
            f"-Dkafka.logs.dir={d / name}", "-cp", f"{libs}/*"]
     if not (data_dir / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = kafka_cluster_id()
         fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
             capture_output=True, text=True, timeout=120)
@@ -370,6 +370,15 @@ def start_kafka(port: int, controller_port: int, state: str | os.PathLike[str] |
     _wait(name, lambda: _port_open(port) and kafka_answers(bootstrap), timeout_s, pid,
           d / f"{name}.out")
     return bootstrap
+
+
+def kafka_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A new cluster id: 16 random bytes in URL-safe base64, never starting with "-" (the
+    storage tool would read it as an option, as Kafka's own Uuid.randomUuid avoids too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def stop_kafka(port: int, state: str | os.PathLike[str] | None = None) -> bool:
