@@ -113,15 +113,16 @@ class WaitingRoom:
         await self._ready
         async with self._lock:
             now = now_ms()
+            arrived = joins.from_columns(batch)
             push = self._merger.push
-            for join in joins.from_columns(batch):
+            for join in arrived:
                 push(join, now)
             for partition, lagging in behind.items():
                 self._heard[partition] = now
                 if lagging:
                     self._merger.touch(partition, now)
             await self._persist(now)
-            if batch and batch[0]:
+            if arrived:
                 self._woken.set()  # joins are in: admit without waiting out an idle tick
             return self._epoch, self._merger.committable_offsets()
 

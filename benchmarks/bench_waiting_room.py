@@ -496,6 +496,7 @@ def counter_queue(settings: Any, r: redis.Redis, topic: str, n: int) -> dict[str
 def raw_ceiling(settings: Any, r: redis.Redis, topic: str, n: int) -> dict[str, Any]:
     """Same consume, the enqueue writes as plain pipelined commands (RPUSH member, HSET place)."""
     from store.codec import text
+    from store.queue import member_text
 
     prefix = f"raw:{time.time_ns()}"
     seq = 0
@@ -503,7 +504,8 @@ def raw_ceiling(settings: Any, r: redis.Redis, topic: str, n: int) -> dict[str, 
     def sink(batch: list[Any]) -> None:
         nonlocal seq
         pipe = r.pipeline(transaction=False)
-        pipe.rpush(f"{prefix}:line", *[f"{j.ticket_id}|{j.user_id}|{j.joined_at_ms}" for j in batch])
+        pipe.rpush(f"{prefix}:line", *[member_text(j.ticket_id, j.user_id, j.joined_at_ms)
+                                       for j in batch])
         pipe.hset(f"{prefix}:place", mapping={j.ticket_id: seq + i for i, j in enumerate(batch)})
         pipe.execute()
         seq += len(batch)
