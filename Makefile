@@ -2,11 +2,7 @@
 PYTHON ?= python
 export PYTHON
 
-# Clients of the `make up` Ray cluster (demo, scripts): its address and token auth mode.
-RAY_ADDRESS ?= 127.0.0.1:6385
-RAY_AUTH_MODE ?= token
-
-.PHONY: install up down status test lint demo
+.PHONY: install up down status env test lint demo
 
 install:
 	infra/install.sh
@@ -19,6 +15,10 @@ down:
 
 status:
 	$(PYTHON) -m infra.stack status
+
+# What a shell needs to talk to the stack: eval "$$(make -s env)"
+env:
+	@$(PYTHON) -m infra.stack env
 
 # The pytest session fixtures start their own Redis/Kafka/NTP on other ports (tests/conftest.py),
 # so a running `make up` stack does not collide with them.
@@ -33,8 +33,4 @@ lint:
 demo: export JOIN_RATE_PER_S ?= 1000000
 demo: export STATUS_RATE_PER_S ?= 1000000
 demo: up
-	@if [ -f demo.py ]; then \
-		RAY_ADDRESS=$(RAY_ADDRESS) RAY_AUTH_MODE=$(RAY_AUTH_MODE) $(PYTHON) demo.py; \
-	else \
-		echo "demo.py is not written yet; the stack is up (make down to stop it)"; \
-	fi
+	$(PYTHON) demo.py

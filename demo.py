@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx
 
-from domain.settings import Settings
+from domain import tokens
+from domain.settings import DEV_ADMIN_TOKEN, DEV_TOKEN_SECRET
+from infra.stack import client_settings
 from store.ledger import read_bookings
 
 USERS = int(os.environ.get("DEMO_USERS", "300"))
@@ -56,6 +58,17 @@ async def admitted(http: httpx.AsyncClient, event_id: str, user: str) -> dict[st
             elif line.startswith("data: ") and name in ("sold_out", "expired"):
                 return {}
     return {}
+
+
+async def source_secrets_refused(http: httpx.AsyncClient, event_id: str) -> bool:
+    """Anyone can read the development secrets in the source: this stack must not take them."""
+    forged = tokens.sign(DEV_TOKEN_SECRET, tokens.Claims(
+        tokens.ADMISSION, "forger", event_id, time.time() + 600))
+    hold = await http.post(f"/v1/events/{event_id}/holds", json={"section": "Floor", "quantity": 1},
+                           headers={"Authorization": f"Bearer {forged}"})
+    rate = await http.patch(f"/v1/events/{event_id}", json={"admission_rate_per_s": 1},
+                            headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"})
+    return hold.status_code == 401 and rate.status_code in (401, 403)
 
 
 async def retry_429(send: Any) -> httpx.Response:
@@ -99,7 +112,7 @@ async def shopper(http: httpx.AsyncClient, event_id: str, n: int, rng: random.Ra
 
 
 async def main() -> int:
-    settings = Settings.from_env()
+    settings = client_settings()  # the stack's own secrets, from its state dir
     base = os.environ.get("DEMO_URL", f"http://{settings.http_host}:{settings.http_port}")
     limits = httpx.Limits(max_connections=USERS + 50)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
@@ -117,6 +130,7 @@ async def main() -> int:
         await asyncio.sleep(16)  # let the abandoned holds expire on their own
         details = (await http.get(f"/v1/events/{event_id}")).json()
         seats = (await http.get(f"/v1/events/{event_id}/seats")).json()["seats"]
+        refuses_source_secrets = await source_secrets_refused(http, event_id)
     counts = Counter(s["status"] for s in seats)
     say(f"Seats now: {dict(counts)} (available per the cache: {details['seats_available']})")
     ledger = read_bookings(settings.kafka_bootstrap, settings.ledger_topic, event_id)
@@ -129,6 +143,7 @@ async def main() -> int:
         <= {b["booking_id"] for b in ledger},
         "sold seats match the ledger": counts["sold"] == len(sold),
         "expired holds gave their seats back": counts["held"] == 0,
+        "the stack refuses the secrets written in the source": refuses_source_secrets,
     }
     for check, ok in checks.items():
         say(f"  [{'ok' if ok else 'FAILED'}] {check}")

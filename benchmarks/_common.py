@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra import credentials
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 STATE = "/tmp/ticketing-bench"
@@ -229,7 +231,7 @@ class Bench:
             self.settings = Settings.from_env(
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
                 kafka_topic_prefix=f"bench{int(time.time())}", http_port=P.http,
-                **self.overrides)
+                **credentials.random_settings_secrets() | self.overrides)
             if self.with_ray:
                 os.environ.update(P.serve_env())
                 import ray

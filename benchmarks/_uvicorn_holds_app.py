@@ -27,14 +27,13 @@ from domain.event import Event, iso
 from domain.holds import Hold
 from domain.ids import new_hold_ref
 from domain.inventory import BlockInventory, HoldRequest
-from domain.settings import DEV_TOKEN_SECRET
 from store import keys
 from store.records import encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold
 
 REDIS = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6420/0"),
                        max_connections=512)
-SECRET = os.environ.get("BENCH_TOKEN_SECRET", DEV_TOKEN_SECRET)
+SECRET = os.environ["BENCH_TOKEN_SECRET"]
 MAX_QUANTITY = 50
 STATUS = {errors.SeatsUnavailable: 409, errors.UserLimitExceeded: 409, errors.Unauthorized: 401,
           errors.Forbidden: 403, errors.NotFound: 404, errors.InvalidRequest: 400}

@@ -25,7 +25,7 @@ settings = Settings.from_env(
     environ={}, redis_url=os.environ["BENCH_REDIS_URL"],
     kafka_bootstrap=os.environ["BENCH_KAFKA_BOOTSTRAP"],
     kafka_topic_prefix=os.environ["BENCH_TOPIC_PREFIX"],
-    token_secret=os.environ["BENCH_TOKEN_SECRET"],
+    token_secret=os.environ["BENCH_TOKEN_SECRET"], admin_token=os.environ["BENCH_ADMIN_TOKEN"],
     ntp_servers=tuple(os.environ["BENCH_NTP_SERVERS"].split(",")),
     join_rate_per_s=float(os.environ["BENCH_JOIN_RATE"]))
 redis = Redis.from_url(settings.redis_url, max_connections=512)

@@ -36,6 +36,8 @@ from typing import Any
 import httpx
 import redis
 
+from infra import credentials
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bench_availability_stream"
@@ -148,7 +150,7 @@ class Services:
             self.settings = Settings.from_env(
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
                 kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT,
-                serve_replicas=self.replicas)
+                serve_replicas=self.replicas, **credentials.random_settings_secrets())
             os.environ.update(SERVE_ENV)
             import ray
 
@@ -157,7 +159,9 @@ class Services:
             import serve_app
 
             serve_app.deploy(self.settings)
-            env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(REPO))
+            env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(REPO),
+                       TICKETING_TOKEN_SECRET=self.settings.token_secret,
+                       TICKETING_ADMIN_TOKEN=self.settings.admin_token)
             with open(Path(STATE) / "uvicorn.log", "ab") as log:
                 self.uvicorn = subprocess.Popen(
                     [sys.executable, "-m", "uvicorn", "benchmarks._uvicorn_sse_app:app",

@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             env = dict(os.environ, BENCH_REDIS_URL=s.redis_url,
                        BENCH_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
                        BENCH_TOPIC_PREFIX=s.kafka_topic_prefix, BENCH_TOKEN_SECRET=s.token_secret,
+                       BENCH_ADMIN_TOKEN=s.admin_token,
                        BENCH_NTP_SERVERS=ntp, BENCH_JOIN_RATE="1e9")
             bench.spawn(["nice", "-n", str(nice), sys.executable, "-m", "uvicorn",
                          "benchmarks._uvicorn_joins_app:app", "--host", "127.0.0.1", "--port",

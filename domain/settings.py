@@ -7,11 +7,21 @@ deployment is refused before it takes traffic, not in the middle of an on-sale.
 
 from __future__ import annotations
 
+import math
 import os
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+# Development values, written here in the open: only a caller that asks for them by name gets
+# them (unit tests, `Settings.development()`); `make up` generates random secrets instead, and
+# production refuses these and anything else that is weak (`secret_weakness`).
 DEV_TOKEN_SECRET = "dev-only-insecure-token-secret"
+DEV_ADMIN_TOKEN = "dev-admin-token"
+SOURCE_SECRETS = frozenset({DEV_TOKEN_SECRET, DEV_ADMIN_TOKEN})
+PRODUCTION_SECRET_MIN_CHARS = 32
+PRODUCTION_SECRET_MIN_BITS = 100  # estimated; a random 16-byte hex key estimates ~120
 
 
 def _setting(env: str, default: Any, doc: str) -> Any:
@@ -31,11 +41,14 @@ class Settings:
     ntp_servers: tuple[str, ...] = _setting(
         "NTP_SERVERS", ("127.0.0.1:11123",), "NTP servers (host[:port]) for queue timestamps.")
     admin_token: str = _setting(
-        "TICKETING_ADMIN_TOKEN", "dev-admin-token", "Bearer token for admin endpoints.")
+        "TICKETING_ADMIN_TOKEN", "", "Bearer token for admin endpoints (required; `make up` "
+        "generates one into its state dir).")
     token_secret: str = _setting(
-        "TICKETING_TOKEN_SECRET", DEV_TOKEN_SECRET, "HMAC key for ticket and admission tokens.")
+        "TICKETING_TOKEN_SECRET", "", "HMAC key for ticket and admission tokens (required; "
+        "`make up` generates one into its state dir).")
     production: bool = _setting(
-        "TICKETING_PRODUCTION", False, "Refuse development defaults (secrets) when true.")
+        "TICKETING_PRODUCTION", False, "Refuse weak secrets (short, predictable or written in "
+        "the source) when true.")
     ray_namespace: str = _setting(
         "TICKETING_RAY_NAMESPACE", "ticketing", "Ray namespace of the named actors.")
     http_host: str = _setting("HTTP_HOST", "127.0.0.1", "Address Serve's HTTP ingress binds.")
@@ -176,6 +189,13 @@ class Settings:
         settings.validate()
         return settings
 
+    @classmethod
+    def development(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings with the development secrets written in the source: for unit tests only,
+        which ask for them by calling this; nothing that serves traffic does."""
+        secrets = {"token_secret": DEV_TOKEN_SECRET, "admin_token": DEV_ADMIN_TOKEN}
+        return cls.from_env({} if environ is None else environ, **(secrets | overrides))
+
     def validate(self) -> None:
         """Fail at start on combinations that cannot work."""
         problems = []
@@ -205,11 +225,14 @@ class Settings:
             problems.append("join_batch_max must be >= 1 and join_batch_wait_ms >= 0")
         if self.sweep_interval_s <= 0 or self.hold_batch_wait_s < 0:
             problems.append("sweep_interval_s must be > 0 and hold_batch_wait_s >= 0")
-        if self.production and self.token_secret == DEV_TOKEN_SECRET:
-            problems.append("TICKETING_TOKEN_SECRET must be set in production")
-        if self.production and self.admin_token == "dev-admin-token":
-            problems.append("TICKETING_ADMIN_TOKEN must be set in production")
-        if len(self.token_secret) < 16:
+        for name, value in (("TICKETING_TOKEN_SECRET", self.token_secret),
+                            ("TICKETING_ADMIN_TOKEN", self.admin_token)):
+            if not value:
+                problems.append(f"{name} is not set (`make up` generates it into its state dir; "
+                                "`python -m infra.stack env` prints it)")
+            elif self.production and (weakness := secret_weakness(value)):
+                problems.append(f"{name} is {weakness}; production needs a random secret")
+        if self.token_secret and len(self.token_secret) < 16:
             problems.append("TICKETING_TOKEN_SECRET must be at least 16 characters")
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
@@ -222,6 +245,28 @@ class Settings:
     def joins_topic(self, event_id: str) -> str:
         """One joins topic per event, so each room commits its own offsets."""
         return f"{self.kafka_topic_prefix}.joins.{event_id}"
+
+
+def secret_weakness(value: str) -> str:
+    """Why `value` is too weak to guard production ("" when it is not): written in the source,
+    shorter than PRODUCTION_SECRET_MIN_CHARS, or under PRODUCTION_SECRET_MIN_BITS of estimated
+    entropy (which catches "aaaa…" and "abcabc…" of any length)."""
+    if value in SOURCE_SECRETS:
+        return "a development value written in the source"
+    if len(value) < PRODUCTION_SECRET_MIN_CHARS:
+        return f"shorter than {PRODUCTION_SECRET_MIN_CHARS} characters"
+    if _entropy_bits(value) < PRODUCTION_SECRET_MIN_BITS:
+        return f"too predictable (under {PRODUCTION_SECRET_MIN_BITS} bits of entropy)"
+    return ""
+
+
+def _entropy_bits(value: str) -> float:
+    """The lower of two estimates: the characters' Shannon entropy times the length (blind to
+    repeats) and the deflated size in bits (blind to a small alphabet)."""
+    counts, n = Counter(value), len(value)
+    shannon = -n * sum(c / n * math.log2(c / n) for c in counts.values())
+    deflated = 8 * (len(zlib.compress(value.encode(), 9)) - len(zlib.compress(b"", 9)))
+    return min(shannon, deflated)
 
 
 def _parse(raw: str, default: Any) -> Any:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -28,7 +29,13 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from infra import credentials
+
+if TYPE_CHECKING:
+    from domain.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = "/tmp/ticketing-stack"
@@ -460,11 +467,6 @@ def serve_env(base: dict[str, str] | None = None) -> dict[str, str]:
                     nofile, maxconn, fitted)
         env["RAY_SERVE_HAPROXY_MAXCONN"] = str(fitted)
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Explicit, so it does not depend on whether ~/.ray/auth_token happens to exist (Ray turns
-    # token auth on for `ray start` when it does, but a client with RAY_AUTH_MODE unset does not
-    # send it). `ray start` creates ~/.ray/auth_token if missing; clients of this cluster need
-    # RAY_AUTH_MODE=token too (RAY_AUTH_MODE=disabled in the environment opts out).
-    env.setdefault("RAY_AUTH_MODE", "token")
     return env
 
 
@@ -492,7 +494,10 @@ def _session_pids(sid: int) -> list[int]:
 def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_GCS_PORT,
               num_cpus: int = 2, env: dict[str, str] | None = None,
               timeout_s: float = 120.0) -> str:
-    """`ray start --head` with the Serve switches; return the GCS address.
+    """`ray start --head` with the Serve switches and token auth; return the GCS address.
+
+    The auth token is the stack's own (`infra.credentials`: `RAY_AUTH_TOKEN_PATH` in the state
+    dir), not `~/.ray/auth_token`, which `ray start` neither creates nor needs then.
 
     Ray's files go to <state>/ray (not /tmp/ray), so a bare `ray.init()` elsewhere on the host
     (a test, a script) does not attach to this cluster by accident; connect with
@@ -503,7 +508,11 @@ def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_G
     address = f"127.0.0.1:{gcs_port}"
     if ray_running(gcs_port):
         return address
-    ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    credentials.ensure(d)
+    env = credentials.stack_env(dict(os.environ if env is None else env), d)
+    # the `ray` of this interpreter first: a shim on PATH may depend on HOME (pyenv)
+    sibling = Path(sys.executable).with_name("ray")
+    ray = str(sibling) if sibling.exists() else shutil.which("ray") or "ray"
     cmd = [ray, "start", "--head", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
            "--include-dashboard=false", "--dashboard-host=127.0.0.1",
            f"--ray-client-server-port={RAY_CLIENT_PORT}", f"--temp-dir={d / 'ray'}",
@@ -575,7 +584,7 @@ def deploy_serve(address: str, state: str | os.PathLike[str] | None = None,
     from domain.settings import Settings
 
     d = state_dir(state)
-    full_env = serve_env(env)
+    full_env = serve_env(credentials.stack_env(dict(os.environ if env is None else env), d))
     settings = Settings.from_env(full_env)
     log_file = d / "serve-deploy.log"
     with open(log_file, "ab") as out:
@@ -611,12 +620,16 @@ def _redis_port(url: str) -> int:
 
 def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None = None,
        with_ray: bool = True) -> dict[str, str]:
-    """Start what is not running yet; services named explicitly in env are only checked."""
+    """Start what is not running yet; services named explicitly in env are only checked.
+
+    The first start generates the stack's secrets into the state dir (`infra.credentials`);
+    later starts reuse them, and variables set in env override them."""
     from domain.settings import Settings
 
-    env = dict(os.environ if env is None else env)
-    settings = Settings.from_env(env)
     d = state_dir(state)
+    credentials.ensure(d)
+    env = credentials.stack_env(dict(os.environ if env is None else env), d)
+    settings = Settings.from_env(env)
     started: dict[str, str] = {}
 
     if _explicit(env, "REDIS_URL"):
@@ -675,11 +688,24 @@ def down(state: str | os.PathLike[str] | None = None) -> list[str]:
     return stopped
 
 
-def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
+def client_env(state: str | os.PathLike[str] | None = None,
+               base: dict[str, str] | None = None) -> dict[str, str]:
+    """What a client of the `make up` stack needs: its secrets and how to reach its Ray."""
+    env = credentials.stack_env(dict(os.environ if base is None else base), state_dir(state))
+    env.setdefault("RAY_ADDRESS", f"127.0.0.1:{RAY_GCS_PORT}")
+    return env
+
+
+def client_settings(state: str | os.PathLike[str] | None = None) -> Settings:
+    """Settings of the running `make up` stack, as a client (demo, script) sees them."""
     from domain.settings import Settings
 
+    return Settings.from_env(client_env(state))
+
+
+def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
     d = state_dir(state)
-    settings = Settings.from_env()
+    settings = client_settings(d)
     out: dict[str, str] = {}
     for pid_file in sorted(d.glob("*.pid")):
         marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
@@ -697,8 +723,8 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in ("up", "down", "status"):
-        print("usage: python -m infra.stack up|down|status", file=sys.stderr)
+    if len(args) != 1 or args[0] not in ("up", "down", "status", "env"):
+        print("usage: python -m infra.stack up|down|status|env", file=sys.stderr)
         return 2
     d = state_dir()
     try:
@@ -706,6 +732,14 @@ def main(argv: list[str] | None = None) -> int:
             for service, where in up(state=d).items():
                 print(f"{service:6} {where}")
             print(f"state, logs and pid files in {d}")
+            print(f"admin token in {credentials.admin_token_file(d)} (mode 600); for a shell "
+                  'that talks to this stack: eval "$(python -m infra.stack env)"')
+        elif args[0] == "env":
+            env = client_env(d)
+            for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH",
+                         *credentials.GENERATED):
+                if env.get(name):
+                    print(f"export {name}={shlex.quote(env[name])}")
         elif args[0] == "down":
             stopped = down(d)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

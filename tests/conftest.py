@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from domain.settings import Settings
-from infra import stack
+from infra import credentials, stack
 
 # TICKETING_TEST_PORT_OFFSET shifts every test port, so two suites can run side by side.
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
@@ -97,4 +97,5 @@ def settings(redis_url: str, kafka_bootstrap: str, ntp_server: str) -> Settings:
         kafka_bootstrap=kafka_bootstrap,
         ntp_servers=(ntp_server,),
         kafka_topic_prefix=f"t{uuid.uuid4().hex[:12]}",
+        **credentials.random_settings_secrets(),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import redis
 
 from domain.settings import Settings
 from domain.tokens import ADMISSION, Claims, sign
+from infra import credentials
 
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
 HTTP_PORT = 8100 + _OFFSET
@@ -34,9 +36,12 @@ SERVE_ENV = {
 
 @pytest.fixture(scope="session")
 def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
-                 ntp_server: str) -> Settings:
+                 ntp_server: str, stack_state_dir: Path) -> Settings:
+    """The app's settings; its secrets are made as `make up` makes them (infra.credentials)."""
+    credentials.ensure(stack_state_dir)
     return Settings.from_env(
-        environ={}, redis_url=redis_url.rsplit("/", 1)[0] + "/1", kafka_bootstrap=kafka_bootstrap,
+        environ=credentials.stack_env({}, stack_state_dir),
+        redis_url=redis_url.rsplit("/", 1)[0] + "/1", kafka_bootstrap=kafka_bootstrap,
         redis_replica_urls=(redis_replica_url.rsplit("/", 1)[0] + "/1",),
         ntp_servers=(ntp_server,), kafka_topic_prefix=f"it{int(time.time())}",
         http_port=HTTP_PORT, sweep_interval_s=0.1, proxy_location="HeadOnly", ingest_actors=1,

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from domain.settings import Settings
+from domain import tokens
+from domain.errors import Unauthorized
+from domain.settings import DEV_ADMIN_TOKEN, DEV_TOKEN_SECRET, Settings
 from domain.tokens import ADMISSION, TICKET, Claims, sign
 from store.ledger import read_bookings
 
@@ -227,6 +229,30 @@ async def test_admin_endpoints_need_the_admin_token(http, new_event) -> None:
     assert (await http.patch(f"/v1/events/{event['event_id']}/sections/A",
                              json={"price_cents": 1},
                              headers={"Authorization": "Bearer wrong"})).status_code == 401
+
+
+async def test_the_stack_never_signs_with_or_accepts_the_secrets_written_in_the_source(
+        http, new_event, app_settings: Settings) -> None:
+    event = await new_event()
+    eid, now = event["event_id"], time.time()
+    assert app_settings.token_secret != DEV_TOKEN_SECRET
+    assert app_settings.admin_token != DEV_ADMIN_TOKEN
+    joined = (await http.post(f"/v1/events/{eid}/queue", json={"user_id": "fan"})).json()
+    tokens.verify(app_settings.token_secret, joined["ticket_token"], TICKET, eid, now)
+    with pytest.raises(Unauthorized):
+        tokens.verify(DEV_TOKEN_SECRET, joined["ticket_token"], TICKET, eid, now)
+
+    def forged(kind: str) -> dict[str, str]:
+        token = sign(DEV_TOKEN_SECRET, Claims(kind, "fan", eid, now + 600))
+        return {"Authorization": f"Bearer {token}"}
+
+    assert (await hold(http, eid, forged(ADMISSION), seat_ids=["A-1-1"])).status_code == 401
+    status = await http.get(f"/v1/events/{eid}/queue/{joined['ticket_id']}",
+                            headers=forged(TICKET))
+    assert status.status_code == 401
+    stats = await http.get(f"/v1/events/{eid}/queue/stats",
+                           headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"})
+    assert stats.status_code == 401
 
 
 async def test_openapi_metrics_and_health_answer(http) -> None:

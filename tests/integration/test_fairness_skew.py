@@ -33,7 +33,7 @@ SPACING_S = 0.06
 def start_ingress(settings: Any, event_id: str, skew: str, correct: bool) -> subprocess.Popen[str]:
     overrides = {k: v for k, v in dataclasses.asdict(settings).items()
                  if k in ("redis_url", "kafka_bootstrap", "ntp_servers", "kafka_topic_prefix",
-                          "token_secret", "join_partitions")}
+                          "token_secret", "admin_token", "join_partitions")}
     env = os.environ | {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": skew,
                         "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1",
                         "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

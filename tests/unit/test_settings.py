@@ -2,15 +2,32 @@ from dataclasses import fields
 
 import pytest
 
-from domain.settings import DEV_TOKEN_SECRET, Settings
+from domain.settings import DEV_ADMIN_TOKEN, DEV_TOKEN_SECRET, Settings, secret_weakness
 
-SECRET = "a-real-production-secret"
+SECRET = "Vq3-hT9xLw0_RkZs7YpJ2mCe5NbGd8Fu"  # a random 32-character value
+ADMIN = "8f1c0e7b2a9d4f6e3b5a7c9d1e2f4a6b"
+SECRETS = {"TICKETING_TOKEN_SECRET": SECRET, "TICKETING_ADMIN_TOKEN": ADMIN}
+DEFAULTS = Settings(token_secret=SECRET, admin_token=ADMIN)
 
 
-def test_an_empty_environment_gives_the_defaults():
-    s = Settings.from_env({})
-    assert s == Settings()
-    assert (s.production, s.token_secret, s.ntp_servers) == (False, DEV_TOKEN_SECRET, ("127.0.0.1:11123",))
+def test_an_environment_with_only_the_secrets_gives_the_defaults():
+    s = Settings.from_env(SECRETS)
+    assert s == DEFAULTS
+    assert (s.production, s.token_secret, s.ntp_servers) == (False, SECRET, ("127.0.0.1:11123",))
+
+
+@pytest.mark.parametrize("missing", ["TICKETING_TOKEN_SECRET", "TICKETING_ADMIN_TOKEN"])
+def test_no_secret_is_taken_from_the_source_when_none_is_given(missing):
+    env = {k: v for k, v in SECRETS.items() if k != missing}
+    with pytest.raises(ValueError, match=f"{missing} is not set"):
+        Settings.from_env(env)
+
+
+def test_the_development_secrets_come_only_to_a_caller_that_asks_for_them():
+    s = Settings.development()
+    assert (s.token_secret, s.admin_token) == (DEV_TOKEN_SECRET, DEV_ADMIN_TOKEN)
+    assert DEV_TOKEN_SECRET not in (f.default for f in fields(Settings))
+    assert DEV_ADMIN_TOKEN not in (f.default for f in fields(Settings))
 
 
 def test_every_setting_names_an_env_variable_and_says_why_it_exists():
@@ -20,7 +37,7 @@ def test_every_setting_names_an_env_variable_and_says_why_it_exists():
 
 
 def test_from_env_reads_each_type_from_its_env_name():
-    s = Settings.from_env({
+    s = Settings.from_env(SECRETS | {
         "REDIS_URL": "redis://r:1/2",
         "REDIS_REPLICA_URLS": " redis://a:1 , redis://b:2,, ",
         "NTP_SERVERS": "ntp1:123",
@@ -45,32 +62,32 @@ def test_from_env_reads_each_type_from_its_env_name():
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("TRUE", True), ("Yes", True),
                                                ("0", False), ("false", False), ("no", False)])
 def test_booleans_read_the_usual_spellings(raw, expected):
-    assert Settings.from_env({"ACCESS_LOG": raw}).access_log is expected
+    assert Settings.from_env(SECRETS | {"ACCESS_LOG": raw}).access_log is expected
 
 
 @pytest.mark.parametrize("raw", ["on", "2", "y", "maybe"])
 def test_other_boolean_spellings_are_refused(raw):
     with pytest.raises(ValueError, match="boolean"):
-        Settings.from_env({"ACCESS_LOG": raw})
+        Settings.from_env(SECRETS | {"ACCESS_LOG": raw})
 
 
 @pytest.mark.parametrize(("name", "raw"), [("HTTP_PORT", "80.5"), ("HOLD_TTL_S", "ten"),
                                            ("SWEEP_INTERVAL_S", "fast")])
 def test_numbers_that_do_not_parse_are_refused(name, raw):
     with pytest.raises(ValueError):
-        Settings.from_env({name: raw})
+        Settings.from_env(SECRETS | {name: raw})
 
 
 def test_an_empty_env_value_means_the_default():
-    assert Settings.from_env({"HTTP_PORT": "", "REDIS_URL": ""}) == Settings()
+    assert Settings.from_env(SECRETS | {"HTTP_PORT": "", "REDIS_URL": ""}) == DEFAULTS
 
 
 def test_overrides_win_over_the_environment():
-    assert Settings.from_env({"HTTP_PORT": "9000"}, http_port=9001).http_port == 9001
+    assert Settings.from_env(SECRETS | {"HTTP_PORT": "9000"}, http_port=9001).http_port == 9001
 
 
 def test_unrelated_env_variables_are_ignored():
-    assert Settings.from_env({"PATH": "/bin", "HOME": "/root"}) == Settings()
+    assert Settings.from_env(SECRETS | {"PATH": "/bin", "HOME": "/root"}) == DEFAULTS
 
 
 @pytest.mark.parametrize("env", [
@@ -96,29 +113,39 @@ def test_unrelated_env_variables_are_ignored():
 ])
 def test_settings_that_cannot_work_together_fail_at_start(env):
     with pytest.raises(ValueError, match="invalid settings"):
-        Settings.from_env(env)
+        Settings.from_env(SECRETS | env)
 
 
 def test_a_zero_batch_wait_is_allowed():
-    assert Settings.from_env({"HOLD_BATCH_WAIT_S": "0"}).hold_batch_wait_s == 0.0
+    assert Settings.from_env(SECRETS | {"HOLD_BATCH_WAIT_S": "0"}).hold_batch_wait_s == 0.0
 
 
-def test_production_refuses_the_dev_token_secret():
-    with pytest.raises(ValueError, match="TICKETING_TOKEN_SECRET"):
-        Settings.from_env({"TICKETING_PRODUCTION": "true", "TICKETING_ADMIN_TOKEN": "real-admin"})
+@pytest.mark.parametrize("name", ["TICKETING_TOKEN_SECRET", "TICKETING_ADMIN_TOKEN"])
+@pytest.mark.parametrize(("weak", "why"), [
+    (DEV_TOKEN_SECRET, "written in the source"),
+    (DEV_ADMIN_TOKEN, "written in the source"),
+    ("a-real-production-secret", "shorter than 32"),
+    ("x" * 64, "too predictable"),
+    ("abcd" * 16, "too predictable"),
+    ("password" * 5, "too predictable"),
+])
+def test_production_refuses_weak_secrets_not_only_the_literal_defaults(name, weak, why):
+    with pytest.raises(ValueError, match=f"{name} is .*{why}"):
+        Settings.from_env(SECRETS | {"TICKETING_PRODUCTION": "true", name: weak})
 
 
-def test_production_refuses_the_dev_admin_token():
-    with pytest.raises(ValueError, match="TICKETING_ADMIN_TOKEN"):
-        Settings.from_env({"TICKETING_PRODUCTION": "1", "TICKETING_TOKEN_SECRET": SECRET})
+def test_random_secrets_of_the_usual_sizes_are_strong():
+    import secrets
+
+    for value in (secrets.token_urlsafe(32), secrets.token_hex(16), secrets.token_hex(32), SECRET):
+        assert secret_weakness(value) == ""
 
 
 def test_production_starts_with_real_secrets():
-    s = Settings.from_env({"TICKETING_PRODUCTION": "1", "TICKETING_TOKEN_SECRET": SECRET,
-                           "TICKETING_ADMIN_TOKEN": "real-admin"})
+    s = Settings.from_env(SECRETS | {"TICKETING_PRODUCTION": "1"})
     assert s.production and s.token_secret == SECRET
 
 
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
-        Settings().http_port = 1  # type: ignore[misc]
+        DEFAULTS.http_port = 1  # type: ignore[misc]
