@@ -54,6 +54,7 @@ STATUS: dict[type[errors.TicketingError], int] = {
     errors.HoldNotActive: 409,
     errors.HoldAlreadyConfirmed: 409,
     errors.CheckoutInProgress: 409,
+    errors.EventClosed: 409,
     errors.HoldExpired: 410,
     errors.BodyTooLarge: 413,
     errors.SeatsNotInOneBlock: 422,
@@ -156,6 +157,8 @@ def event_view(event: Event, free: dict[int, int]) -> dict[str, Any]:
     for block in event.venue.blocks:
         per_section[block.section] += free.get(block.index, block.seats_total)
     return {"event_id": event.event_id, "name": event.name, "onsale_at": iso(event.onsale_at),
+            "ends_at": iso(event.ends_at) if event.ends_at is not None else None,
+            "closed_at": iso(event.closed_at) if event.closed_at is not None else None,
             "hold_ttl_s": event.hold_ttl_s, "max_seats_per_user": event.max_seats_per_user,
             "admission_rate_per_s": event.admission_rate_per_s,
             "seats_total": event.venue.seats_total, "seats_available": sum(per_section.values()),
@@ -177,10 +180,22 @@ def build_routes(http: Http) -> list[BaseRoute]:
         event = parse_event(await http.json(request), new_event_id(), time.time(),
                             settings.hold_ttl_s, settings.max_seats_per_user,
                             settings.block_max_seats, settings.max_quantity,
-                            settings.admission_rate_per_s)
-        await client.call(client.owner(event).ping.remote())
+                            settings.admission_rate_per_s, settings.event_length_s)
+        event = await client.call(client.owner(event).create.remote(event))
         free = {b.index: b.seats_total for b in event.venue.blocks}
         return JSONResponse(event_view(event, free), status_code=201)
+
+    async def close_event(request: Request) -> Response:
+        """
+        summary: Close the event (admin); its entities stop, its bookings stay readable
+        responses: {200: {description: the closed event}}
+        """
+        http.admin(request)
+        event = await client.event(request.path_params["event_id"])
+        closed = await client.call(client.owner(event).close.remote())
+        client.forget(event.event_id)
+        return JSONResponse(event_view(closed, await catalog.availability(client.redis,
+                                                                         event.event_id)))
 
     async def get_event(request: Request) -> Response:
         """
@@ -390,6 +405,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
         Route("/v1/events/{event_id}/seats", seats, methods=["GET"]),
         Route("/v1/events/{event_id}/queue", join_queue, methods=["POST"]),
         Route("/v1/events/{event_id}", patch_event, methods=["PATCH"]),
+        Route("/v1/events/{event_id}/close", close_event, methods=["POST"]),
         Route("/v1/events/{event_id}/queue/stats", queue_stats, methods=["GET"]),
         Route("/v1/events/{event_id}/queue/{ticket_id}", queue_status, methods=["GET"]),
         Route("/v1/events/{event_id}/queue/{ticket_id}/stream", queue_stream, methods=["GET"]),
@@ -479,11 +495,9 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
         return True
 
     async def actors_ok() -> bool:
-        """The newest events' owners answer (looked up, never created by a health check)."""
-        for event_id in await catalog.event_ids(client.redis, 3):
-            owner = directory.existing_event_owner(client.settings, event_id)
-            if owner is not None:
-                await client.call(owner.ping.remote())
+        """Every live host of the pool answers."""
+        await asyncio.gather(*[client.call(host.ping.remote())
+                               for host in directory.hosts(client.settings)])
         return True
 
     names = ("redis", "kafka", "actors")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 
 from actors import directory
 from domain.commands import HoldCommand
-from domain.errors import NotFound, SeatsUnavailable, TicketingError, Unavailable
+from domain.errors import EventClosed, NotFound, SeatsUnavailable, TicketingError, Unavailable
 from domain.event import Event
 from domain.holds import Hold
 from domain.ids import HoldRef
@@ -28,6 +29,7 @@ from domain.settings import Settings
 from store import catalog
 
 T = TypeVar("T")
+EVENT_CACHE_S = 2.0
 BlockHold = tuple[str, int, str, HoldRequest]  # event_id, block, hold_id, request
 
 
@@ -35,7 +37,7 @@ class BookingClient:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.redis = redis
-        self._events: dict[str, Event] = {}
+        self._events: dict[str, tuple[float, Event]] = {}
         self._handles: dict[str, Any] = {}
         # serve.batch adds these setters; its stubs do not say so.
         self._hold_batch.set_max_batch_size(settings.hold_batch_max)  # type: ignore[attr-defined]
@@ -43,13 +45,15 @@ class BookingClient:
             settings.hold_batch_wait_s)
 
     async def event(self, event_id: str) -> Event:
-        """The event's layout (immutable) from this replica's cache, else from Redis."""
-        event = self._events.get(event_id)
+        """The event from this replica's cache (read again after EVENT_CACHE_S, so a closed
+        event is refused here soon after it closes), else from Redis."""
+        cached = self._events.get(event_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        event = await catalog.load_event(self.redis, event_id)
         if event is None:
-            event = await catalog.load_event(self.redis, event_id)
-            if event is None:
-                raise NotFound(f"no such event: {event_id[:40]}")
-            self._events[event_id] = event
+            raise NotFound(f"no such event: {event_id[:40]}")
+        self._events[event_id] = (time.monotonic() + EVENT_CACHE_S, event)
         return event
 
     def forget(self, event_id: str) -> None:
@@ -88,6 +92,8 @@ class BookingClient:
             blocks = [event.venue.block_for_seats(list(command.seat_ids)).index]
         else:
             blocks = await self._candidate_blocks(event, command.section, command.quantity)
+        if event.closed:
+            raise EventClosed("this event is closed")
         error: TicketingError = SeatsUnavailable(f"fewer than {command.quantity} seats left")
         for block in blocks:
             hold_id = HoldRef(event.event_id, block, secrets.token_hex(8)).hold_id

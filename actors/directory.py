@@ -1,63 +1,151 @@
-"""Where the named actors are found: one event owner per event, one owner per seat block.
+"""Where an entity lives: the pool's members, read from Redis, and a handle per entity.
 
-Actors are detached and named, so any Serve replica (or a restarted one) reaches the same
-owner; `get_if_exists` makes lookup and (re)creation one step, which also rebuilds an event's
-actors from Redis after a whole-cluster loss.
+An entity (seat block, waiting room, join ingest, event owner) is not an actor of its own: it
+is hosted by one of a bounded pool of `EntityHost` actors (`actors/host.py`), chosen by
+rendezvous hashing of its id over the live members (`domain.placement`). An `EntityHandle`
+looks like an actor handle — `await handle.hold.remote(batch)`, `ray.get(handle.ping.remote())`
+— and sends `host.call(entity_id, method, *args)` to the host that owns the entity. A router
+whose view of the members is a second old reaches the previous owner, which forwards the call
+once; the entity's epoch fencing keeps two hosts from ever both writing for it.
+
+Hosts are named, detached actors created on first use (`get_if_exists`), so any process — a
+Serve replica, a host, a test — reaches the same ones, and they come back after a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+from domain import placement
 from domain.event import Event
 from domain.settings import Settings
+from store import keys
 
 if TYPE_CHECKING:
     from ray.actor import ActorHandle
 
-
-def seat_block(settings: Settings, event_id: str, block: int) -> ActorHandle:
-    from actors.seat_block import SeatBlockActor, actor_name
-
-    resource = settings.block_actor_resource
-    placement = {"resources": {resource: 0.001}} if resource else {}
-    return _get_or_create(SeatBlockActor, actor_name(event_id, block), settings, placement,
-                          settings, event_id, block)
+MEMBERS_TTL_S = 1.0
 
 
-def event_owner(settings: Settings, event: Event) -> ActorHandle:
-    from actors.event_owner import EventOwnerActor
-
-    return _get_or_create(EventOwnerActor, f"event:{event.event_id}", settings, {},
-                          settings, event)
+def host_name(index: int) -> str:
+    return f"host:{index}"
 
 
-def existing_event_owner(settings: Settings, event_id: str) -> ActorHandle | None:
-    import ray
+class Directory:
+    """One per process and settings: the members (cached a second) and the host handles."""
 
-    try:
-        return ray.get_actor(f"event:{event_id}", namespace=settings.ray_namespace)
-    except ValueError:
-        return None
+    def __init__(self, settings: Settings) -> None:
+        import redis
+
+        self.settings = settings
+        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        self._members: frozenset[int] = frozenset()
+        self._read_at = -MEMBERS_TTL_S
+        self._hosts: dict[int, ActorHandle] = {}
+        self._lock = threading.Lock()
+        self.local: Any = None  # the EntityHost of this process, when it is one
+
+    def members(self) -> frozenset[int]:
+        """The live hosts; {0} until host 0 has published any (it is the pool's manager)."""
+        now = time.monotonic()
+        if now - self._read_at >= MEMBERS_TTL_S:
+            raw = self._redis.smembers(keys.pool_members())
+            self._members = frozenset(int(m) for m in raw) or frozenset({0})
+            self._read_at = now
+        return self._members
+
+    def refresh(self) -> None:
+        self._read_at = -MEMBERS_TTL_S
+
+    def owner(self, entity_id: str) -> int:
+        return placement.owner(entity_id, self.members())
+
+    def host(self, index: int) -> ActorHandle:
+        with self._lock:
+            if index not in self._hosts:
+                from actors.host import EntityHostActor
+
+                s = self.settings
+                resources = {s.host_resource: 0.001} if s.host_resource else {}
+                self._hosts[index] = EntityHostActor.options(
+                    name=host_name(index), namespace=s.ray_namespace, lifetime="detached",
+                    get_if_exists=True, num_cpus=s.host_cpus, resources=resources,
+                ).remote(s, index)
+            return self._hosts[index]
+
+    def forget_host(self, index: int) -> None:
+        with self._lock:
+            self._hosts.pop(index, None)
+
+    def entity(self, entity_id: str) -> EntityHandle:
+        return EntityHandle(self, entity_id)
+
+    def send(self, entity_id: str, method: str, args: tuple[Any, ...], hops: int = 0) -> Any:
+        """An awaitable (an ObjectRef, or a future on this host's own loop) of the call."""
+        index = self.owner(entity_id)
+        if self.local is not None and self.local.index == index:
+            return asyncio.ensure_future(self.local.call(entity_id, method, *args, hops=hops))
+        return self.host(index).call.remote(entity_id, method, *args, hops=hops)
 
 
-def waiting_room(settings: Settings, event_id: str) -> ActorHandle:
-    from actors.waiting_room import WaitingRoomActor
+class EntityHandle:
+    """`handle.method.remote(*args)`, as on an actor handle, for a hosted entity."""
 
-    return _get_or_create(WaitingRoomActor, f"room:{event_id}", settings, {}, settings, event_id)
+    def __init__(self, directory: Directory, entity_id: str) -> None:
+        self._directory = directory
+        self.entity_id = entity_id
+
+    def __getattr__(self, method: str) -> _Method:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return _Method(self._directory, self.entity_id, method)
+
+    def __repr__(self) -> str:
+        return f"EntityHandle({self.entity_id!r})"
 
 
-def ingest(settings: Settings, event_id: str, index: int) -> ActorHandle:
-    from actors.ingest import JoinIngestActor, partitions_of
+class _Method:
+    def __init__(self, directory: Directory, entity_id: str, method: str) -> None:
+        self._directory, self._entity_id, self._method = directory, entity_id, method
 
-    partitions = partitions_of(index, settings.ingest_actors, settings.join_partitions)
-    return _get_or_create(JoinIngestActor, f"ingest:{event_id}:{index}", settings, {},
-                          settings, event_id, partitions)
+    def remote(self, *args: Any) -> Any:
+        return self._directory.send(self._entity_id, self._method, args)
 
 
-def _get_or_create(actor_class: Any, name: str, settings: Settings, placement: dict[str, Any],
-                   *args: Any) -> ActorHandle:
-    handle: ActorHandle = actor_class.options(
-        name=name, namespace=settings.ray_namespace, lifetime="detached",
-        get_if_exists=True, **placement).remote(*args)
-    return handle
+_DIRECTORIES: dict[tuple[str, str], Directory] = {}
+_DIRECTORIES_LOCK = threading.Lock()
+
+
+def of(settings: Settings) -> Directory:
+    key = (settings.redis_url, settings.ray_namespace)
+    with _DIRECTORIES_LOCK:
+        directory = _DIRECTORIES.get(key)
+        if directory is None or directory.settings != settings:
+            directory = _DIRECTORIES[key] = Directory(settings)
+        return directory
+
+
+def seat_block(settings: Settings, event_id: str, block: int) -> EntityHandle:
+    return of(settings).entity(placement.block_entity(event_id, block))
+
+
+def event_owner(settings: Settings, event: Event | str) -> EntityHandle:
+    event_id = event if isinstance(event, str) else event.event_id
+    return of(settings).entity(placement.event_entity(event_id))
+
+
+def waiting_room(settings: Settings, event_id: str) -> EntityHandle:
+    return of(settings).entity(placement.room_entity(event_id))
+
+
+def ingest(settings: Settings, event_id: str, index: int) -> EntityHandle:
+    return of(settings).entity(placement.ingest_entity(event_id, index))
+
+
+def hosts(settings: Settings) -> list[ActorHandle]:
+    """Handles of the live members (for health checks and broadcasts)."""
+    directory = of(settings)
+    return [directory.host(i) for i in sorted(directory.members())]

@@ -1,66 +1,112 @@
-"""The event actor: owns one event's definition and prices, and starts its other owners.
+"""The event entity: the one writer of an event's definition, prices and lifecycle.
 
-It stores the event in Redis (the cache every replica reads), creates the event's joins topic,
-starts the seat-block actors, the waiting room and its ingest actors, and forwards price and
-admission-rate changes to the owners concerned.
+Creating an event stores it (the cache every replica reads) and nothing else: its seat blocks,
+waiting room and ingest are entities that activate on first use, so an event costs a few
+Redis keys until somebody comes. Price and admission-rate changes go to the entities concerned.
+Closing (by an admin, or by itself `EVENT_CLOSE_AFTER_S` after it ends, through the due index)
+stops its entities on every host and drops their reminders; its bookings stay readable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-
-import ray
-from redis.asyncio import Redis
+from typing import Any
 
 from actors import directory
+from domain import placement
+from domain.errors import EventClosed, NotFound
 from domain.event import Event
 from domain.settings import Settings
-from store import catalog
-from store.kafka_io import ensure_topic
+from store import catalog, keys
 
 
 class EventOwner:
-    def __init__(self, settings: Settings, event: Event) -> None:
+    def __init__(self, settings: Settings, event_id: str, shared: Any) -> None:
         self._settings = settings
-        self._event = event
-        self._redis = Redis.from_url(settings.redis_url)
-        self._ready = asyncio.get_running_loop().create_task(self._start())
+        self._event_id = event_id
+        self._entity_id = placement.event_entity(event_id)
+        self._redis = shared.redis
+        self._event: Event | None = None
+        self.last_used = time.monotonic()
 
-    async def _start(self) -> None:
-        if not await catalog.save_event(self._redis, self._event, time.time()):
-            self._event = await catalog.load_event(self._redis, self._event.event_id) or self._event
-        settings, event_id = self._settings, self._event.event_id
-        await asyncio.to_thread(ensure_topic, settings.kafka_bootstrap,
-                                settings.joins_topic(event_id), settings.join_partitions)
-        owners = [directory.seat_block(settings, event_id, b.index)
-                  for b in self._event.venue.blocks]
-        owners.append(directory.waiting_room(settings, event_id))
-        owners += [directory.ingest(settings, event_id, i) for i in range(settings.ingest_actors)]
-        await asyncio.gather(*[owner.ping.remote() for owner in owners])
+    async def activate(self) -> None:
+        self._event = await catalog.load_event(self._redis, self._event_id)
+
+    async def deactivate(self) -> None:
+        return None
+
+    def can_passivate(self, now: float) -> bool:
+        return True
+
+    async def on_due(self) -> None:
+        """Its reminder is its closing time."""
+        event = self._current()
+        due = event.close_due_at(self._settings.event_close_after_s)
+        if event.closed or due is None or due <= time.time():
+            await self.close()
+        else:
+            await self._remind(event)
+
+    def _current(self) -> Event:
+        if self._event is None:
+            raise NotFound(f"no such event: {self._event_id[:40]}")
+        return self._event
+
+    def _open(self) -> Event:
+        event = self._current()
+        if event.closed:
+            raise EventClosed("this event is closed")
+        return event
+
+    async def create(self, event: Event) -> Event:
+        """Store a new event (a retried create returns the stored one)."""
+        if event.event_id != self._event_id:
+            raise NotFound("wrong event")
+        if await catalog.save_event(self._redis, event, time.time()):
+            await self._redis.zadd(keys.open_events(), {event.event_id: time.time()})
+            self._event = event
+        else:
+            self._event = await catalog.load_event(self._redis, self._event_id) or event
+        await self._remind(self._event)
+        return self._event
+
+    async def _remind(self, event: Event) -> None:
+        due = event.close_due_at(self._settings.event_close_after_s)
+        if due is not None and not event.closed:
+            await self._redis.zadd(keys.due_index(), {self._entity_id: int(due * 1000)})
 
     async def ping(self) -> str:
-        await self._ready
-        return self._event.event_id
+        return self._current().event_id
 
     async def set_price(self, section: str, price_cents: int) -> Event:
         """Later holds pay the new price; every existing hold keeps the price it locked."""
-        await self._ready
-        self._event = self._event.with_price(section, price_cents)
-        await catalog.store_event(self._redis, self._event)
+        event = self._open().with_price(section, price_cents)
+        self._event = event
+        await catalog.store_event(self._redis, event)
         await asyncio.gather(*[
-            directory.seat_block(self._settings, self._event.event_id, b.index).reprice.remote(
-                price_cents) for b in self._event.venue.blocks_of(section)])
-        return self._event
+            directory.seat_block(self._settings, event.event_id, b.index).reprice.remote(
+                price_cents) for b in event.venue.blocks_of(section)])
+        return event
 
     async def set_admission_rate(self, rate_per_s: float) -> Event:
-        await self._ready
-        self._event = self._event.with_rate(rate_per_s)
-        await catalog.store_event(self._redis, self._event)
-        await directory.waiting_room(self._settings, self._event.event_id).set_rate.remote(
-            rate_per_s)
-        return self._event
+        event = self._open().with_rate(rate_per_s)
+        self._event = event
+        await catalog.store_event(self._redis, event)
+        await directory.waiting_room(self._settings, event.event_id).set_rate.remote(rate_per_s)
+        return event
 
-
-EventOwnerActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
-    num_cpus=0, max_restarts=-1, max_task_retries=3, max_concurrency=10_000)(EventOwner)
+    async def close(self) -> Event:
+        """Closed for good: entities stopped everywhere, reminders dropped, bookings kept."""
+        event = self._current().close(time.time())
+        self._event = event
+        await catalog.store_event(self._redis, event)
+        await self._redis.zrem(keys.open_events(), event.event_id)
+        s = self._settings
+        entities = [placement.block_entity(event.event_id, b.index) for b in event.venue.blocks]
+        entities += [placement.room_entity(event.event_id), self._entity_id]
+        entities += [placement.ingest_entity(event.event_id, i) for i in range(s.ingest_actors)]
+        await self._redis.zrem(keys.due_index(), *entities)
+        await asyncio.gather(*[host.drop_event.remote(event.event_id)
+                               for host in directory.hosts(s)], return_exceptions=True)
+        return event

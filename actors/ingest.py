@@ -1,4 +1,8 @@
-"""Ingest actors: pull batches of joins from an event's partitions and feed its waiting room.
+"""Ingest entities: pull batches of joins from an event's partitions and feed its waiting room.
+
+Hosted by a pool host and active only while its event takes joins (the first join of an
+idle event wakes it, see `actors.queue_client`); while active it keeps a heartbeat in the due
+index, so a host lost with it is replaced within ENTITY_HEARTBEAT_S.
 
 A batch is taken by size or time (`ingest_batch_max`, `ingest_wait_ms`). Offsets are committed
 only up to what the room reports persisted. If the room restarted (a new epoch) or a call to it
@@ -17,31 +21,69 @@ import contextlib
 import json
 import logging
 import time
-from typing import cast
+from typing import Any, cast
 
-import ray
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from ray.exceptions import RayError
 
 from actors import directory
+from domain import placement
 from domain.settings import Settings
 from domain.waiting.tickets import Join
-from store import joins
+from store import joins, keys
+from store.kafka_io import ensure_topic
 
 log = logging.getLogger("ticketing.ingest")
 
 
 class JoinIngest:
-    def __init__(self, settings: Settings, event_id: str, partitions: list[int]) -> None:
+    def __init__(self, settings: Settings, event_id: str, partitions: list[int], index: int,
+                 shared: Any) -> None:
         self._settings = settings
         self._event_id = event_id
+        self._entity_id = placement.ingest_entity(event_id, index)
+        self._redis = shared.redis
         self._topic = settings.joins_topic(event_id)
         self._partitions = list(partitions)
         self._committed: dict[int, int] = {}
         self._committed_at = 0.0
         self._consumer: Consumer | None = None
         self._polling: asyncio.Task[tuple[list[Join], dict[int, bool]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.last_used = time.monotonic()
+        self._busy_at = time.monotonic()
+        self._reminded_at = 0.0
+
+    async def activate(self) -> None:
+        s = self._settings
+        await asyncio.to_thread(ensure_topic, s.kafka_bootstrap, self._topic, s.join_partitions,
+                                s.kafka_replication_factor, s.kafka_min_insync_replicas)
+        await self._heartbeat()
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def deactivate(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._settled()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await asyncio.to_thread(consumer.close)
+        await self._redis.zrem(keys.due_index(), self._entity_id)
+
+    def can_passivate(self, now: float) -> bool:
+        return now - self._busy_at > self._settings.passivate_after_s
+
+    async def on_due(self) -> None:
+        await self._heartbeat()
+
+    async def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._reminded_at < self._settings.entity_heartbeat_s / 3:
+            return
+        self._reminded_at = now
+        due = int(time.time() * 1000 + self._settings.entity_heartbeat_s * 1000)
+        await self._redis.zadd(keys.due_index(), {self._entity_id: due})
 
     def _connect(self) -> Consumer:
         consumer = Consumer({
@@ -77,6 +119,8 @@ class JoinIngest:
         while True:
             try:
                 await self._pump()
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 log.exception("ingest of %s failed; reconnecting", self._event_id)
                 await asyncio.sleep(1)
@@ -98,6 +142,9 @@ class JoinIngest:
             assert self._polling is not None
             batch, behind = await self._polling
             self._poll_next()
+            if batch:
+                self._busy_at = time.monotonic()
+            await self._heartbeat()
             stalled_since = _stall_clock(stalled_since, bool(batch), any(behind.values()))
             if time.monotonic() - (stalled_since or time.monotonic()) > self._settings.ingest_stall_s:
                 raise RuntimeError("behind but fetching nothing: rebuilding the consumer")
@@ -107,7 +154,7 @@ class JoinIngest:
             reported = time.monotonic()
             try:
                 room_epoch, offsets = await room.ingest.remote(joins.to_columns(batch), behind)
-            except RayError:
+            except Exception:
                 log.warning("room of %s did not take a batch; rewinding", self._event_id)
                 await self._rewind()
                 await asyncio.sleep(0.5)
@@ -208,10 +255,6 @@ class JoinIngest:
 
     async def ping(self) -> bool:
         return True
-
-
-JoinIngestActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
-    num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=100)(JoinIngest)
 
 
 def _stall_clock(since: float | None, got_records: bool, behind: bool) -> float | None:

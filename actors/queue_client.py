@@ -15,10 +15,12 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ray.exceptions import RayError, RayTaskError
 from redis.asyncio import Redis
 
+from actors import directory
 from domain import tokens
-from domain.errors import Forbidden, NotFound, RateLimited
+from domain.errors import EventClosed, Forbidden, NotFound, RateLimited, TicketingError, Unavailable
 from domain.event import Event, iso
 from domain.ids import ticket_id_for
 from domain.settings import Settings
@@ -79,6 +81,8 @@ class QueueClient:
                                        max(1.0, settings.status_rate_per_s))
         self._feeds: dict[str, RoomFeed] = {}
         self._streams: Counter[str] = Counter()
+        self._awake_until: dict[str, float] = {}
+        self._waking: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
         """Measure the clock once before the first join, then keep it fresh in the background."""
@@ -93,7 +97,10 @@ class QueueClient:
     # -- join and status -----------------------------------------------------------------
     async def join(self, event: Event, user_id: str, code: str | None, client: str) -> dict[str, Any]:
         self._limit(self._joins, client)
+        if event.closed:
+            raise EventClosed("this event is closed")
         await self.start()
+        await self._awake(event.event_id)
         assert self._join_log is not None
         ticket_id = ticket_id_for(self.settings.token_secret, event.event_id, user_id)
         stamp = self.clock.stamp()
@@ -129,6 +136,33 @@ class QueueClient:
                 ticket.admission.expires_at_ms / 1000, claims.subject))
             body["admission_expires_at"] = iso(ticket.admission.expires_at_ms / 1000)
         return body
+
+    async def _awake(self, event_id: str) -> None:
+        """The event's room and ingest are active before its join is logged: the first join of
+        an idle (passivated) event wakes them, later ones cost nothing for half the
+        passivation time (they stay active that long after their last join)."""
+        if self._awake_until.get(event_id, 0.0) > time.monotonic():
+            return
+        waking = self._waking.get(event_id)
+        if waking is None:
+            waking = self._waking[event_id] = asyncio.ensure_future(self._wake(event_id))
+            waking.add_done_callback(lambda _done: self._waking.pop(event_id, None))
+        await asyncio.shield(waking)
+
+    async def _wake(self, event_id: str) -> None:
+        s = self.settings
+        owners = [directory.waiting_room(s, event_id)] + [
+            directory.ingest(s, event_id, i) for i in range(s.ingest_actors)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*[o.ping.remote() for o in owners]),
+                                   s.actor_call_timeout_s)
+        except RayTaskError as error:
+            cause = error.cause
+            raise cause if isinstance(cause, TicketingError) else Unavailable(
+                "the waiting room failed to start; retry") from error
+        except (RayError, TimeoutError) as error:
+            raise Unavailable("the waiting room did not answer; retry") from error
+        self._awake_until[event_id] = time.monotonic() + s.passivate_after_s / 2
 
     def _limit(self, limiter: KeyedRateLimiter, client: str) -> None:
         verdict = limiter.allow(client, now_ms())

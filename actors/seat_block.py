@@ -1,9 +1,11 @@
-"""The seat-block actor: the one owner of a block's seats.
+"""The seat-block entity: the one owner of a block's seats, hosted by a pool host.
 
 It plans on its in-memory `BlockInventory`, applies each batch with one fenced Lua call, and
-confirms a checkout only after the booking is in the Kafka ledger. On (re)start it takes a new
+confirms a checkout only after the booking is in the Kafka ledger. On activation it takes a new
 fencing epoch (so an old incarnation can no longer write), reloads its holds from Redis,
-replays the ledger, and settles checkouts a crash interrupted.
+replays the ledger, and settles checkouts a crash interrupted. Its next hold expiry is its
+reminder in the due index (written before a hold is made), so a passivated block, or one
+whose host died, is activated again in time to expire its holds.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ import secrets
 import time
 from typing import Any
 
-import ray
-from redis.asyncio import Redis
-
 from actors import logs
 from domain import holds as rules
+from domain import placement
 from domain.errors import (
+    EventClosed,
     NotFound,
     SeatsUnavailable,
     StaleOwner,
@@ -34,7 +35,7 @@ from domain.inventory import BlockInventory, HoldRequest
 from domain.settings import Settings
 from store import keys
 from store.codec import text
-from store.ledger import Ledger, read_bookings
+from store.ledger import read_bookings
 from store.payments import TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold
@@ -44,42 +45,69 @@ log = logging.getLogger("ticketing.seat_block")
 HoldResult = Hold | TicketingError
 
 
-def actor_name(event_id: str, block: int) -> str:
-    return f"seatblock:{event_id}:{block}"
-
-
 class SeatBlock:
-    def __init__(self, settings: Settings, event_id: str, block: int) -> None:
+    def __init__(self, settings: Settings, event_id: str, block: int, shared: Any) -> None:
         self._settings = settings
         self._event_id = event_id
         self._index = block
-        self._redis = Redis.from_url(settings.redis_url)
+        self._entity_id = placement.block_entity(event_id, block)
+        self._shared = shared
+        self._redis = shared.redis
         self._payments = TestPaymentProvider(self._redis)
         self._lock = asyncio.Lock()
         self._delays: dict[str, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self.last_used = time.monotonic()
         logs.configure()
-        self._ready = asyncio.get_running_loop().create_task(self._start())
 
-    # -- start and recovery --------------------------------------------------------------
-    async def _start(self) -> None:
+    # -- activation, passivation and recovery --------------------------------------------
+    async def activate(self) -> None:
         raw = await self._redis.get(keys.event(self._event_id))
         if raw is None:
             raise NotFound(f"no such event: {self._event_id}")
         self._event = Event.from_json(raw)
+        if self._event.closed:
+            raise EventClosed("this event is closed")
+        if not 0 <= self._index < len(self._event.venue.blocks):
+            raise NotFound("no such block")
         block = self._event.venue.blocks[self._index]
         self._inventory = BlockInventory(block, self._event.price_of(block.section))
         epoch = await self._redis.incr(keys.block_epoch(self._event_id, self._index))
         self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch,
                                      self._settings.seat_log_max)
-        self._ledger = await asyncio.to_thread(
-            Ledger, self._settings.kafka_bootstrap, self._settings.ledger_topic,
-            self._settings.kafka_timeout_s)
+        self._ledger = await self._shared.ledger()
         await self._load_holds()
         await self._replay_ledger()
         await self._settle_interrupted_checkouts()
         await self._recount()
+        await self._remind()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         log.info("block %s/%s ready at epoch %s", self._event_id, self._index, epoch)
+
+    async def deactivate(self) -> None:
+        """Stop sweeping; the next expiry stays in the due index, the holds in Redis."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        async with self._lock:
+            await self._remind()
+
+    def can_passivate(self, now: float) -> bool:
+        return not self._lock.locked() and not any(
+            h.status is HoldStatus.CONFIRMING for h in self._inventory.holds.values())
+
+    async def on_due(self) -> None:
+        """Reached through the due index: expire what is due, then set the next reminder."""
+        await self._sweep()
+        async with self._lock:
+            await self._remind()
+
+    async def _remind(self) -> None:
+        """The due index holds this block's next expiry, or nothing when no hold is active."""
+        due = self._inventory.next_expiry()
+        if due is None:
+            await self._redis.zrem(keys.due_index(), self._entity_id)
+        else:
+            await self._redis.zadd(keys.due_index(), {self._entity_id: int(due * 1000)})
 
     async def _load_holds(self) -> None:
         block = self._inventory.block
@@ -126,12 +154,14 @@ class SeatBlock:
     # -- holds ---------------------------------------------------------------------------
     async def hold(self, requests: list[tuple[str, HoldRequest]]) -> list[HoldResult]:
         """Hold a batch of (hold_id, request): one Redis round trip for the whole batch."""
-        await self._ready
         async with self._lock:
             now = time.time()
             known = {hold_id for hold_id, _ in requests if hold_id in self._inventory.holds}
             plans = [self._plan(hold_id, request, now) for hold_id, request in requests]
             fresh = [p for p in plans if isinstance(p, Hold) and p.hold_id not in known]
+            if fresh:  # the reminder first: a hold must never outlive a crash unexpired
+                soonest = int(min(h.expires_at for h in fresh) * 1000)
+                await self._redis.zadd(keys.due_index(), {self._entity_id: soonest}, lt=True)
             await self._delay("after_plan")
             outcomes = await self._scripts.hold_batch(
                 [self._planned(h) for h in fresh], self._event.max_seats_per_user) if fresh else []
@@ -153,7 +183,6 @@ class SeatBlock:
             return error
 
     async def release(self, hold_id: str, user_id: str) -> None:
-        await self._ready
         async with self._lock:
             hold = await self._own_hold(hold_id, user_id)
             if hold.status is HoldStatus.RELEASED:
@@ -166,7 +195,6 @@ class SeatBlock:
     async def checkout(self, hold_id: str, user_id: str, idempotency_key: str,
                        payment_token: str) -> dict[str, Any]:
         """Pay, write the ledger, then confirm; the same key returns the same booking."""
-        await self._ready
         async with self._lock:
             hold = await self._own_hold(hold_id, user_id)
             if rules.is_replay(hold, idempotency_key):
@@ -205,13 +233,11 @@ class SeatBlock:
 
     # -- prices, health, test hooks ------------------------------------------------------
     async def reprice(self, price_cents: int) -> None:
-        await self._ready
         self._inventory.reprice(price_cents)
         self._event = self._event.with_price(self._inventory.block.section, price_cents)
 
     async def ping(self) -> int:
         """Ready and answering; returns the seats this owner believes available."""
-        await self._ready
         return self._inventory.seats_available
 
     async def set_delay(self, point: str, seconds: float) -> None:
@@ -249,6 +275,7 @@ class SeatBlock:
                     self._inventory.forget(hold.hold_id)
                 else:
                     await self._reload(hold)
+            await self._remind()
 
     async def _reload(self, hold: Hold) -> None:
         """Memory said due, Redis did not free it: take Redis's record as the truth."""
@@ -300,6 +327,3 @@ def _refusal(outcome: HoldOutcome) -> TicketingError:
         return UserLimitExceeded("this would pass the event's seats-per-user limit")
     return SeatsUnavailable("a seat was taken")
 
-
-SeatBlockActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
-    num_cpus=0, max_restarts=-1, max_task_retries=3, max_concurrency=10_000)(SeatBlock)

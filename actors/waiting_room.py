@@ -1,4 +1,5 @@
-"""The waiting-room actor: one per event; merges the joins, runs the lottery, admits.
+"""The waiting-room entity: one per event, hosted by a pool host; merges the joins, runs the
+lottery, admits.
 
 Ingest actors hand it batches pulled from the event's join partitions. It merges them in
 NTP-corrected time order behind a watermark that covers clock uncertainty and ingest lag,
@@ -6,6 +7,10 @@ persists each released join exactly once (Lua, fenced by its epoch), and only th
 the Kafka offsets that may be committed. A timer admits the heads of the lanes at the event's
 rate, never more than the remaining seats can serve, and publishes the numbers every replica
 needs to keep a million positions fresh.
+
+While it has work (joins to merge, users waiting, admissions outstanding) it keeps a heartbeat
+in the due index, so if its host dies another host activates it within ENTITY_HEARTBEAT_S; an
+idle room is passivated, leaving a reminder at on-sale when a pre-queue waits for the lottery.
 """
 
 from __future__ import annotations
@@ -18,12 +23,11 @@ import logging
 import secrets
 import time
 from dataclasses import replace
-
-import ray
-from redis.asyncio import Redis
+from typing import Any
 
 from actors import logs
-from domain.errors import NotFound, StaleOwner
+from domain import placement
+from domain.errors import EventClosed, NotFound, StaleOwner
 from domain.settings import Settings
 from domain.waiting import fairness, lottery
 from domain.waiting.admission import AdmissionController
@@ -47,20 +51,27 @@ def now_ms() -> int:
 
 
 class WaitingRoom:
-    def __init__(self, settings: Settings, event_id: str) -> None:
+    def __init__(self, settings: Settings, event_id: str, shared: Any) -> None:
         self._settings = settings
         self._event_id = event_id
-        self._redis = Redis.from_url(settings.redis_url)
+        self._entity_id = placement.room_entity(event_id)
+        self._redis = shared.redis
         self._lock = asyncio.Lock()
         self._woken = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+        self.last_used = time.monotonic()
+        self._busy_at = time.monotonic()
+        self._reminded_at = 0.0
+        self._waiting = 0  # users in the lanes at the last admission step
         logs.configure()
-        self._ready = asyncio.get_running_loop().create_task(self._start())
 
-    # -- start and recovery --------------------------------------------------------------
-    async def _start(self) -> None:
+    # -- activation, passivation and recovery --------------------------------------------
+    async def activate(self) -> None:
         event = await catalog.load_event(self._redis, self._event_id)
         if event is None:
             raise NotFound(f"no such event: {self._event_id}")
+        if event.closed:
+            raise EventClosed("this event is closed")
         self._event = event
         self._onsale_ms = int(event.onsale_at * 1000)
         self._codes = [PresaleCode(c) for c in event.presale_codes]
@@ -79,8 +90,39 @@ class WaitingRoom:
         self._rate = RateEstimator(event.admission_rate_per_s)
         self._outstanding = await self._load_outstanding()
         self._log_tail = await self._load_log_tail()
+        await self._heartbeat()
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
         log.info("room %s ready at epoch %s", self._event_id, self._epoch)
+
+    async def deactivate(self) -> None:
+        """Stop ticking; leave a reminder at on-sale if a pre-queue waits for its lottery."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        prequeue = await self._redis.llen(keys.queue_prequeue(self._event_id))
+        if prequeue and not self._lottery_done:
+            await self._redis.zadd(keys.due_index(), {self._entity_id: self._onsale_ms})
+        else:
+            await self._redis.zrem(keys.due_index(), self._entity_id)
+
+    def can_passivate(self, now: float) -> bool:
+        """Only a room with nothing to do: no joins to merge, nobody waiting or admitted."""
+        return (now - self._busy_at > self._settings.passivate_after_s
+                and self._merger.pending_count == 0 and not self._outstanding
+                and not self._waiting)
+
+    async def on_due(self) -> None:
+        """Reached through the due index (on-sale, or a heartbeat after a host was lost)."""
+        self._woken.set()
+        await self._heartbeat()
+
+    async def _heartbeat(self) -> None:
+        """While busy: a due entry a little ahead, refreshed well before it comes due."""
+        now = time.monotonic()
+        if now - self._reminded_at < self._settings.entity_heartbeat_s / 3:
+            return
+        self._reminded_at = now
+        due = now_ms() + int(self._settings.entity_heartbeat_s * 1000)
+        await self._redis.zadd(keys.due_index(), {self._entity_id: due})
 
     async def _load_seed(self) -> bytes:
         """The lottery seed is drawn once per event; its commitment is public from the start."""
@@ -110,7 +152,6 @@ class WaitingRoom:
         `behind` says, per partition of the caller, whether joins still wait in Kafka: such a
         partition keeps holding the merge back, as does one whose ingest has gone quiet.
         """
-        await self._ready
         async with self._lock:
             now = now_ms()
             arrived = joins.from_columns(batch)
@@ -123,6 +164,7 @@ class WaitingRoom:
                     self._merger.touch(partition, now)
             await self._persist(now)
             if arrived:
+                self._busy_at = time.monotonic()
                 self._woken.set()  # joins are in: admit without waiting out an idle tick
             return self._epoch, self._merger.committable_offsets()
 
@@ -198,6 +240,9 @@ class WaitingRoom:
                     self._hold_unheard_partitions(now_ms())
                     await self._persist(now_ms())
                     busy = await self._admit(now_ms()) or self._merger.pending_count > 0
+                if busy or self._outstanding or self._waiting:
+                    self._busy_at = time.monotonic()
+                    await self._heartbeat()
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
                 return
@@ -214,6 +259,7 @@ class WaitingRoom:
         room = await room_fields(self._redis, self._event_id)
         presale_waiting = int(room.get("presale_tail", 0)) - int(room.get("presale_head", 0))
         general_waiting = int(room.get("tail", 0)) - int(room.get("head", 0))
+        self._waiting = presale_waiting + general_waiting
         open_now = now >= self._onsale_ms and self._lottery_done
         count = self._admission.admit_count(
             now, presale_waiting + general_waiting if open_now else 0, remaining,
@@ -281,15 +327,9 @@ class WaitingRoom:
 
     # -- control -------------------------------------------------------------------------
     async def set_rate(self, rate_per_s: float) -> None:
-        await self._ready
         self._admission.set_rate(rate_per_s, now_ms())
         self._rate.configured_rate_per_s = rate_per_s
         self._woken.set()
 
     async def ping(self) -> int:
-        await self._ready
         return self._epoch
-
-
-WaitingRoomActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
-    num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)(WaitingRoom)

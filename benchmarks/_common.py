@@ -325,19 +325,18 @@ def create_event(settings: Any, body: dict[str, Any]) -> Any:
     event = parse_event(body, new_event_id(), time.time(), settings.hold_ttl_s,
                         settings.max_seats_per_user, settings.block_max_seats,
                         settings.max_quantity)
-    ray.get(directory.event_owner(settings, event).ping.remote(), timeout=120)
-    return event
+    created: Any = ray.get(directory.event_owner(settings, event).create.remote(event), timeout=120)
+    return created
 
 
 def kill_event_actors(settings: Any, event: Any) -> None:
-    """Free the processes of an event's owner and block actors (detached, so killed by name)."""
+    """Close the event: its entities stop on the pool's hosts."""
     import ray
 
-    names = [f"event:{event.event_id}"] + [f"seatblock:{event.event_id}:{b.index}"
-                                          for b in event.venue.blocks]
-    for name in names:
-        with contextlib.suppress(Exception):
-            ray.kill(ray.get_actor(name, namespace=settings.ray_namespace))
+    from actors import directory
+
+    with contextlib.suppress(Exception):
+        ray.get(directory.event_owner(settings, event.event_id).close.remote(), timeout=60)
 
 
 def admission_token(settings: Any, user_id: str, event_id: str) -> str:

@@ -308,6 +308,20 @@ def start_ingest(settings: Any, event_id: str, client: str) -> list[Any]:
         for i in range(settings.ingest_actors)]
 
 
+def stop_event(settings: Any, event_id: str, ingest: list[Any]) -> None:
+    """Close the event (its entities stop on their hosts); baseline ingest actors are killed."""
+    import ray
+
+    from actors import directory
+
+    with contextlib.suppress(Exception):
+        ray.get(directory.event_owner(settings, event_id).close.remote(), timeout=60)
+    for h in ingest:
+        if not isinstance(h, directory.EntityHandle):
+            with contextlib.suppress(Exception):
+                ray.kill(h)
+
+
 def run_ours(settings: Any, r: redis.Redis, n: int, admit_s: float, label: str,
              timeout_s: float, client: str = "app") -> dict[str, Any]:
     import ray
@@ -371,9 +385,7 @@ def run_ours(settings: Any, r: redis.Redis, n: int, admit_s: float, label: str,
         out["admission"] = time_admissions(settings, r, event.event_id, room, n, admit_s)
         print(label, "admission", {k: v for k, v in out["admission"].items()
                                    if k != "timeline_s_admitted"}, flush=True)
-    for h in [room, *ingest]:
-        with contextlib.suppress(Exception):
-            ray.kill(h)
+    stop_event(settings, event.event_id, ingest)
     return out
 
 
@@ -391,9 +403,7 @@ def idle_event(settings: Any, r: redis.Redis, seconds: float) -> dict[str, Any]:
     before, t0 = cpu_snapshot(), time.perf_counter()
     time.sleep(seconds)
     cores = cpu_delta(before, cpu_snapshot(), time.perf_counter() - t0)
-    for h in [room, *ingest]:
-        with contextlib.suppress(Exception):
-            ray.kill(h)
+    stop_event(settings, event.event_id, ingest)
     return {"seconds": seconds, "ingest_actors": settings.ingest_actors,
             "cpu_cores_by_process": cores}
 

@@ -72,6 +72,12 @@ class NotOnSale(TicketingError):
     code = "not_on_sale"
 
 
+class EventClosed(TicketingError):
+    """The event is over and closed: its bookings stay readable, nothing else changes."""
+
+    code = "event_closed"
+
+
 class RateLimited(TicketingError):
     code = "rate_limited"
 

@@ -28,6 +28,12 @@ class Event:
     block_max_seats: int
     admission_rate_per_s: float = 50.0
     presale_codes: tuple[str, ...] = ()
+    ends_at: float | None = None  # epoch seconds; it closes by itself a setting's time after
+    closed_at: float | None = None  # set once, by its owner, when it closes
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
 
     @cached_property
     def venue(self) -> Venue:
@@ -45,6 +51,13 @@ class Event:
     def with_rate(self, admission_rate_per_s: float) -> Event:
         return replace(self, admission_rate_per_s=parse_rate(admission_rate_per_s))
 
+    def close(self, now: float) -> Event:
+        """Closed once: a second close keeps the first time."""
+        return self if self.closed else replace(self, closed_at=now)
+
+    def close_due_at(self, close_after_s: float) -> float | None:
+        return None if self.ends_at is None else self.ends_at + close_after_s
+
     def to_json(self) -> str:
         data = {k: v for k, v in vars(self).items() if k not in ("sections", "venue")}
         data["sections"] = [vars(s) for s in self.sections]
@@ -60,14 +73,17 @@ class Event:
 
 def parse_event(body: dict[str, Any], event_id: str, now: float, default_ttl_s: int,
                 default_max_seats: int, block_max_seats: int, max_quantity: int,
-                default_rate_per_s: float = 50.0) -> Event:
+                default_rate_per_s: float = 50.0, default_length_s: float = 30 * 86400) -> Event:
     """The event a create request describes, or InvalidRequest saying what is wrong."""
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
+    onsale_at = parse_time(body.get("onsale_at"), now)
+    ends_at = parse_time(body.get("ends_at"), onsale_at + default_length_s, "ends_at")
+    if ends_at < onsale_at:
+        raise InvalidRequest("ends_at must not be before onsale_at")
     return Event(
-        event_id=event_id, name=name.strip(),
-        onsale_at=parse_time(body.get("onsale_at"), now),
+        event_id=event_id, name=name.strip(), onsale_at=onsale_at, ends_at=ends_at,
         hold_ttl_s=_positive(body.get("hold_ttl_s", default_ttl_s), "hold_ttl_s", MAX_HOLD_TTL_S),
         max_seats_per_user=_positive(
             body.get("max_seats_per_user", default_max_seats), "max_seats_per_user", max_quantity),
@@ -93,7 +109,7 @@ def _codes(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_time(value: object, default: float) -> float:
+def parse_time(value: object, default: float, name: str = "onsale_at") -> float:
     """ISO 8601 with a zone, or epoch seconds; absent means `default`."""
     if value is None:
         return default
@@ -107,7 +123,7 @@ def parse_time(value: object, default: float) -> float:
         else:
             if parsed.tzinfo is not None:
                 return parsed.timestamp()
-    raise InvalidRequest("onsale_at must be ISO 8601 with a time zone, or epoch seconds")
+    raise InvalidRequest(f"{name} must be ISO 8601 with a time zone, or epoch seconds")
 
 
 def iso(epoch_s: float) -> str:

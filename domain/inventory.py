@@ -86,6 +86,19 @@ class BlockInventory:
             heapq.heappush(heap, (hold.expires_at, hold.hold_id))
         return list(due.values())
 
+    def next_expiry(self) -> float | None:
+        """When the soonest active hold expires (None: no active hold): the block's reminder,
+        so a passivated block is woken to expire it on time."""
+        heap = self._expiry
+        while heap:
+            expires_at, hold_id = heap[0]
+            hold = self.holds.get(hold_id)
+            if (hold is not None and hold.status is HoldStatus.ACTIVE
+                    and hold.expires_at == expires_at):
+                return expires_at
+            heapq.heappop(heap)
+        return None
+
     # -- planning ------------------------------------------------------------------------
     def plan(self, request: HoldRequest, hold_id: str, event_id: str,
              now: float, ttl_s: float) -> Hold:

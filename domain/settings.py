@@ -53,9 +53,47 @@ class Settings:
         "TICKETING_RAY_NAMESPACE", "ticketing", "Ray namespace of the named actors.")
     http_host: str = _setting("HTTP_HOST", "127.0.0.1", "Address Serve's HTTP ingress binds.")
     http_port: int = _setting("HTTP_PORT", 8000, "Port of Serve's HTTP ingress.")
-    block_actor_resource: str = _setting(
-        "BLOCK_ACTOR_RESOURCE", "", "Custom Ray resource seat-block actors need (pins them to "
-        "nodes that offer it); empty places them anywhere.")
+    # -- hosting: entities on a bounded pool of host actors (issue 9) --
+    host_cpus: float = _setting(
+        "HOST_CPUS", 0.5, "CPUs each host actor declares: real demand, so a pool that must grow "
+        "makes Ray's autoscaler add nodes (0 would hide it).")
+    host_resource: str = _setting(
+        "HOST_RESOURCE", "", "Custom Ray resource host actors need (pins them to nodes that "
+        "offer it); empty places them anywhere.")
+    host_pool_min: int = _setting(
+        "HOST_POOL_MIN", 2, "Fewest host actors, whatever the catalog (host 0 manages the pool).")
+    host_pool_max: int = _setting(
+        "HOST_POOL_MAX", 64, "Most host actors the pool grows to.")
+    events_per_host: int = _setting(
+        "EVENTS_PER_HOST", 250, "Open events one host is sized for; the pool grows by one host "
+        "per this many open events.")
+    pool_check_interval_s: float = _setting(
+        "POOL_CHECK_INTERVAL_S", 1.0, "How often hosts re-read the members (handing off what "
+        "they no longer own) and host 0 pings the pool and resizes it.")
+    host_ping_timeout_s: float = _setting(
+        "HOST_PING_TIMEOUT_S", 2.0, "A host that does not answer host 0's ping this fast leaves "
+        "the members (its entities come back on the others) until it answers again.")
+    passivate_after_s: float = _setting(
+        "PASSIVATE_AFTER_S", 60.0, "An entity unused this long is passivated: its memory is "
+        "released, its state stays in Redis and Kafka, and it comes back on use or when due.")
+    due_sweep_interval_s: float = _setting(
+        "DUE_SWEEP_INTERVAL_S", 0.25, "How often each host looks for due entities in the due "
+        "index (hold expiries of passivated blocks, heartbeats of busy rooms).")
+    entity_heartbeat_s: float = _setting(
+        "ENTITY_HEARTBEAT_S", 2.0, "A busy room or ingest keeps a due entry this far ahead, so "
+        "if its host dies another host activates it within about this long.")
+    event_length_s: float = _setting(
+        "EVENT_LENGTH_S", 30 * 86400.0, "When an event ends if it does not say (after on-sale).")
+    event_close_after_s: float = _setting(
+        "EVENT_CLOSE_AFTER_S", 86400.0, "An event closes by itself this long after it ends.")
+    ledger_partitions: int = _setting(
+        "LEDGER_PARTITIONS", 4, "Partitions of the booking ledger topic (created by the first "
+        "host that writes a booking).")
+    kafka_replication_factor: int = _setting(
+        "KAFKA_REPLICATION_FACTOR", 1, "Replicas of every topic the platform creates.")
+    kafka_min_insync_replicas: int = _setting(
+        "KAFKA_MIN_INSYNC_REPLICAS", 1, "min.insync.replicas of every topic it creates (acks=all "
+        "waits for this many).")
     serve_replicas: int = _setting(
         "SERVE_REPLICAS", 1, "HTTP replicas of the Serve app (per cluster; one per core fans out "
         "streams fastest).")
@@ -205,6 +243,16 @@ class Settings:
             problems.append("max_seats_per_user must be between 1 and max_quantity")
         if self.block_max_seats < 1 or self.hold_batch_max < 1 or self.sweep_batch_max < 1:
             problems.append("block_max_seats, hold_batch_max and sweep_batch_max must be >= 1")
+        if not 1 <= self.host_pool_min <= self.host_pool_max or self.events_per_host < 1:
+            problems.append("host_pool_min must be between 1 and host_pool_max, events_per_host "
+                            ">= 1")
+        if self.host_cpus < 0 or self.passivate_after_s <= 0 or self.due_sweep_interval_s <= 0:
+            problems.append("host_cpus must be >= 0, passivate_after_s and due_sweep_interval_s > 0")
+        if self.entity_heartbeat_s <= self.pool_check_interval_s:
+            problems.append("entity_heartbeat_s must exceed pool_check_interval_s")
+        if not 1 <= self.kafka_min_insync_replicas <= self.kafka_replication_factor:
+            problems.append("kafka_min_insync_replicas must be between 1 and "
+                            "kafka_replication_factor")
         if self.serve_replicas < 1:
             problems.append("serve_replicas must be >= 1")
         if self.join_partitions < 1 or not 1 <= self.ingest_actors <= self.join_partitions:

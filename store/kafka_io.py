@@ -13,11 +13,14 @@ from kafka.errors import TopicAlreadyExistsError
 from domain.errors import Unavailable
 
 
-def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create `topic` (replication 1 on a dev broker; the broker's default elsewhere)."""
+def ensure_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int = 1,
+                 min_insync_replicas: int = 1) -> None:
+    """Create `topic` with the cluster's replication settings (KAFKA_REPLICATION_FACTOR,
+    KAFKA_MIN_INSYNC_REPLICAS); an existing topic is left as it is."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ticketing-admin")
     try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
+        admin.create_topics([NewTopic(topic, partitions, replication_factor, topic_configs={
+            "min.insync.replicas": str(min_insync_replicas)})])
     except TopicAlreadyExistsError:
         pass
     finally:

@@ -150,6 +150,27 @@ def seat_changes(event_id: str) -> str:
     return f"{PREFIX}:{{{event_id}}}:seatlog"
 
 
+# -- hosting many events on a pool of host actors (issue 9) ----------------------------------
+
+
+def pool_members() -> str:
+    """Set: indexes of the live host actors; entities are placed over it by rendezvous hashing
+    (domain.placement). Written by the pool's manager (host 0)."""
+    return f"{PREFIX}:pool:members"
+
+
+def due_index() -> str:
+    """Sorted set: entity id -> epoch ms when it must run without a request (a block's next
+    hold expiry, a busy room's or ingest's heartbeat, an event's on-sale or closing time). The
+    pool's hosts sweep it and activate what is due: the platform's reminders."""
+    return f"{PREFIX}:due"
+
+
+def open_events() -> str:
+    """Sorted set: ids of events not closed, by creation time (what the pool is sized for)."""
+    return f"{PREFIX}:events:open"
+
+
 def replica_heartbeat() -> str:
     """Epoch seconds last written to the primary; read back through a replica to measure how
     stale the replica is."""

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import ray
+import redis as redis_sync
 from redis.asyncio import Redis
 
 from actors import directory
-from actors.seat_block import actor_name
+from domain import placement
 from domain.event import Event
 from domain.ids import HoldRef
 from domain.inventory import HoldRequest
@@ -26,14 +27,13 @@ from domain.settings import Settings
 from domain.venue import Section
 from store import catalog, keys
 from store.ledger import read_bookings
-from tests.integration.conftest import stop_event_actors
+from tests.integration.conftest import kill_owner, stop_event_actors
 
 pytestmark = pytest.mark.integration
 
 
 def kill_block(settings: Settings, event_id: str, block: int = 0) -> None:
-    handle = ray.get_actor(actor_name(event_id, block), namespace=settings.ray_namespace)
-    ray.kill(handle, no_restart=False)
+    kill_owner(settings, placement.block_entity(event_id, block))
 
 
 async def retrying(call: Any, attempts: int = 60) -> Any:
@@ -108,7 +108,7 @@ async def test_crash_between_ledger_write_and_confirm_still_confirms(
     auth = admission("pat", event_id)
     held = (await http.post(f"/v1/events/{event_id}/holds", json={"seat_ids": ["A-1-1"]},
                             headers=auth)).json()
-    block = ray.get_actor(actor_name(event_id, 0), namespace=app_settings.ray_namespace)
+    block = directory.seat_block(app_settings, event_id, 0)
     await block.set_delay.remote("after_ledger", 5.0)
     checkout = asyncio.create_task(http.post(
         f"/v1/holds/{held['hold_id']}/checkout", json={"payment_token": "tok_visa"},
@@ -145,8 +145,14 @@ async def test_an_old_incarnation_can_no_longer_write(
 
 
 async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
-        ray_cluster, api, http, app_settings, app_redis) -> None:
-    settings = dataclasses.replace(app_settings, block_actor_resource="blocknode")
+        ray_cluster, api, http, app_settings) -> None:
+    # A pool of its own (namespace, Redis database), whose hosts need the "blocknode" resource:
+    # all of them live on the node this test removes.
+    settings = dataclasses.replace(
+        app_settings, host_resource="blocknode", ray_namespace="nodeloss",
+        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/2")
+    app_redis = redis_sync.Redis.from_url(settings.redis_url)
+    app_redis.flushdb()
     first = ray_cluster.add_node(num_cpus=1, resources={"blocknode": 1})
     ray_cluster.wait_for_nodes()
     event = Event(f"ev{int(time.time() * 1000):012x}", "Node loss", time.time(), 600, 6,
@@ -180,6 +186,9 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
         f"A-1-{n + 1}" for n in range(8))
     await redis.aclose()
     stop_event_actors(settings, [event.event_id])
+    for index in directory.of(settings).members():
+        ray.kill(directory.of(settings).host(index), no_restart=True)
+    app_redis.close()
     for _ in range(60):  # Serve survives the node loss too
         try:
             if (await http.get("/healthz")).status_code == 200:

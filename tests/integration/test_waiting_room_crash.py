@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-import ray
 
 from domain.settings import Settings
 from store import keys
+from tests.integration.conftest import kill_owner
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,8 @@ async def join_retrying(http: httpx.AsyncClient, event_id: str, user: str) -> di
     raise AssertionError(f"{user} could never join")
 
 
-def kill(settings: Settings, name: str) -> None:
-    ray.kill(ray.get_actor(name, namespace=settings.ray_namespace), no_restart=False)
+def kill(settings: Settings, entity_id: str) -> None:
+    kill_owner(settings, entity_id)
 
 
 async def test_room_ingest_and_broker_failures_lose_and_duplicate_nobody(

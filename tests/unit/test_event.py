@@ -22,7 +22,7 @@ def test_an_event_takes_defaults_for_what_the_body_leaves_out():
     assert ev == Event(event_id=EVENT, name="The Show", onsale_at=NOW, hold_ttl_s=600,
                        max_seats_per_user=6,
                        sections=(Section("A", 10, 20, 5000), Section("B", 2, 5, 2500)),
-                       block_max_seats=100)
+                       block_max_seats=100, ends_at=NOW + 30 * 86400)
     assert [(b.section, b.first_row, b.last_row) for b in ev.venue.blocks] == [
         ("A", 1, 5), ("A", 6, 10), ("B", 1, 2)]
 
@@ -124,3 +124,19 @@ def test_with_price_changes_one_sections_price_only():
 def test_with_price_of_an_unknown_section_is_refused():
     with pytest.raises(InvalidRequest):
         parse().with_price("Z", 1)
+
+
+def test_an_event_ends_when_it_says_and_never_before_its_on_sale():
+    assert parse(ends_at=NOW + 3600).ends_at == NOW + 3600
+    with pytest.raises(InvalidRequest, match="ends_at"):
+        parse(onsale_at=NOW + 100, ends_at=NOW + 50)
+    with pytest.raises(InvalidRequest, match="ends_at"):
+        parse(ends_at="tomorrow")
+
+
+def test_an_event_closes_once_and_closes_by_itself_a_setting_after_it_ends():
+    ev = parse(ends_at=NOW + 3600)
+    assert not ev.closed and ev.close_due_at(86400) == NOW + 3600 + 86400
+    closed = ev.close(NOW + 10)
+    assert closed.closed and closed.close(NOW + 99).closed_at == NOW + 10
+    assert Event.from_json(closed.to_json()) == closed

@@ -303,3 +303,15 @@ def test_best_seats_match_the_rule_seat_by_seat_on_random_blocks(seed):
                  for n in range(width)] for r in range(rows)]
         expected = tuple(f"A-{r + 1}-{n + 1}" for r, n in _reference_best(free, quantity))
         assert p.best(quantity).seat_ids == expected
+
+
+def test_the_next_expiry_is_the_soonest_active_hold_and_none_without_one():
+    inv = inventory()
+    p = Planner(inv)
+    assert inv.next_expiry() is None
+    early, late = p.seats("A-1-1", now=NOW), p.seats("A-1-2", now=NOW + 5)
+    assert inv.next_expiry() == NOW + TTL
+    inv.put(replace(early, status=HoldStatus.CONFIRMING))  # a checkout is never swept
+    assert inv.next_expiry() == NOW + 5 + TTL
+    inv.forget(late.hold_id)
+    assert inv.next_expiry() is None

@@ -80,3 +80,9 @@ def test_availability_and_replica_keys_are_pinned():
     assert keys.seat_version(EVENT) == "tk:{ev0123456789ab}:seatver"
     assert keys.seat_changes(EVENT) == "tk:{ev0123456789ab}:seatlog"
     assert keys.replica_heartbeat() == "tk:replica:heartbeat"
+
+
+def test_pool_keys_are_pinned():
+    assert keys.pool_members() == "tk:pool:members"
+    assert keys.due_index() == "tk:due"
+    assert keys.open_events() == "tk:events:open"

@@ -1,0 +1,300 @@
+"""The host actor: one long-lived process of the pool, hosting many entities.
+
+Entities are cheap, processes are few (Orleans grains, Akka sharded entities): a seat block, a
+waiting room, a join ingest or an event owner is an object here, activated on first use and
+passivated when idle. A host
+
+- **activates** an entity when a call or a due reminder needs it; the entity takes a new epoch
+  in Redis, so whatever an older incarnation elsewhere still tries to write is refused. A
+  failed activation is not kept: the next call tries again (Kafka briefly down does not leave
+  an entity broken for the life of the process).
+- **passivates** an entity unused for `passivate_after_s` whose state is all in Redis and
+  Kafka; what must still happen without a request (hold expiry, a busy room's ticks, the
+  lottery at on-sale, closing an ended event) is in the due index, which every host sweeps
+  for the due entities it owns.
+- **hands off** entities it no longer owns when the members change (a host joined, left or
+  came back): it passivates them and marks them due now, so their new host activates them at
+  its next sweep. A call that reaches it for an entity it does not own is forwarded once.
+- host 0 also **manages the pool**: it sizes it for the open events (within the settings'
+  bounds), pings every host and publishes the ones that answer as the members. A host that
+  needs resources the cluster lacks stays pending (so Ray's autoscaler adds a node) and joins
+  the members only once it answers; one on a lost node leaves them until Ray restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from typing import Any, Protocol
+
+import ray
+from ray.exceptions import RayTaskError
+from redis.asyncio import Redis
+
+from actors import directory, logs
+from domain import placement
+from domain.errors import EventClosed, NotFound, TicketingError
+from domain.settings import Settings
+from store import keys
+from store.codec import text
+
+log = logging.getLogger("ticketing.host")
+
+DUE_BATCH = 200
+
+
+class Entity(Protocol):
+    """What a host needs of an entity; the entity's own methods are called by name."""
+
+    last_used: float  # monotonic; the host stamps it on every call
+
+    async def activate(self) -> None: ...
+
+    async def deactivate(self) -> None: ...
+
+    def can_passivate(self, now: float) -> bool: ...
+
+    async def on_due(self) -> None: ...
+
+
+class Shared:
+    """What the entities of one host share: one Redis pool, one ledger producer."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = Redis.from_url(settings.redis_url, max_connections=256)
+        self._ledger: Any = None
+        self._ledger_lock = asyncio.Lock()
+
+    async def ledger(self) -> Any:
+        async with self._ledger_lock:
+            if self._ledger is None:
+                from store.kafka_io import ensure_topic
+                from store.ledger import Ledger
+
+                s = self.settings
+                await asyncio.to_thread(ensure_topic, s.kafka_bootstrap, s.ledger_topic,
+                                        s.ledger_partitions, s.kafka_replication_factor,
+                                        s.kafka_min_insync_replicas)
+                self._ledger = await asyncio.to_thread(Ledger, s.kafka_bootstrap, s.ledger_topic,
+                                                       s.kafka_timeout_s)
+            return self._ledger
+
+
+def make_entity(entity_id: str, shared: Shared) -> Entity:
+    kind, event_id, index = placement.parse_entity(entity_id)
+    settings = shared.settings
+    if kind == "block":
+        from actors.seat_block import SeatBlock
+
+        return SeatBlock(settings, event_id, index, shared)
+    if kind == "room":
+        from actors.waiting_room import WaitingRoom
+
+        return WaitingRoom(settings, event_id, shared)
+    if kind == "ingest":
+        from actors.ingest import JoinIngest, partitions_of
+
+        return JoinIngest(settings, event_id, partitions_of(
+            index, settings.ingest_actors, settings.join_partitions), index, shared)
+    from actors.event_owner import EventOwner
+
+    return EventOwner(settings, event_id, shared)
+
+
+class EntityHost:
+    def __init__(self, settings: Settings, index: int) -> None:
+        logs.configure()
+        self.index = index
+        self._settings = settings
+        self._shared = Shared(settings)
+        self._redis = self._shared.redis
+        self._directory = directory.of(settings)
+        self._directory.local = self
+        self._entities: dict[str, Entity] = {}
+        self._activating: dict[str, asyncio.Task[Entity]] = {}
+        self._gates: dict[str, asyncio.Lock] = {}
+        self._in_flight: Counter[str] = Counter()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._maintain_forever()),
+                       loop.create_task(self._sweep_due_forever())]
+
+    # -- calls ---------------------------------------------------------------------------
+    async def call(self, entity_id: str, method: str, *args: Any, hops: int = 0) -> Any:
+        """Run `method` of the entity, activating it first; forward once if it lives elsewhere."""
+        owner = self._directory.owner(entity_id)
+        if owner != self.index and hops == 0:
+            if entity_id in self._entities:  # the members changed: hand it off now
+                asyncio.get_running_loop().create_task(self._passivate(entity_id))
+            try:
+                return await self._directory.host(owner).call.remote(
+                    entity_id, method, *args, hops=1)
+            except RayTaskError as error:
+                if isinstance(error.cause, TicketingError):
+                    raise error.cause from None
+                raise
+        if method.startswith("_") or method in ("activate", "deactivate", "can_passivate"):
+            raise NotFound(f"no such operation: {method[:40]}")
+        entity = await self._entity(entity_id)
+        handler = getattr(entity, method, None)
+        if handler is None:
+            raise NotFound(f"no such operation: {method[:40]}")
+        self._in_flight[entity_id] += 1
+        try:
+            return await handler(*args)
+        finally:
+            self._in_flight[entity_id] -= 1
+            entity.last_used = time.monotonic()
+
+    async def _entity(self, entity_id: str) -> Entity:
+        entity = self._entities.get(entity_id)
+        if entity is not None:
+            return entity
+        task = self._activating.get(entity_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._activate(entity_id))
+            self._activating[entity_id] = task
+            task.add_done_callback(lambda _t: self._activating.pop(entity_id, None))
+        return await asyncio.shield(task)
+
+    async def _activate(self, entity_id: str) -> Entity:
+        async with self._gate(entity_id):  # never while the same entity is being passivated
+            entity = make_entity(entity_id, self._shared)
+            await entity.activate()  # raises: nothing is kept, the next call tries again
+            entity.last_used = time.monotonic()
+            self._entities[entity_id] = entity
+            return entity
+
+    def _gate(self, entity_id: str) -> asyncio.Lock:
+        return self._gates.setdefault(entity_id, asyncio.Lock())
+
+    async def _passivate(self, entity_id: str, due_now: bool = False) -> None:
+        async with self._gate(entity_id):
+            entity = self._entities.pop(entity_id, None)
+            if entity is None:
+                return
+            try:
+                await entity.deactivate()
+            except Exception:
+                log.exception("passivating %s failed (its state is in Redis)", entity_id)
+            if due_now:  # handed off: its new host activates it at its next sweep
+                await self._redis.zadd(keys.due_index(), {entity_id: _now_ms()}, lt=True)
+        self._gates.pop(entity_id, None)
+        self._in_flight.pop(entity_id, None)
+
+    # -- reminders -----------------------------------------------------------------------
+    async def _sweep_due_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.due_sweep_interval_s)
+            try:
+                await self._sweep_due()
+            except Exception:
+                log.exception("host %s: due sweep failed", self.index)
+
+    async def _sweep_due(self) -> None:
+        due = await self._redis.zrangebyscore(keys.due_index(), "-inf", _now_ms(),
+                                              start=0, num=DUE_BATCH)
+        mine = [text(e) for e in due if self._directory.owner(text(e)) == self.index]
+        await asyncio.gather(*[self._run_due(e) for e in mine])
+
+    async def _run_due(self, entity_id: str) -> None:
+        try:
+            entity = await self._entity(entity_id)
+            self._in_flight[entity_id] += 1
+            try:
+                await entity.on_due()
+            finally:
+                self._in_flight[entity_id] -= 1
+        except (NotFound, EventClosed, ValueError):
+            await self._redis.zrem(keys.due_index(), entity_id)  # nothing left to do for it
+        except Exception:
+            log.exception("host %s: due entity %s failed; retrying", self.index, entity_id)
+
+    # -- members, hand-off, passivation, the pool --------------------------------------------
+    async def _maintain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.pool_check_interval_s)
+            try:
+                if self.index == 0:
+                    await self._manage_pool()
+                self._directory.refresh()
+                await self._hand_off_and_passivate()
+            except Exception:
+                log.exception("host %s: maintenance failed", self.index)
+
+    async def _hand_off_and_passivate(self) -> None:
+        members, now = self._directory.members(), time.monotonic()
+        for entity_id, entity in list(self._entities.items()):
+            if placement.owner(entity_id, members) != self.index:
+                log.info("host %s hands %s off", self.index, entity_id)
+                await self._passivate(entity_id, due_now=True)
+            elif (now - entity.last_used > self._settings.passivate_after_s
+                  and not self._in_flight[entity_id] and entity.can_passivate(now)):
+                await self._passivate(entity_id)
+
+    async def _manage_pool(self) -> None:
+        s = self._settings
+        open_events = await self._redis.zcard(keys.open_events())
+        wanted = placement.pool_size(open_events, s.events_per_host, s.host_pool_min,
+                                     s.host_pool_max)
+        others = [i for i in range(wanted) if i != self.index]
+        answers = await asyncio.gather(*[self._answers(i) for i in others])
+        live = {self.index} | {i for i, ok in zip(others, answers, strict=True) if ok}
+        current = {int(m) for m in await self._redis.smembers(keys.pool_members())}
+        if live - current:
+            await self._redis.sadd(keys.pool_members(), *sorted(live - current))
+        gone = current - live
+        if gone:
+            await self._redis.srem(keys.pool_members(), *sorted(gone))
+            log.info("host 0: members now %s (left: %s)", sorted(live), sorted(gone))
+        for index in sorted(gone):
+            if index >= wanted:  # the pool shrank: that host hands off and stops
+                await self._retire(index)
+
+    async def _answers(self, index: int) -> bool:
+        try:
+            await asyncio.wait_for(self._directory.host(index).ping.remote(),
+                                   self._settings.host_ping_timeout_s)
+            return True
+        except Exception:
+            return False
+
+    async def _retire(self, index: int) -> None:
+        handle = self._directory.host(index)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.retire.remote(), 30)
+        with contextlib.suppress(Exception):
+            ray.kill(handle, no_restart=True)
+        self._directory.forget_host(index)
+
+    # -- control -------------------------------------------------------------------------
+    async def ping(self) -> int:
+        return self.index
+
+    async def retire(self) -> int:
+        """Hand every entity off (the pool shrank); the manager then stops this actor."""
+        for entity_id in list(self._entities):
+            await self._passivate(entity_id, due_now=True)
+        return self.index
+
+    async def drop_event(self, event_id: str) -> int:
+        """The event closed: passivate its entities here and forget their reminders."""
+        mine = [e for e in self._entities if placement.parse_entity(e)[1] == event_id]
+        for entity_id in mine:
+            await self._passivate(entity_id)
+        return len(mine)
+
+    async def active(self) -> list[str]:
+        """The entities active here (for tests, benchmarks and operators)."""
+        return sorted(self._entities)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+EntityHostActor = ray.remote(  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency
+    max_restarts=-1, max_task_retries=3, max_concurrency=10_000)(EntityHost)
