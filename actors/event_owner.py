@@ -10,6 +10,7 @@ stops its entities on every host and drops their reminders; its bookings stay re
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from domain.errors import EventClosed, NotFound
 from domain.event import Event
 from domain.settings import Settings
 from store import catalog, keys
+from store.queue import lottery_seed
 
 
 class EventOwner:
@@ -65,6 +67,7 @@ class EventOwner:
             raise NotFound("wrong event")
         if await catalog.save_event(self._redis, event, time.time()):
             await self._redis.zadd(keys.open_events(), {event.event_id: time.time()})
+            await lottery_seed(self._redis, event.event_id, secrets.token_bytes)
             self._event = event
         else:
             self._event = await catalog.load_event(self._redis, self._event_id) or event

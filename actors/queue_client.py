@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ray.exceptions import RayError, RayTaskError
@@ -68,10 +68,47 @@ class RoomFeed:
             await asyncio.sleep(self._tick_s)
 
 
+class RoomWaker:
+    """Makes an event's room and ingest active before its join is logged: the first join of
+    an idle (passivated) event wakes them; later ones cost nothing for half the passivation
+    time (they stay active at least that long after their last join)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._awake_until: dict[str, float] = {}
+        self._waking: dict[str, asyncio.Future[None]] = {}
+
+    async def __call__(self, event_id: str) -> None:
+        if self._awake_until.get(event_id, 0.0) > time.monotonic():
+            return
+        waking = self._waking.get(event_id)
+        if waking is None:
+            waking = self._waking[event_id] = asyncio.ensure_future(self._wake(event_id))
+            waking.add_done_callback(lambda _done: self._waking.pop(event_id, None))
+        await asyncio.shield(waking)
+
+    async def _wake(self, event_id: str) -> None:
+        s = self.settings
+        owners = [directory.waiting_room(s, event_id)] + [
+            directory.ingest(s, event_id, i) for i in range(s.ingest_actors)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*[o.ping.remote() for o in owners]),
+                                   s.actor_call_timeout_s)
+        except RayTaskError as error:
+            cause = error.cause
+            raise cause if isinstance(cause, TicketingError) else Unavailable(
+                "the waiting room failed to start; retry") from error
+        except (RayError, TimeoutError) as error:
+            raise Unavailable("the waiting room did not answer; retry") from error
+        self._awake_until[event_id] = time.monotonic() + s.passivate_after_s / 2
+
+
 class QueueClient:
-    def __init__(self, settings: Settings, redis: Redis) -> None:
+    def __init__(self, settings: Settings, redis: Redis,
+                 wake: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.redis = redis
+        self._wake = wake or RoomWaker(settings)
         self.clock = NtpClock(settings.ntp_servers, settings.ntp_refresh_s,
                               settings.unsynced_uncertainty_ms)
         self._clock_task: asyncio.Task[None] | None = None
@@ -81,8 +118,6 @@ class QueueClient:
                                        max(1.0, settings.status_rate_per_s))
         self._feeds: dict[str, RoomFeed] = {}
         self._streams: Counter[str] = Counter()
-        self._awake_until: dict[str, float] = {}
-        self._waking: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
         """Measure the clock once before the first join, then keep it fresh in the background."""
@@ -100,7 +135,7 @@ class QueueClient:
         if event.closed:
             raise EventClosed("this event is closed")
         await self.start()
-        await self._awake(event.event_id)
+        await self._wake(event.event_id)
         assert self._join_log is not None
         ticket_id = ticket_id_for(self.settings.token_secret, event.event_id, user_id)
         stamp = self.clock.stamp()
@@ -136,33 +171,6 @@ class QueueClient:
                 ticket.admission.expires_at_ms / 1000, claims.subject))
             body["admission_expires_at"] = iso(ticket.admission.expires_at_ms / 1000)
         return body
-
-    async def _awake(self, event_id: str) -> None:
-        """The event's room and ingest are active before its join is logged: the first join of
-        an idle (passivated) event wakes them, later ones cost nothing for half the
-        passivation time (they stay active that long after their last join)."""
-        if self._awake_until.get(event_id, 0.0) > time.monotonic():
-            return
-        waking = self._waking.get(event_id)
-        if waking is None:
-            waking = self._waking[event_id] = asyncio.ensure_future(self._wake(event_id))
-            waking.add_done_callback(lambda _done: self._waking.pop(event_id, None))
-        await asyncio.shield(waking)
-
-    async def _wake(self, event_id: str) -> None:
-        s = self.settings
-        owners = [directory.waiting_room(s, event_id)] + [
-            directory.ingest(s, event_id, i) for i in range(s.ingest_actors)]
-        try:
-            await asyncio.wait_for(asyncio.gather(*[o.ping.remote() for o in owners]),
-                                   s.actor_call_timeout_s)
-        except RayTaskError as error:
-            cause = error.cause
-            raise cause if isinstance(cause, TicketingError) else Unavailable(
-                "the waiting room failed to start; retry") from error
-        except (RayError, TimeoutError) as error:
-            raise Unavailable("the waiting room did not answer; retry") from error
-        self._awake_until[event_id] = time.monotonic() + s.passivate_after_s / 2
 
     def _limit(self, limiter: KeyedRateLimiter, client: str) -> None:
         verdict = limiter.allow(client, now_ms())

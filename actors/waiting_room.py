@@ -39,7 +39,7 @@ from domain.waiting.status import Admission
 from domain.waiting.tickets import Join
 from store import catalog, joins, keys
 from store.codec import text
-from store.queue import Member, RoomScripts, decode_admission, room_fields
+from store.queue import Member, RoomScripts, decode_admission, lottery_seed, room_fields
 
 log = logging.getLogger("ticketing.waiting_room")
 
@@ -125,13 +125,7 @@ class WaitingRoom:
         await self._redis.zadd(keys.due_index(), {self._entity_id: due})
 
     async def _load_seed(self) -> bytes:
-        """The lottery seed is drawn once per event; its commitment is public from the start."""
-        fresh = lottery.new_seed(secrets.token_bytes)
-        await self._redis.set(keys.lottery_seed(self._event_id), fresh.hex(), nx=True)
-        seed = bytes.fromhex(text(await self._redis.get(keys.lottery_seed(self._event_id))))
-        await self._redis.hsetnx(keys.room(self._event_id), "commitment",
-                                 lottery.commitment(seed))
-        return seed
+        return await lottery_seed(self._redis, self._event_id, secrets.token_bytes)
 
     async def _load_outstanding(self) -> dict[str, Admission]:
         """Admitted users who have not held yet: they count against the remaining seats."""

@@ -8,7 +8,7 @@ that replicas read once per tick for all their streams.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from domain.waiting.queue_order import QueueTier
 from domain.waiting.status import Admission, Place, RoomStats
 from domain.waiting.tickets import Join
 from store import keys
-from store.codec import text_map
+from store.codec import text, text_map
 from store.scripts import load_script
 
 
@@ -141,3 +141,15 @@ async def room_stats(redis: Redis, event_id: str) -> RoomStats:
 
 async def room_fields(redis: Redis, event_id: str) -> dict[str, str]:
     return text_map(await redis.hgetall(keys.room(event_id)))
+
+
+async def lottery_seed(redis: Redis, event_id: str, draw: Callable[[int], bytes]) -> bytes:
+    """The event's lottery seed, drawn once (by whoever comes first: the event's creation or
+    its room); its sha256 commitment is public from then on, the seed only from on-sale."""
+    from domain.waiting import lottery
+
+    fresh = lottery.new_seed(draw)
+    await redis.set(keys.lottery_seed(event_id), fresh.hex(), nx=True)
+    seed = bytes.fromhex(text(await redis.get(keys.lottery_seed(event_id))))
+    await redis.hsetnx(keys.room(event_id), "commitment", lottery.commitment(seed))
+    return seed

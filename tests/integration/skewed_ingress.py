@@ -33,7 +33,10 @@ async def main() -> int:
     redis = Redis.from_url(settings.redis_url)
     event = await catalog.load_event(redis, args.event)
     assert event is not None
-    queue = QueueClient(settings, redis)
+    async def awake(event_id: str) -> None:  # the test wakes the room; no Ray here
+        return None
+
+    queue = QueueClient(settings, redis, wake=awake)
     queue.clock = NtpClock(settings.ntp_servers, settings.ntp_refresh_s,
                            settings.unsynced_uncertainty_ms, correct=not args.no_correct)
     await queue.start()

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from actors.queue_client import RoomWaker
 from store import keys
 
 pytestmark = pytest.mark.integration
@@ -50,6 +51,7 @@ def start_ingress(settings: Any, event_id: str, skew: str, correct: bool) -> sub
 
 async def run_skewed_joins(settings: Any, event_id: str, correct: bool) -> list[str]:
     """Join USERS users in true order over the three skewed ingresses; their ticket ids."""
+    await RoomWaker(settings)(event_id)  # the ingress processes have no Ray to wake it with
     ingresses = [start_ingress(settings, event_id, skew, correct) for skew in SKEWS_S]
     tickets = []
     try:
