@@ -98,7 +98,8 @@ _CATEGORIES = [("haproxy", "haproxy"), ("ServeReplica", "serve_replica"),
                ("EventOwner", "event_owner_actor"), ("raylet", "raylet"),
                ("gcs_server", "gcs_server"), ("redis-server", "redis"),
                ("kafka.Kafka", "kafka"), ("wrk", "wrk"), ("uvicorn", "uvicorn"),
-               ("JoinIngest", "ingest_actor"), ("WaitingRoom", "waiting_room_actor")]
+               ("JoinIngest", "ingest_actor"), ("WaitingRoom", "waiting_room_actor"),
+               ("EntityHost", "host_actor")]
 
 
 def _descendants(root: int) -> dict[int, str]:

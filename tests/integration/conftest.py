@@ -23,6 +23,8 @@ from infra import credentials
 
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
 HTTP_PORT = 8100 + _OFFSET
+PASSIVATE_AFTER_S = 3.0
+EVENT_CLOSE_AFTER_S = 2.0
 SERVE_ENV = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
@@ -48,7 +50,9 @@ def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
         http_port=HTTP_PORT, sweep_interval_s=0.1, proxy_location="HeadOnly", ingest_actors=1,
         join_rate_per_s=20.0, status_rate_per_s=20.0, trust_forwarded_for=True,
         admission_rate_per_s=1000.0, stream_tick_s=0.25, ingest_lag_ms=100,
-        partition_idle_ms=300, ingress_resource="ingress")
+        partition_idle_ms=300, ingress_resource="ingress",
+        # entities passivate between the steps of many tests: the suite runs them through it
+        passivate_after_s=PASSIVATE_AFTER_S, event_close_after_s=EVENT_CLOSE_AFTER_S)
 
 
 @pytest.fixture(scope="session")
@@ -157,3 +161,15 @@ def kill_owner(settings: Settings, entity_id: str) -> int:
     index = d.owner(entity_id)
     ray.kill(d.host(index), no_restart=False)
     return index
+
+
+def active_entities(settings: Settings) -> set[str]:
+    """Every entity active on a live host of the pool."""
+    import ray
+
+    from actors import directory
+
+    d = directory.of(settings)
+    d.refresh()
+    return {e for host in directory.hosts(settings) for e in ray.get(host.active.remote(),
+                                                                       timeout=30)}
