@@ -178,7 +178,7 @@ class EntityHost:
                 return
             try:
                 await entity.deactivate()
-            except Exception:
+            except (Exception, asyncio.CancelledError):
                 log.exception("passivating %s failed (its state is in Redis)", entity_id)
             if due_now:  # handed off: its new host activates it at its next sweep
                 await self._redis.zadd(keys.due_index(), {entity_id: _now_ms()}, lt=True)

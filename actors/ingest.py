@@ -49,6 +49,7 @@ class JoinIngest:
         self._consumer: Consumer | None = None
         self._polling: asyncio.Task[tuple[list[Join], dict[int, bool]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.last_used = time.monotonic()
         self._busy_at = time.monotonic()
         self._reminded_at = 0.0
@@ -61,10 +62,13 @@ class JoinIngest:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def deactivate(self) -> None:
+        """Stop after the batch in hand (never mid-poll: the consumer is closed after)."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 30)
+            except (TimeoutError, Exception):
+                self._task.cancel()
         await self._settled()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
@@ -116,7 +120,7 @@ class JoinIngest:
                          for tp in committed])
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._pump()
             except asyncio.CancelledError:
@@ -138,7 +142,7 @@ class JoinIngest:
         stalled_since: float | None = None
         reported = 0.0
         self._poll_next()
-        while True:
+        while not self._stopping:
             assert self._polling is not None
             batch, behind = await self._polling
             self._poll_next()
@@ -188,7 +192,7 @@ class JoinIngest:
     async def _settled(self) -> None:
         """Let the poll in flight finish (its result dropped) before the consumer is touched."""
         if self._polling is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._polling
             self._polling = None
 

@@ -105,10 +105,11 @@ class WaitingRoom:
             await self._redis.zrem(keys.due_index(), self._entity_id)
 
     def can_passivate(self, now: float) -> bool:
-        """Only a room with nothing to do: no joins to merge, nobody waiting or admitted."""
+        """Only a room with nothing to do: no joins to merge, nobody waiting in a lane. Users
+        admitted but not yet holding are reloaded from Redis when it wakes; they only matter
+        against the seats left for others, and others joining wake it."""
         return (now - self._busy_at > self._settings.passivate_after_s
-                and self._merger.pending_count == 0 and not self._outstanding
-                and not self._waiting)
+                and self._merger.pending_count == 0 and not self._waiting)
 
     async def on_due(self) -> None:
         """Reached through the due index (on-sale, or a heartbeat after a host was lost)."""
@@ -234,8 +235,9 @@ class WaitingRoom:
                     self._hold_unheard_partitions(now_ms())
                     await self._persist(now_ms())
                     busy = await self._admit(now_ms()) or self._merger.pending_count > 0
-                if busy or self._outstanding or self._waiting:
-                    self._busy_at = time.monotonic()
+                if self._waiting or self._merger.pending_count:
+                    self._busy_at = time.monotonic()  # work left: not idle, whatever it wrote
+                if busy or self._waiting:
                     await self._heartbeat()
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
@@ -283,6 +285,8 @@ class WaitingRoom:
                                   [json.dumps(vars(e)) for e in entries], published)
         self._published = published
         self._outstanding.update(admitted)
+        if admitted:
+            self._busy_at = time.monotonic()
         if entries:
             self._log_tail = entries[-1]
         return True

@@ -16,8 +16,6 @@ from kafka import KafkaConsumer, TopicPartition
 from domain.errors import Unavailable
 from store.kafka_io import durable_producer, send_acked
 
-LEDGER_PARTITIONS = 4
-
 
 class Ledger:
     def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
