@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ray.actor import ActorHandle
 
 MEMBERS_TTL_S = 1.0
+HANDLE_TTL_S = 10.0  # a host retired and started again is found by name again within this
 
 
 def host_name(index: int) -> str:
@@ -44,7 +45,7 @@ class Directory:
         self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
         self._members: frozenset[int] = frozenset()
         self._read_at = -MEMBERS_TTL_S
-        self._hosts: dict[int, ActorHandle] = {}
+        self._hosts: dict[int, tuple[float, ActorHandle]] = {}
         self._lock = threading.Lock()
         self.local: Any = None  # the EntityHost of this process, when it is one
 
@@ -64,17 +65,20 @@ class Directory:
         return placement.owner(entity_id, self.members())
 
     def host(self, index: int) -> ActorHandle:
+        """The host's handle (it is created if it does not exist: how the pool grows)."""
         with self._lock:
-            if index not in self._hosts:
+            cached = self._hosts.get(index)
+            if cached is None or time.monotonic() - cached[0] > HANDLE_TTL_S:
                 from actors.host import EntityHostActor
 
                 s = self.settings
                 resources = {s.host_resource: 0.001} if s.host_resource else {}
-                self._hosts[index] = EntityHostActor.options(
+                handle = EntityHostActor.options(
                     name=host_name(index), namespace=s.ray_namespace, lifetime="detached",
                     get_if_exists=True, num_cpus=s.host_cpus, resources=resources,
                 ).remote(s, index)
-            return self._hosts[index]
+                cached = self._hosts[index] = (time.monotonic(), handle)
+            return cached[1]
 
     def forget_host(self, index: int) -> None:
         with self._lock:

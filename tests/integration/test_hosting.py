@@ -68,12 +68,7 @@ async def test_a_join_wakes_a_passivated_room_and_is_admitted(
     assert first.status_code == 202
     room = placement.room_entity(eid)
 
-    def passivated() -> bool:
-        active = {e for e in active_entities(app_settings) if eid in e}
-        print(round(time.monotonic(), 1), sorted(active), flush=True)
-        return room not in active
-
-    await eventually(passivated,
+    await eventually(lambda: room not in active_entities(app_settings),
                      PASSIVATE_AFTER_S + 10, step_s=0.5)
     joined = (await http.post(f"/v1/events/{eid}/queue", json={"user_id": "late"})).json()
 
