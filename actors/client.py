@@ -87,13 +87,13 @@ class BookingClient:
     # -- holds ---------------------------------------------------------------------------
     async def hold(self, event: Event, user_id: str, command: HoldCommand) -> Hold:
         """Hold on the one block of explicit seats, or on the best block of a section."""
+        if event.closed:
+            raise EventClosed("this event is closed")
         request = HoldRequest(user_id, command.seat_ids, command.quantity)
         if command.seat_ids:
             blocks = [event.venue.block_for_seats(list(command.seat_ids)).index]
         else:
             blocks = await self._candidate_blocks(event, command.section, command.quantity)
-        if event.closed:
-            raise EventClosed("this event is closed")
         error: TicketingError = SeatsUnavailable(f"fewer than {command.quantity} seats left")
         for block in blocks:
             hold_id = HoldRef(event.event_id, block, secrets.token_hex(8)).hold_id

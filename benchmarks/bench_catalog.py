@@ -29,6 +29,7 @@ import redis
 
 from benchmarks._common import (
     Bench,
+    Ports,
     _descendants,
     admission_token,
     cpu_delta,
@@ -86,7 +87,12 @@ def main() -> int:
     args = parser.parse_args()
     checkpoints = [n for n in (10, 100, 1000, 10_000) if n <= args.events] or [args.events]
     result: dict[str, Any] = {"machine": machine_info(), "args": vars(args)}
-    with Bench("bench_catalog", ray=True, serve=True, passivate_after_s=10.0) as bench:
+    # ports of its own, so it can run beside the other benchmarks
+    ports = Ports(redis=6430, kafka=39192, kafka_controller=39193, http=8230,
+                  haproxy_stats=8434, haproxy_metrics=9134, fallback_http=8530,
+                  fallback_grpc=9530, state="/tmp/ticketing-bench-catalog")
+    with Bench("bench_catalog", ray=True, serve=True, ports=ports,
+               passivate_after_s=10.0) as bench:
         s = bench.settings
         base = f"http://127.0.0.1:{s.http_port}"
         r = redis.Redis.from_url(s.redis_url)
