@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.partitioner.default import murmur2
 
 from domain.errors import Unavailable
 from store.kafka_io import durable_producer, send_acked
@@ -35,20 +36,28 @@ def read_bookings(bootstrap: str, topic: str, event_id: str, block: int | None =
                   timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """Every booking of `event_id` (and `block`) in the ledger, deduplicated by booking id.
 
-    Blocking: owners call it through a thread at recovery; tests call it to audit.
+    Blocking: owners call it through a thread at every activation; tests call it to audit.
+    Only the event's own partition is read (records are keyed by event id and the topic's
+    partition count is fixed at creation), so an activation costs the event's bookings, not
+    the whole platform's.
     """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              value_deserializer=json.loads)
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        partitions = [TopicPartition(topic, p) for p in parts]
-        if not partitions:
+        parts = sorted(consumer.partitions_for_topic(topic) or set())
+        if not parts:
             return []
+        partitions = [TopicPartition(topic, partition_of(event_id, parts))]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         return _drain(consumer, partitions, event_id, block, time.monotonic() + timeout_s)
     finally:
         consumer.close()
+
+
+def partition_of(event_id: str, partitions: list[int]) -> int:
+    """The partition the producer's default (murmur2, Java-compatible) partitioner picks."""
+    return partitions[(murmur2(event_id.encode()) & 0x7FFFFFFF) % len(partitions)]
 
 
 def _drain(consumer: KafkaConsumer, partitions: list[TopicPartition], event_id: str,

@@ -51,11 +51,12 @@ def start_ingress(settings: Any, event_id: str, skew: str, correct: bool) -> sub
 
 async def run_skewed_joins(settings: Any, event_id: str, correct: bool) -> list[str]:
     """Join USERS users in true order over the three skewed ingresses; their ticket ids."""
-    await RoomWaker(settings)(event_id)  # the ingress processes have no Ray to wake it with
     ingresses = [start_ingress(settings, event_id, skew, correct) for skew in SKEWS_S]
     tickets = []
+    wake = RoomWaker(settings)  # the ingress processes have no Ray to wake the room with
     try:
         for n in range(USERS):
+            await wake(event_id)
             ingress = ingresses[n % len(ingresses)]
             assert ingress.stdin and ingress.stdout
             ingress.stdin.write(f"fair{n:02d}\n")

@@ -53,3 +53,24 @@ def test_a_booking_names_its_hold_and_is_json_serialisable():
         "confirmed_at": 1_234.568,
     }
     assert json.loads(json.dumps(booking)) == booking
+
+
+def test_the_ledger_reads_the_partition_the_producer_writes_an_event_to():
+    from kafka.partitioner.default import DefaultPartitioner
+
+    from store.ledger import partition_of
+
+    class Cluster:
+        def topics(self):
+            return {"t"}
+
+        def partitions_for_topic(self, topic):
+            return {0, 1, 2, 3}
+
+        def available_partitions_for_topic(self, topic):
+            return {0, 1, 2, 3}
+
+    for event_id in ("ev0123456789ab", "evffffffffffff", "ev5a5a5a5a5a5a"):
+        key = event_id.encode()
+        expected = DefaultPartitioner().partition("t", event_id, key, None, None, Cluster())
+        assert partition_of(event_id, [0, 1, 2, 3]) == expected
