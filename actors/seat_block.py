@@ -263,19 +263,33 @@ class SeatBlock:
 
     async def _sweep(self) -> None:
         """Expire the holds this owner's expiry queue says are due (no Redis call when none
-        is); the script re-checks each record, so Redis has the last word."""
+        is); the script re-checks each record, so Redis has the last word.
+
+        A due hold whose charge went through (a checkout an old incarnation had begun when it
+        was replaced, whose payment landed after this one took over) is finished, not expired:
+        a paid seat is never given back to be sold again."""
+        paid: list[Hold] = []
         async with self._lock:
             now = time.time()
             due = self._inventory.expired_holds(now, self._settings.sweep_batch_max)
             if not due:
                 return
-            freed = set(await self._scripts.expire([self._ref_of(h).token for h in due], now))
             for hold in due:
+                if hold.idempotency_key and await self._payments.was_charged(_charge_key(hold)):
+                    paid.append(rules.resume_paid_checkout(hold))
+                    await self._write(paid[-1], HoldStatus.ACTIVE)
+            unpaid = [h for h in due if h.hold_id not in {p.hold_id for p in paid}]
+            tokens = [self._ref_of(h).token for h in unpaid]
+            freed = set(await self._scripts.expire(tokens, now)) if tokens else set()
+            for hold in unpaid:
                 if self._ref_of(hold).token in freed:
                     self._inventory.forget(hold.hold_id)
                 else:
                     await self._reload(hold)
             await self._remind()
+        for confirming in paid:
+            log.warning("hold %s was due but paid; finishing its checkout", confirming.hold_id)
+            await self._finish_checkout(confirming)
 
     async def _reload(self, hold: Hold) -> None:
         """Memory said due, Redis did not free it: take Redis's record as the truth."""

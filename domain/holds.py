@@ -81,6 +81,13 @@ def begin_checkout(hold: Hold, idempotency_key: str, now: float) -> Hold:
     return replace(hold, status=HoldStatus.CONFIRMING, idempotency_key=idempotency_key)
 
 
+def resume_paid_checkout(hold: Hold) -> Hold:
+    """active -> confirming for a hold whose payment went through although its checkout was
+    set back (its owner was replaced mid-checkout): it is finished whatever the clock says."""
+    _require(hold, HoldStatus.ACTIVE)
+    return replace(hold, status=HoldStatus.CONFIRMING)
+
+
 def is_replay(hold: Hold, idempotency_key: str) -> bool:
     """A repeated checkout with the key that confirmed this hold returns the same booking."""
     return (hold.status is HoldStatus.CONFIRMED and bool(idempotency_key)

@@ -185,3 +185,13 @@ def test_a_holds_expiry_is_kept_to_the_millisecond():
 
 def test_a_hold_decodes_from_bytes():
     assert Hold.from_json(hold().to_json().encode()) == hold()
+
+
+def test_a_paid_hold_set_back_to_active_resumes_its_checkout_even_past_its_expiry():
+    from domain.holds import resume_paid_checkout
+
+    paid = replace(hold(key="k1"), expires_at=1.0)
+    resumed = resume_paid_checkout(paid)
+    assert resumed.status is HoldStatus.CONFIRMING and resumed.idempotency_key == "k1"
+    with pytest.raises(HoldNotActive):
+        resume_paid_checkout(resumed)
