@@ -50,6 +50,7 @@ class JoinIngest:
         self._polling: asyncio.Task[tuple[list[Join], dict[int, bool]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._caught_up = False
         self.last_used = time.monotonic()
         self._busy_at = time.monotonic()
         self._reminded_at = 0.0
@@ -76,7 +77,10 @@ class JoinIngest:
         await self._redis.zrem(keys.due_index(), self._entity_id)
 
     def can_passivate(self, now: float) -> bool:
-        return now - self._busy_at > self._settings.passivate_after_s
+        """Only once caught up (a poll found nothing new and no partition behind): an ingest
+        that has not reached its partitions' ends yet, e.g. still connecting, has users to
+        bring in."""
+        return self._caught_up and now - self._busy_at > self._settings.passivate_after_s
 
     async def on_due(self) -> None:
         await self._heartbeat()
@@ -148,6 +152,7 @@ class JoinIngest:
             self._poll_next()
             if batch:
                 self._busy_at = time.monotonic()
+            self._caught_up = not batch and not any(behind.values())
             await self._heartbeat()
             stalled_since = _stall_clock(stalled_since, bool(batch), any(behind.values()))
             if time.monotonic() - (stalled_since or time.monotonic()) > self._settings.ingest_stall_s:

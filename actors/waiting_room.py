@@ -20,12 +20,13 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import secrets
 import time
 from dataclasses import replace
 from typing import Any
 
-from actors import logs
+from actors import directory, logs
 from domain import placement
 from domain.errors import EventClosed, NotFound, StaleOwner
 from domain.settings import Settings
@@ -63,6 +64,7 @@ class WaitingRoom:
         self._busy_at = time.monotonic()
         self._reminded_at = 0.0
         self._waiting = 0  # users in the lanes at the last admission step
+        self._ingest_pinged_at = -math.inf
         logs.configure()
 
     # -- activation, passivation and recovery --------------------------------------------
@@ -110,6 +112,22 @@ class WaitingRoom:
         against the seats left for others, and others joining wake it."""
         return (now - self._busy_at > self._settings.passivate_after_s
                 and self._merger.pending_count == 0 and not self._waiting)
+
+    def _awaiting_lottery(self) -> bool:
+        return not self._lottery_done and now_ms() >= self._onsale_ms
+
+    def _keep_ingest_awake(self) -> None:
+        """The watermark only moves while the event's ingest reports its partitions: a room
+        with joins to merge, or a lottery to run at on-sale, keeps its ingest active (a ping
+        every third of the passivation time, which it outlives)."""
+        now = time.monotonic()
+        if now - self._ingest_pinged_at < self._settings.passivate_after_s / 3:
+            return
+        self._ingest_pinged_at = now
+        for i in range(self._settings.ingest_actors):
+            ping = asyncio.ensure_future(
+                directory.ingest(self._settings, self._event_id, i).ping.remote())
+            ping.add_done_callback(_log_failure)
 
     async def on_due(self) -> None:
         """Reached through the due index (on-sale, or a heartbeat after a host was lost)."""
@@ -237,8 +255,10 @@ class WaitingRoom:
                     busy = await self._admit(now_ms()) or self._merger.pending_count > 0
                 if self._waiting or self._merger.pending_count:
                     self._busy_at = time.monotonic()  # work left: not idle, whatever it wrote
-                if busy or self._waiting:
+                if busy or self._waiting or self._awaiting_lottery():
                     await self._heartbeat()
+                if self._merger.pending_count or self._awaiting_lottery():
+                    self._keep_ingest_awake()
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
                 return
@@ -331,3 +351,8 @@ class WaitingRoom:
 
     async def ping(self) -> int:
         return self._epoch
+
+
+def _log_failure(done: asyncio.Future[object]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("waking an ingest failed: %s", done.exception())
