@@ -9,6 +9,7 @@ a traceback.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import random
@@ -115,6 +116,8 @@ class Http:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.InvalidRequest("body is not valid JSON") from exc
+        except RecursionError as exc:  # e.g. 50,000 nested '[': the decoder's stack, not ours
+            raise errors.InvalidRequest("body is nested too deeply") from exc
 
     def bearer(self, request: Request) -> str:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -123,9 +126,9 @@ class Http:
         return token.strip()
 
     def admin(self, request: Request) -> None:
-        import hmac
-
-        if not hmac.compare_digest(self.bearer(request), self.settings.admin_token):
+        # Bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters.
+        given = self.bearer(request).encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, self.settings.admin_token.encode()):
             raise errors.Unauthorized("admin token required")
 
     def claims(self, request: Request, kind: str, event_id: str) -> tokens.Claims:
@@ -230,11 +233,12 @@ def build_routes(http: Http) -> list[BaseRoute]:
         summary: Join the event's waiting room, stamped by NTP time; a rejoin keeps its place
         responses: {202: {description: the ticket and its token}, 429: {description: slow down}}
         """
+        who = client_key(request, settings.trust_forwarded_for)
+        queue.limit_join(who)  # before reading the body: parsing is the expensive part
         event = await client.event(request.path_params["event_id"])
         body = await http.json(request)
         user_id, code = commands.parse_user_id(body), commands.parse_priority_code(body)
-        who = client_key(request, settings.trust_forwarded_for)
-        ticket = await queue.join(event, user_id, code, who)
+        ticket = await queue.join(event, user_id, code)
         return JSONResponse(ticket, status_code=202)
 
     async def queue_status(request: Request) -> Response:

@@ -91,8 +91,11 @@ class QueueClient:
                 self.settings.join_batch_max, self.settings.join_batch_wait_ms)
 
     # -- join and status -----------------------------------------------------------------
-    async def join(self, event: Event, user_id: str, code: str | None, client: str) -> dict[str, Any]:
+    def limit_join(self, client: str) -> None:
+        """Count a join against the client's budget (RateLimited beyond)."""
         self._limit(self._joins, client)
+
+    async def join(self, event: Event, user_id: str, code: str | None) -> dict[str, Any]:
         await self.start()
         assert self._join_log is not None
         ticket_id = ticket_id_for(self.settings.token_secret, event.event_id, user_id)

@@ -39,8 +39,8 @@ async def join(request: Request) -> Response:
     if event is None:
         event = events[event_id] = await catalog.load_event(redis, event_id)
     body = json.loads(await request.body())
-    ticket = await queue.join(event, body["user_id"], body.get("priority_code"),  # type: ignore[arg-type]
-                              request.client.host if request.client else "")
+    queue.limit_join(request.client.host if request.client else "")
+    ticket = await queue.join(event, body["user_id"], body.get("priority_code"))  # type: ignore[arg-type]
     return JSONResponse(ticket, status_code=202)
 
 

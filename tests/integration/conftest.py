@@ -110,6 +110,16 @@ def admission(app_settings: Settings) -> Any:
 
 
 @pytest.fixture
+def user_auth() -> Any:
+    """The Authorization header a signed-in user sends (none needed yet)."""
+
+    def header(user_id: str) -> dict[str, str]:
+        return {}
+
+    return header
+
+
+@pytest.fixture
 async def new_event(http: httpx.AsyncClient, admin: dict[str, str],
                     app_settings: Settings) -> AsyncIterator[Any]:
     """Creates events through the API; their actors are stopped when the test ends, so a
