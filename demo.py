@@ -41,9 +41,12 @@ async def create_event(http: httpx.AsyncClient, admin_token: str) -> dict[str, A
 
 
 async def admitted(http: httpx.AsyncClient, event_id: str, user: str) -> dict[str, str]:
-    """Join the waiting room and follow its SSE stream until admitted (or sold out)."""
-    ticket = await retry_429(lambda: http.post(f"/v1/events/{event_id}/queue",
-                                               json={"user_id": user}))
+    """Sign in (a dev user token: the stack is the issuer in development), join the waiting
+    room and follow its SSE stream until admitted (or sold out)."""
+    signed_in = await retry_429(lambda: http.post("/v1/dev/token", json={"user_id": user}))
+    me = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+    ticket = await retry_429(lambda: http.post(f"/v1/events/{event_id}/queue", json={},
+                                               headers=me))
     body = ticket.json()
     url = f"/v1/events/{event_id}/queue/{body['ticket_id']}/stream"
     async with http.stream("GET", url, params={"token": body["ticket_token"]}) as stream:

@@ -48,6 +48,12 @@ class UserLimitExceeded(TicketingError):
     code = "user_limit_exceeded"
 
 
+class CardLimitExceeded(TicketingError):
+    """The payment instrument already paid for the event's seat cap (per person, not account)."""
+
+    code = "card_limit_exceeded"
+
+
 class HoldExpired(TicketingError):
     code = "hold_expired"
 
@@ -70,6 +76,12 @@ class PaymentDeclined(TicketingError):
 
 class NotOnSale(TicketingError):
     code = "not_on_sale"
+
+
+class ChallengeRequired(TicketingError):
+    """The event asks joins for a proof of work, and this join carries no valid solution."""
+
+    code = "challenge_required"
 
 
 class RateLimited(TicketingError):

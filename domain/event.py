@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from domain.errors import InvalidRequest
+from domain.pow import parse_difficulty
 from domain.venue import Section, Venue, parse_sections
 
 MAX_NAME = 200
@@ -28,6 +29,7 @@ class Event:
     block_max_seats: int
     admission_rate_per_s: float = 50.0
     presale_codes: tuple[str, ...] = ()
+    pow_difficulty: int = 0  # leading zero bits a join's proof of work needs; 0 = none
 
     @cached_property
     def venue(self) -> Venue:
@@ -77,6 +79,7 @@ def parse_event(body: Any, event_id: str, now: float, default_ttl_s: int,
         block_max_seats=block_max_seats,
         admission_rate_per_s=parse_rate(body.get("admission_rate_per_s", default_rate_per_s)),
         presale_codes=_codes(body.get("presale_codes", [])),
+        pow_difficulty=parse_difficulty(body.get("pow_difficulty", 0)),
     )
 
 

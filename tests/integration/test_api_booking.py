@@ -6,11 +6,15 @@ import time
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from httpx import AsyncClient
 
+from domain import keyring
 from domain.settings import Settings
 from domain.tokens import ADMISSION, TICKET, Claims, sign
+from store import keys
 from store.ledger import read_bookings
+from tests.integration.conftest import identity_of
 
 pytestmark = pytest.mark.integration
 
@@ -132,19 +136,23 @@ async def test_release_frees_the_seats_and_only_the_holder_may_see_or_release(
 async def test_tokens_forged_expired_or_for_another_event_or_kind_are_refused(
         http, new_event, app_settings: Settings) -> None:
     event, elsewhere = await new_event(), await new_event()
-    secret, now = app_settings.token_secret, time.time()
+    key, now = identity_of(app_settings).ring.active(), time.time()
+    stranger = keyring.from_private_key(ec.generate_private_key(ec.SECP256R1()), now)
 
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
+    def signed(with_key: keyring.SigningKey, claims: Claims) -> dict[str, str]:
+        return bearer(sign(with_key, claims, now, "jti"))
+
     cases = {
-        "forged": (bearer(sign("another-secret-of-16+", Claims(ADMISSION, "u", event["event_id"],
-                                                               now + 60))), 401),
-        "expired": (bearer(sign(secret, Claims(ADMISSION, "u", event["event_id"], now - 1))), 401),
-        "other event": (bearer(sign(secret, Claims(ADMISSION, "u", elsewhere["event_id"],
-                                                   now + 60))), 403),
-        "ticket token": (bearer(sign(secret, Claims(TICKET, "u", event["event_id"], now + 60))),
-                         401),
+        "forged": (signed(stranger, Claims(ADMISSION, "u", event["event_id"], now + 60)), 401),
+        "forged with our kid": (signed(keyring.SigningKey(key.kid, stranger.private, now),
+                                       Claims(ADMISSION, "u", event["event_id"], now + 60)), 401),
+        "expired": (signed(key, Claims(ADMISSION, "u", event["event_id"], now - 1)), 401),
+        "other event": (signed(key, Claims(ADMISSION, "u", elsewhere["event_id"], now + 60)), 403),
+        "ticket token": (signed(key, Claims(TICKET, "u", event["event_id"], now + 60)), 401),
+        "user token": (bearer(identity_of(app_settings).dev_token("u")), 401),
         "garbage": (bearer("not-a-token"), 401),
         "missing": ({}, 401),
     }
@@ -235,3 +243,27 @@ async def test_openapi_metrics_and_health_answer(http) -> None:
     assert "ticketing_http_requests_total" in (await http.get("/metrics")).text
     health = await http.get("/healthz")
     assert health.status_code == 200 and all(health.json()["checks"].values())
+
+
+async def test_the_seat_cap_holds_per_card_across_accounts_and_a_second_card_pays(
+        http, new_event, admission, app_redis) -> None:
+    """One person, two accounts, one card: the card has paid for the cap; tok_visa_2 is another
+    card; tok_chargeDeclined still declines and a declined card claims nothing."""
+    event = await new_event(max_seats_per_user=2)
+    eid = event["event_id"]
+    first, second, third = (admission(u, eid) for u in ("card-1", "card-2", "card-3"))
+    pair = (await hold(http, eid, first, seat_ids=["A-1-1", "A-1-2"])).json()
+    assert (await checkout(http, pair["hold_id"], first)).status_code == 201
+    one = (await hold(http, eid, second, seat_ids=["A-2-1"])).json()
+    refused = await checkout(http, one["hold_id"], second)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "card_limit_exceeded"
+    assert (await http.get(f"/v1/holds/{one['hold_id']}", headers=second)).json()["status"] == "active"
+    declined = await checkout(http, one["hold_id"], second, key="k2", token="tok_chargeDeclined")
+    assert declined.status_code == 402
+    assert (await checkout(http, one["hold_id"], second, key="k3", token="tok_visa_2")).status_code == 201
+    cards = {k.decode(): int(v) for k, v in app_redis.hgetall(keys.card_seats(eid)).items()}
+    assert cards == {"fp_visa_4242": 2, "fp_visa_1881": 1, "fp_visa_0002": 0}
+    # The second card has one seat left under the cap of 2.
+    two = (await hold(http, eid, third, seat_ids=["A-3-1", "A-3-2"])).json()
+    over = await checkout(http, two["hold_id"], third, token="tok_visa_2")
+    assert over.status_code == 409 and over.json()["error"]["code"] == "card_limit_exceeded"
