@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -63,7 +64,11 @@ class KeyRing:
 
     def verifying(self, now: float) -> dict[str, ec.EllipticCurvePublicKey]:
         """kid -> public key of every key whose tokens can still be unexpired at `now`."""
-        return {k.kid: k.private.public_key() for k in self.keys if self._published(k, now)}
+        return {k.kid: self._publics[k.kid] for k in self.keys if self._published(k, now)}
+
+    @cached_property
+    def _publics(self) -> dict[str, ec.EllipticCurvePublicKey]:
+        return {k.kid: k.private.public_key() for k in self.keys}  # derived once, not per call
 
     def jwks(self, now: float) -> dict[str, Any]:
         """The public JWK Set: what `/.well-known/jwks.json` serves."""
