@@ -48,8 +48,10 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m infra.signing_keys")
     ap.add_argument("command", choices=["new", "rotate"])
     ap.add_argument("file", type=Path)
+    ap.add_argument("--max-token-ttl-s", type=float, default=Settings().max_token_ttl_s,
+                    help="longest ticket/admission token lifetime (default: the settings')")
     args = ap.parse_args(argv)
-    ttl = Settings.from_env().max_token_ttl_s
+    ttl = args.max_token_ttl_s
     if args.command == "new":
         if args.file.exists():
             print(f"{args.file} exists; use rotate", file=sys.stderr)

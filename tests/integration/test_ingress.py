@@ -31,6 +31,8 @@ async def test_two_replicas_share_one_clients_budget_and_a_spoofed_forwarded_for
     """Two app instances (two replicas' memories) on one Redis: one client's sign-ins alternate
     between them, each with a new made-up X-Forwarded-For; the budget (burst 1) is spent once."""
     settings = Settings.from_env(environ={}, redis_url=app_settings.redis_url,
+                                 token_secret=app_settings.token_secret,
+                                 admin_token=app_settings.admin_token,
                                  signin_rate_per_s=0.5, client_addr_header="")
     replicas = [serve_app.build_asgi_app(settings) for _ in range(2)]
     clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(

@@ -110,7 +110,8 @@ async def test_in_production_there_is_no_dev_token_and_jwks_serves_the_configure
 def test_a_stack_with_generated_secrets_refuses_tokens_signed_with_what_the_source_holds() -> None:
     """`make up` generates TICKETING_TOKEN_SECRET (and so the derived signing key): a token made
     with the development secret, as HMAC or as the key derived from it, is refused."""
-    stack = Identity(Settings.from_env({}, token_secret=secrets.token_urlsafe(32)))
+    stack = Identity(Settings.from_env({}, token_secret=secrets.token_urlsafe(32),
+                                       admin_token="unit-admin"))
     from_source = keyring.derived(DEV_TOKEN_SECRET, 3600).active()
     now = time.time()
     admission = tokens.sign(from_source, tokens.Claims(tokens.ADMISSION, "u", "ev000000000000",
@@ -136,7 +137,7 @@ def test_the_stack_generates_a_fresh_signing_ring_and_rotates_it_keeping_the_old
 
 
 async def test_the_openapi_document_renders_with_the_identity_routes() -> None:
-    app = serve_app.build_asgi_app(Settings.from_env({}))
+    app = serve_app.build_asgi_app(Settings.from_env({}, token_secret=DEV_TOKEN_SECRET, admin_token="unit-admin"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         paths = (await c.get("/openapi.json")).json()["paths"]
     for path in ("/v1/dev/token", "/.well-known/jwks.json", "/v1/events/{event_id}/queue/challenge"):

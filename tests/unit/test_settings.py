@@ -139,8 +139,9 @@ def test_production_needs_signing_keys_and_an_oidc_issuer(missing):
 
 
 def test_the_stack_is_the_user_token_issuer_only_in_development_without_an_issuer():
-    assert Settings.from_env({}).dev_issuer
-    assert not Settings.from_env({"AUTH_ISSUER": "https://id", "AUTH_JWKS_URL": "https://id/k"}
-                                 ).dev_issuer
+    dev = {"TICKETING_TOKEN_SECRET": SECRET, "TICKETING_ADMIN_TOKEN": "unit-admin"}
+    assert Settings.from_env(dev).dev_issuer
+    assert not Settings.from_env(dev | {"AUTH_ISSUER": "https://id",
+                                        "AUTH_JWKS_URL": "https://id/k"}).dev_issuer
     with pytest.raises(ValueError, match="own issuer"):
-        Settings.from_env({"AUTH_ISSUER": "urn:ticketing", "AUTH_JWKS_URL": "https://id/k"})
+        Settings.from_env(dev | {"AUTH_ISSUER": "urn:ticketing", "AUTH_JWKS_URL": "https://id/k"})
