@@ -137,7 +137,8 @@ def test_the_stack_generates_a_fresh_signing_ring_and_rotates_it_keeping_the_old
 
 
 async def test_the_openapi_document_renders_with_the_identity_routes() -> None:
-    app = serve_app.build_asgi_app(Settings.from_env({}, token_secret=DEV_TOKEN_SECRET, admin_token="unit-admin"))
+    app = serve_app.build_asgi_app(Settings.from_env({}, token_secret=DEV_TOKEN_SECRET,
+                                                     admin_token="unit-admin"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         paths = (await c.get("/openapi.json")).json()["paths"]
     for path in ("/v1/dev/token", "/.well-known/jwks.json", "/v1/events/{event_id}/queue/challenge"):
