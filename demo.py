@@ -87,7 +87,7 @@ async def shopper(http: httpx.AsyncClient, event_id: str, n: int, rng: random.Ra
     if n % 97 == 0:
         outcomes["hold left to expire"] += 1
         return None
-    card = "tok_chargeDeclined" if n % 50 == 1 else "tok_visa"
+    card = "tok_chargeDeclined" if n % 50 == 1 else f"tok_visa_{n}"  # each fan their own card
     paid = await http.post(f"/v1/holds/{hold['hold_id']}/checkout", headers=auth | {
         "Idempotency-Key": f"demo-{n}"}, json={"payment_token": card})
     if paid.status_code == 402:

@@ -45,9 +45,9 @@ async def test_2000_clients_racing_for_500_seats_never_share_a_seat(
         watcher = asyncio.create_task(watch())
         results = await asyncio.gather(*[client(n) for n in range(CLIENTS)])
         buyers = [(body, auth) for status, body, auth in results if status == 201][::2]
-        bought = await asyncio.gather(*[http.post(
-            f"/v1/holds/{body['hold_id']}/checkout", json={"payment_token": "tok_visa"},
-            headers=auth | {"Idempotency-Key": "once"}) for body, auth in buyers])
+        bought = await asyncio.gather(*[http.post(  # one card per buyer (the cap is per card)
+            f"/v1/holds/{body['hold_id']}/checkout", json={"payment_token": f"tok_visa_{i}"},
+            headers=auth | {"Idempotency-Key": "once"}) for i, (body, auth) in enumerate(buyers)])
         done.set()
         await watcher
         final = (await http.get(f"/v1/events/{event_id}/seats")).json()["seats"]

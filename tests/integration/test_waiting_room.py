@@ -193,7 +193,7 @@ async def test_waiting_users_hear_sold_out_within_2s_of_the_last_seat_selling(
             hold = await http.post(f"/v1/events/{event_id}/holds",
                                    json={"seat_ids": [f"A-1-{n + 1}"]}, headers=auth)
             paid = await http.post(f"/v1/holds/{hold.json()['hold_id']}/checkout",
-                                   json={"payment_token": "tok_visa"},
+                                   json={"payment_token": f"tok_visa_{n}"},  # one card each
                                    headers=auth | {"Idempotency-Key": "k"})
             assert paid.status_code == 201
         sold_at = time.monotonic()
