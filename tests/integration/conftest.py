@@ -45,7 +45,7 @@ def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
         # generous here, the per-user and sign-in ones are not.
         join_rate_per_s=2000.0, status_rate_per_s=2000.0, user_rate_per_s=20.0,
         signin_rate_per_s=5.0, client_addr_header="x-ticketing-client-addr",
-        ingress_http_request_timeout_s=4, ingress_conn_per_addr_max=20_000,
+        ingress_conn_per_addr_max=20_000,
         admission_rate_per_s=1000.0, stream_tick_s=0.25, ingest_lag_ms=100,
         partition_idle_ms=300, ingress_resource="ingress")
 
