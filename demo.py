@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from domain import tokens
+from domain import keyring, tokens
 from domain.settings import DEV_ADMIN_TOKEN, DEV_TOKEN_SECRET
 from infra.stack import client_settings
 from store.ledger import read_bookings
@@ -43,9 +43,12 @@ async def create_event(http: httpx.AsyncClient, admin_token: str) -> dict[str, A
 
 
 async def admitted(http: httpx.AsyncClient, event_id: str, user: str) -> dict[str, str]:
-    """Join the waiting room and follow its SSE stream until admitted (or sold out)."""
-    ticket = await retry_429(lambda: http.post(f"/v1/events/{event_id}/queue",
-                                               json={"user_id": user}))
+    """Sign in (a dev user token: the stack is the issuer in development), join the waiting
+    room and follow its SSE stream until admitted (or sold out)."""
+    signed_in = await retry_429(lambda: http.post("/v1/dev/token", json={"user_id": user}))
+    me = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+    ticket = await retry_429(lambda: http.post(f"/v1/events/{event_id}/queue", json={},
+                                               headers=me))
     body = ticket.json()
     url = f"/v1/events/{event_id}/queue/{body['ticket_id']}/stream"
     async with http.stream("GET", url, params={"token": body["ticket_token"]}) as stream:
@@ -62,8 +65,9 @@ async def admitted(http: httpx.AsyncClient, event_id: str, user: str) -> dict[st
 
 async def source_secrets_refused(http: httpx.AsyncClient, event_id: str) -> bool:
     """Anyone can read the development secrets in the source: this stack must not take them."""
-    forged = tokens.sign(DEV_TOKEN_SECRET, tokens.Claims(
-        tokens.ADMISSION, "forger", event_id, time.time() + 600))
+    from_source = keyring.derived(DEV_TOKEN_SECRET, 3600).active()  # the dev key, from the source
+    forged = tokens.sign(from_source, tokens.Claims(
+        tokens.ADMISSION, "forger", event_id, time.time() + 600, ""), time.time(), "forged")
     hold = await http.post(f"/v1/events/{event_id}/holds", json={"section": "Floor", "quantity": 1},
                            headers={"Authorization": f"Bearer {forged}"})
     rate = await http.patch(f"/v1/events/{event_id}", json={"admission_rate_per_s": 1},
@@ -97,7 +101,7 @@ async def shopper(http: httpx.AsyncClient, event_id: str, n: int, rng: random.Ra
     if n % 97 == 0:
         outcomes["hold left to expire"] += 1
         return None
-    card = "tok_chargeDeclined" if n % 50 == 1 else "tok_visa"
+    card = "tok_chargeDeclined" if n % 50 == 1 else f"tok_visa_{n}"  # each fan their own card
     paid = await http.post(f"/v1/holds/{hold['hold_id']}/checkout", headers=auth | {
         "Idempotency-Key": f"demo-{n}"}, json={"payment_token": card})
     if paid.status_code == 402:

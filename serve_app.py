@@ -9,6 +9,7 @@ a traceback.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import random
@@ -30,8 +31,10 @@ from starlette.staticfiles import StaticFiles
 
 from actors import directory, logs
 from actors.client import BookingClient
+from actors.identity import Identity
 from actors.queue_client import QueueClient
 from domain import availability, commands, errors, tokens
+from domain import pow as proof_of_work
 from domain.event import Event, iso, parse_event, parse_rate
 from domain.holds import Hold
 from domain.ids import new_event_id, parse_booking_id, parse_hold_id
@@ -51,6 +54,7 @@ STATUS: dict[type[errors.TicketingError], int] = {
     errors.NotFound: 404,
     errors.SeatsUnavailable: 409,
     errors.UserLimitExceeded: 409,
+    errors.CardLimitExceeded: 409,
     errors.HoldNotActive: 409,
     errors.HoldAlreadyConfirmed: 409,
     errors.CheckoutInProgress: 409,
@@ -58,6 +62,7 @@ STATUS: dict[type[errors.TicketingError], int] = {
     errors.HoldExpired: 410,
     errors.BodyTooLarge: 413,
     errors.SeatsNotInOneBlock: 422,
+    errors.ChallengeRequired: 428,
     errors.RateLimited: 429,
     errors.Unavailable: 503,
     errors.StaleOwner: 503,
@@ -99,11 +104,13 @@ class Http:
     def __init__(self, settings: Settings, client: BookingClient) -> None:
         self.settings = settings
         self.client = client
-        self.queue = QueueClient(settings, client.redis)
+        self.identity = Identity(settings)
+        self.queue = QueueClient(settings, client.redis, self.identity)
         self.reads = ReadRouter(client.redis, settings)  # cached reads: a replica when fresh
         self.feeds = SeatFeeds(self.reads, settings)  # live availability, one reader per event
 
-    async def json(self, request: Request) -> Any:
+    async def json(self, request: Request, empty: Any = None) -> Any:
+        """The JSON body (`empty` when there is none and that is allowed)."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
             raise errors.BodyTooLarge(f"body over {self.settings.max_body_bytes} bytes")
@@ -112,10 +119,14 @@ class Http:
             body += chunk
             if len(body) > self.settings.max_body_bytes:
                 raise errors.BodyTooLarge(f"body over {self.settings.max_body_bytes} bytes")
+        if not body and empty is not None:
+            return empty
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.InvalidRequest("body is not valid JSON") from exc
+        except RecursionError as exc:  # e.g. 50,000 nested '[': the decoder's stack, not ours
+            raise errors.InvalidRequest("body is nested too deeply") from exc
 
     def bearer(self, request: Request) -> str:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -124,24 +135,45 @@ class Http:
         return token.strip()
 
     def admin(self, request: Request) -> None:
-        import hmac
-
-        if not hmac.compare_digest(self.bearer(request), self.settings.admin_token):
+        # Bytes, not str: compare_digest raises TypeError on a str with non-ASCII characters.
+        given = self.bearer(request).encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, self.settings.admin_token.encode()):
             raise errors.Unauthorized("admin token required")
 
     def claims(self, request: Request, kind: str, event_id: str) -> tokens.Claims:
-        return tokens.verify(self.settings.token_secret, self.bearer(request), kind, event_id,
-                             time.time())
+        return self.identity.verify(self.bearer(request), kind, event_id)
+
+    def check_pow(self, event: Event, user_id: str, body: Any) -> None:
+        """A join of an event with a difficulty carries a solution of a challenge this stack
+        issued to this user for this event, unexpired."""
+        solution = commands.parse_pow(body)
+        if solution is None:
+            raise errors.ChallengeRequired(
+                f"this event needs a proof of work (difficulty {event.pow_difficulty}): GET "
+                f"/v1/events/{event.event_id}/queue/challenge, solve, join with pow")
+        challenge, nonce = solution
+        claims = self.identity.verify(challenge, tokens.CHALLENGE, event.event_id)
+        if claims.user_id != user_id:
+            raise errors.Forbidden("this challenge was issued to another user")
+        if not proof_of_work.solves(challenge, nonce, event.pow_difficulty):
+            raise errors.ChallengeRequired("the nonce does not solve the challenge")
+
+    async def user(self, request: Request) -> str:
+        """The signed-in user: the `sub` of a valid bearer user token (401 without one)."""
+        return await self.identity.user(self.bearer(request))
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def client_key(request: Request, trust_forwarded_for: bool) -> str:
-    """Whom rate limits count: the peer, or the first forwarded address behind a trusted proxy."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded and trust_forwarded_for:
-        return forwarded.split(",")[0].strip()
+def client_key(request: Request, addr_header: str) -> str:
+    """Whom address limits count: the address the hardened ingress wrote into `addr_header`
+    (it deletes any client-sent copy), else the peer. Never X-Forwarded-For: clients write it,
+    and HAProxy as Ray configures it passes theirs through."""
+    if addr_header:
+        written = request.headers.get(addr_header, "")
+        if written and len(written) <= 64:
+            return written
     return request.client.host if request.client else "unknown"
 
 
@@ -161,7 +193,8 @@ def event_view(event: Event, free: dict[int, int]) -> dict[str, Any]:
             "closed_at": iso(event.closed_at) if event.closed_at is not None else None,
             "hold_ttl_s": event.hold_ttl_s, "max_seats_per_user": event.max_seats_per_user,
             "admission_rate_per_s": event.admission_rate_per_s,
-            "seats_total": event.venue.seats_total, "seats_available": sum(per_section.values()),
+            "pow_difficulty": event.pow_difficulty, "seats_total": event.venue.seats_total,
+            "seats_available": sum(per_section.values()),
             "sections": [{"name": s.name, "rows": s.rows, "seats_per_row": s.seats_per_row,
                           "price_cents": s.price_cents, "seats_available": per_section[s.name]}
                          for s in event.sections]}
@@ -245,12 +278,32 @@ def build_routes(http: Http) -> list[BaseRoute]:
         summary: Join the event's waiting room, stamped by NTP time; a rejoin keeps its place
         responses: {202: {description: the ticket and its token}, 429: {description: slow down}}
         """
+        user_id = await http.user(request)
         event = await client.event(request.path_params["event_id"])
-        body = await http.json(request)
-        user_id, code = commands.parse_user_id(body), commands.parse_priority_code(body)
-        who = client_key(request, settings.trust_forwarded_for)
-        ticket = await queue.join(event, user_id, code, who)
+        # Before the body is read: parsing is the expensive part.
+        await queue.limit_join(event.event_id, client_key(request, settings.client_addr_header),
+                               user_id)
+        body = await http.json(request, empty={})
+        code = commands.parse_join(body, user_id)
+        if event.pow_difficulty:
+            http.check_pow(event, user_id, body)
+        ticket = await queue.join(event, user_id, code)
         return JSONResponse(ticket, status_code=202)
+
+    async def challenge(request: Request) -> Response:
+        """
+        summary: A proof-of-work challenge for the signed-in user (events with pow_difficulty)
+        description: Find a nonce such that SHA-256 of "challenge:nonce" starts with
+          `difficulty` zero bits, then join with the pow object (challenge and nonce).
+        responses: {200: {description: "{challenge, difficulty, expires_in_s}"}}
+        """
+        user_id = await http.user(request)
+        event = await client.event(request.path_params["event_id"])
+        await queue.limit_signin(client_key(request, settings.client_addr_header))
+        token = http.identity.sign(tokens.Claims(
+            tokens.CHALLENGE, user_id, event.event_id, time.time() + settings.pow_challenge_ttl_s))
+        return JSONResponse({"challenge": token, "difficulty": event.pow_difficulty,
+                             "expires_in_s": settings.pow_challenge_ttl_s})
 
     async def queue_status(request: Request) -> Response:
         """
@@ -259,7 +312,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
         """
         event = await client.event(request.path_params["event_id"])
         claims = http.claims(request, tokens.TICKET, event.event_id)
-        who = client_key(request, settings.trust_forwarded_for)
+        who = client_key(request, settings.client_addr_header)
         return JSONResponse(await queue.status(event, request.path_params["ticket_id"], claims, who))
 
     async def queue_stream(request: Request) -> Response:
@@ -268,9 +321,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         responses: {200: {description: an event stream}}
         """
         event = await client.event(request.path_params["event_id"])
-        token = request.query_params.get("token", "")
-        claims = tokens.verify(settings.token_secret, token, tokens.TICKET, event.event_id,
-                               time.time())
+        claims = http.identity.verify(request.query_params.get("token", ""), tokens.TICKET,
+                                      event.event_id)
         events = await queue.stream(event, request.path_params["ticket_id"], claims,
                                     request.headers.get("last-event-id"))
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -382,6 +434,27 @@ def build_routes(http: Http) -> list[BaseRoute]:
             raise errors.NotFound("no such booking")
         return JSONResponse(booking)
 
+    async def jwks(request: Request) -> Response:
+        """
+        summary: Public keys of ticket and admission tokens (JWK Set), retired ones included
+        description: What a gate scanner, a CDN or another service verifies an admission
+          token with (ES256, `aud` = event id, `kind` = admission); no secret needed.
+        responses: {200: {description: a JWK Set}}
+        """
+        return JSONResponse(http.identity.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    async def dev_token(request: Request) -> Response:
+        """
+        summary: A user token for any name (development only; 404 in production)
+        responses: {200: {description: "{token}"}, 404: {description: not in production}}
+        """
+        if not settings.dev_issuer:
+            raise errors.NotFound("no dev token issuer here")
+        await queue.limit_signin(client_key(request, settings.client_addr_header))
+        user_id = commands.parse_user_id(await http.json(request))
+        return JSONResponse({"token": http.identity.dev_token(user_id), "user_id": user_id,
+                             "expires_in_s": settings.dev_user_token_ttl_s})
+
     async def healthz(request: Request) -> Response:
         """
         summary: 200 when Redis, Kafka and the actors answer; 503 otherwise
@@ -407,6 +480,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
         Route("/v1/events/{event_id}", patch_event, methods=["PATCH"]),
         Route("/v1/events/{event_id}/close", close_event, methods=["POST"]),
         Route("/v1/events/{event_id}/queue/stats", queue_stats, methods=["GET"]),
+        Route("/v1/events/{event_id}/queue/challenge", challenge, methods=["GET"]),
         Route("/v1/events/{event_id}/queue/{ticket_id}", queue_status, methods=["GET"]),
         Route("/v1/events/{event_id}/queue/{ticket_id}/stream", queue_stream, methods=["GET"]),
         Route("/v1/events/{event_id}/fairness", event_fairness, methods=["GET"]),
@@ -416,6 +490,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         Route("/v1/holds/{hold_id}", release_hold, methods=["DELETE"]),
         Route("/v1/holds/{hold_id}/checkout", checkout, methods=["POST"]),
         Route("/v1/bookings/{booking_id}", get_booking, methods=["GET"]),
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route("/v1/dev/token", dev_token, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"], include_in_schema=True),
         Route("/metrics", metrics, methods=["GET"], include_in_schema=False),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),

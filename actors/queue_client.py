@@ -19,6 +19,7 @@ from ray.exceptions import RayError, RayTaskError
 from redis.asyncio import Redis
 
 from actors import directory
+from actors.identity import Identity
 from domain import tokens
 from domain.errors import EventClosed, Forbidden, NotFound, RateLimited, TicketingError, Unavailable
 from domain.event import Event, iso
@@ -26,10 +27,9 @@ from domain.ids import ticket_id_for
 from domain.settings import Settings
 from domain.waiting import fairness
 from domain.waiting.queue_order import QueueTier
-from domain.waiting.ratelimit import KeyedRateLimiter
 from domain.waiting.status import Place, RoomStats, TicketView, view
 from domain.waiting.tickets import TicketState
-from store import joins, keys
+from store import joins, keys, ratelimit
 from store.clock import NtpClock
 from store.codec import text
 from store.queue import decode_stats, lookup, room_fields
@@ -104,18 +104,17 @@ class RoomWaker:
 
 
 class QueueClient:
-    def __init__(self, settings: Settings, redis: Redis,
+    def __init__(self, settings: Settings, redis: Redis, identity: Identity | None = None,
                  wake: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.redis = redis
+        self.identity = identity or Identity(settings)
         self._wake = wake or RoomWaker(settings)
         self.clock = NtpClock(settings.ntp_servers, settings.ntp_refresh_s,
                               settings.unsynced_uncertainty_ms)
         self._clock_task: asyncio.Task[None] | None = None
         self._join_log: joins.JoinLog | None = None
-        self._joins = KeyedRateLimiter(settings.join_rate_per_s, max(1.0, settings.join_rate_per_s))
-        self._reads = KeyedRateLimiter(settings.status_rate_per_s,
-                                       max(1.0, settings.status_rate_per_s))
+        self.limits = ratelimit.RateLimits(redis)
         self._feeds: dict[str, RoomFeed] = {}
         self._streams: Counter[str] = Counter()
 
@@ -130,8 +129,17 @@ class QueueClient:
                 self.settings.join_batch_max, self.settings.join_batch_wait_ms)
 
     # -- join and status -----------------------------------------------------------------
-    async def join(self, event: Event, user_id: str, code: str | None, client: str) -> dict[str, Any]:
-        self._limit(self._joins, client)
+    async def limit_join(self, event_id: str, client: str, user_id: str) -> None:
+        """Charge a join to the client address's and the user's budgets (RateLimited beyond)."""
+        s = self.settings
+        await self.limits.spend(ratelimit.address(event_id, "join", client, s.join_rate_per_s),
+                                ratelimit.user(event_id, "join", user_id, s.user_rate_per_s))
+
+    async def limit_signin(self, client: str) -> None:
+        await self.limits.spend(ratelimit.address("signin", "signin", client,
+                                                  self.settings.signin_rate_per_s))
+
+    async def join(self, event: Event, user_id: str, code: str | None) -> dict[str, Any]:
         if event.closed:
             raise EventClosed("this event is closed")
         await self.start()
@@ -144,7 +152,7 @@ class QueueClient:
             ticket_id, event.event_id, user_id, stamp.at_ms, stamp.uncertainty_ms,
             stamp.synced, code))
         state = TicketState.PRE_QUEUE if stamp.at_ms < event.onsale_at * 1000 else TicketState.WAITING
-        token = tokens.sign(self.settings.token_secret, tokens.Claims(
+        token = self.identity.sign(tokens.Claims(
             tokens.TICKET, user_id, event.event_id, time.time() + self.settings.ticket_ttl_s,
             ticket_id))
         return {"ticket_id": ticket_id, "ticket_token": token, "state": state,
@@ -153,8 +161,11 @@ class QueueClient:
 
     async def status(self, event: Event, ticket_id: str, claims: tokens.Claims,
                      client: str) -> dict[str, Any]:
-        self._limit(self._reads, client)
         _check_ticket(ticket_id, claims)
+        s = self.settings
+        await self.limits.spend(
+            ratelimit.address(event.event_id, "status", client, s.status_rate_per_s),
+            ratelimit.user(event.event_id, "status", claims.user_id, s.user_rate_per_s))
         place, admission = await lookup(self.redis, event.event_id, ticket_id)
         stats = decode_stats(await self.redis.hgetall(keys.room(event.event_id)))
         return self._body(event, view(place, admission, stats, int(event.onsale_at * 1000),
@@ -166,16 +177,11 @@ class QueueClient:
             "eta_s": _round(ticket.eta.eta_s), "eta_low_s": _round(ticket.eta.eta_low_s),
             "eta_high_s": _round(ticket.eta.eta_high_s), "admission_token": None}
         if ticket.admission is not None:
-            body["admission_token"] = tokens.sign(self.settings.token_secret, tokens.Claims(
+            body["admission_token"] = self.identity.sign(tokens.Claims(
                 tokens.ADMISSION, claims.user_id, event.event_id,
                 ticket.admission.expires_at_ms / 1000, claims.subject))
             body["admission_expires_at"] = iso(ticket.admission.expires_at_ms / 1000)
         return body
-
-    def _limit(self, limiter: KeyedRateLimiter, client: str) -> None:
-        verdict = limiter.allow(client, now_ms())
-        if not verdict.allowed:
-            raise RateLimited("too many requests; slow down", verdict.retry_after_s)
 
     # -- streams -------------------------------------------------------------------------
     async def stream(self, event: Event, ticket_id: str, claims: tokens.Claims,

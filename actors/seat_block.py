@@ -36,7 +36,7 @@ from domain.settings import Settings
 from store import keys
 from store.codec import text
 from store.ledger import read_bookings
-from store.payments import TestPaymentProvider
+from store.payments import CardCaps, TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold
 
@@ -70,6 +70,7 @@ class SeatBlock:
             raise EventClosed("this event is closed")
         if not 0 <= self._index < len(self._event.venue.blocks):
             raise NotFound("no such block")
+        self._cards = CardCaps(self._redis, self._event_id)
         block = self._event.venue.blocks[self._index]
         self._inventory = BlockInventory(block, self._event.price_of(block.section))
         epoch = await self._redis.incr(keys.block_epoch(self._event_id, self._index))
@@ -141,6 +142,7 @@ class SeatBlock:
                 if await self._payments.was_charged(_charge_key(hold)):
                     await self._finish_checkout(hold)
                 else:
+                    await self._cards.release(self._ref_of(hold).token)
                     await self._write(rules.abort_checkout(hold), HoldStatus.CONFIRMING)
 
     async def _recount(self) -> None:
@@ -202,10 +204,16 @@ class SeatBlock:
             key = idempotency_key or "auto-" + secrets.token_hex(8)
             confirming = rules.begin_checkout(hold, key, time.time())
             await self._write(confirming, HoldStatus.ACTIVE)
+        token = self._ref_of(confirming).token
         try:
+            # The seat cap per card: claimed before the charge, given back if it fails.
+            fingerprint = await self._payments.fingerprint(payment_token)
+            await self._cards.claim(token, fingerprint, len(confirming.seat_ids),
+                                    self._event.max_seats_per_user)
             await self._payments.charge(_charge_key(confirming), payment_token,
                                         confirming.total_cents)
         except BaseException:
+            await self._cards.release(token)
             async with self._lock:
                 await self._write(rules.abort_checkout(confirming), HoldStatus.CONFIRMING)
             raise

@@ -22,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from actors.identity import Identity
 from domain import commands, errors, tokens
 from domain.event import Event, iso
 from domain.holds import Hold
 from domain.ids import new_hold_ref
 from domain.inventory import BlockInventory, HoldRequest
+from domain.settings import Settings
 from store import keys
 from store.records import encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold
@@ -34,6 +36,7 @@ from store.scripts import BlockScripts, HoldOutcome, PlannedHold
 REDIS = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6420/0"),
                        max_connections=512)
 SECRET = os.environ["BENCH_TOKEN_SECRET"]
+IDENTITY = Identity(Settings(token_secret=SECRET))  # the key derived from it, as the stack's
 MAX_QUANTITY = 50
 STATUS = {errors.SeatsUnavailable: 409, errors.UserLimitExceeded: 409, errors.Unauthorized: 401,
           errors.Forbidden: 403, errors.NotFound: 404, errors.InvalidRequest: 400}
@@ -77,7 +80,7 @@ async def create_hold(request: Request) -> Response:
                 raise errors.NotFound("no such event")
             event = _events.setdefault(event_id, Event.from_json(raw))
         _scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        claims = tokens.verify(SECRET, token.strip(), tokens.ADMISSION, event_id, time.time())
+        claims = IDENTITY.verify(token.strip(), tokens.ADMISSION, event_id)
         try:
             body = json.loads(await request.body())
         except ValueError as exc:

@@ -27,7 +27,8 @@ settings = Settings.from_env(
     kafka_topic_prefix=os.environ["BENCH_TOPIC_PREFIX"],
     token_secret=os.environ["BENCH_TOKEN_SECRET"], admin_token=os.environ["BENCH_ADMIN_TOKEN"],
     ntp_servers=tuple(os.environ["BENCH_NTP_SERVERS"].split(",")),
-    join_rate_per_s=float(os.environ["BENCH_JOIN_RATE"]))
+    join_rate_per_s=float(os.environ["BENCH_JOIN_RATE"]),
+    user_rate_per_s=float(os.environ["BENCH_JOIN_RATE"]))
 redis = Redis.from_url(settings.redis_url, max_connections=512)
 queue = QueueClient(settings, redis)
 events: dict[str, object] = {}
@@ -38,9 +39,10 @@ async def join(request: Request) -> Response:
     event = events.get(event_id)
     if event is None:
         event = events[event_id] = await catalog.load_event(redis, event_id)
+    user_id = await queue.identity.user(request.headers["authorization"].partition(" ")[2])
     body = json.loads(await request.body())
-    ticket = await queue.join(event, body["user_id"], body.get("priority_code"),  # type: ignore[arg-type]
-                              request.client.host if request.client else "")
+    await queue.limit_join(event_id, request.client.host if request.client else "", user_id)
+    ticket = await queue.join(event, user_id, body.get("priority_code"))  # type: ignore[arg-type]
     return JSONResponse(ticket, status_code=202)
 
 

@@ -167,7 +167,7 @@ async def ours_checkout(handle: Any, holds: list[Any], concurrency: int) -> dict
             t0 = time.perf_counter()
             try:
                 await handle.checkout.remote(hold.hold_id, hold.user_id, "k-" + hold.hold_id[-16:],
-                                             "tok_visa")
+                                             "tok_visa_" + hold.hold_id[-16:])  # a card each
                 latencies.append(time.perf_counter() - t0)
             except Exception as exc:
                 errors[type(exc).__name__] += 1
@@ -257,7 +257,8 @@ async def ours_race(settings: Any, handle: Any, event: Any, users_per_seat: int,
                 locked = time.monotonic()
                 outcomes["hold_ok"] += 1
                 try:
-                    await handle.checkout.remote(hold_id, name, "k" + hold_id[-16:], "tok_visa")
+                    await handle.checkout.remote(hold_id, name, "k" + hold_id[-16:],
+                                                 "tok_visa_" + hold_id[-16:])  # a card each
                     sales.append((seat, name, locked, time.monotonic()))
                     outcomes["checkout_ok"] += 1
                     return

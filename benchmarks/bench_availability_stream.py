@@ -219,6 +219,7 @@ class Changes:
     """Holds one seat at a time through the API and notes when each change happened."""
 
     def __init__(self, settings: Any, event_id: str) -> None:
+        from actors.identity import Identity
         from domain import tokens
 
         self._settings = settings
@@ -226,7 +227,8 @@ class Changes:
         self._redis = redis.Redis.from_url(settings.redis_url)
         self._next = 0
         self.changed_at: dict[int, float] = {}
-        self._token = lambda user: tokens.sign(settings.token_secret, tokens.Claims(
+        identity = Identity(settings)
+        self._token = lambda user: identity.sign(tokens.Claims(
             tokens.ADMISSION, user, event_id, time.time() + 3600, ""))
 
     async def run(self, http: httpx.AsyncClient, seconds: float, per_s: float) -> int:

@@ -12,7 +12,8 @@ HAProxy ingress on 127.0.0.1:8505 (fallback proxy 8506/9506, stats 8454, metrics
   * uvicorn_join  — benchmarks/_uvicorn_joins_app.py, 1 worker at the replica's nice value: the
                     same `QueueClient.join` with no Ray.
   * uvicorn_trivial — the same trivial handler on that uvicorn.
-wrk -t1 -c128 with a Lua script posting distinct user ids (`{"user_id": "<run>-<n>"}`), rate
+wrk -t1 -c128 with a Lua script posting as distinct signed-in users (dev user tokens minted
+before the run), rate
 limits off (`join_rate_per_s` 1e9). Each target first gets --warmup seconds of load (the broker
 JIT-compiles its request path in the first minute), then rounds alternate the targets.
 Afterwards the joins topic's end offsets are summed: every 202 of a join is a record the broker
@@ -51,13 +52,15 @@ NTP_PORT = 11450
 
 WRK_LUA = r"""
 local path = "%(path)s"
-local prefix = "%(prefix)s"
+local tokens = {}  -- one signed-in user per join: dev user tokens minted before the run
+for line in io.lines("%(tokens)s") do tokens[#tokens + 1] = line end
 local i = 0
 c202, cother, last_other, last_other_body = 0, 0, 0, ""
 request = function()
   i = i + 1
-  return wrk.format("POST", path, {["Content-Type"] = "application/json"%(extra_header)s},
-                    '{"user_id":"' .. prefix .. i .. '"}')
+  local token = tokens[(i - 1) %% #tokens + 1]
+  return wrk.format("POST", path, {["Content-Type"] = "application/json",
+                                   ["Authorization"] = "Bearer " .. token%(extra_header)s}, '{}')
 end
 response = function(status, headers, resp)
   if status == 202 then c202 = c202 + 1
@@ -87,10 +90,21 @@ end
 """
 
 
+def user_tokens(settings: Any, prefix: str, count: int) -> Path:
+    """A file of `count` dev user tokens (users <prefix><n>), one per line, for wrk to send."""
+    from actors.identity import Identity
+
+    identity = Identity(settings)
+    path = Path(PORTS.state) / f"tokens-{prefix}.txt"
+    path.write_text("".join(identity.dev_token(f"{prefix}{n}") + "\n" for n in range(count)))
+    return path
+
+
 def wrk(port: int, path: str, prefix: str, seconds: float, connections: int,
-        disconnect_disabled: bool = False) -> dict[str, Any]:
+        disconnect_disabled: bool = False, settings: Any = None) -> dict[str, Any]:
     extra = ', ["x-request-disconnect-disabled"] = "?1"' if disconnect_disabled else ""
-    lua = WRK_LUA % {"path": path, "prefix": prefix, "extra_header": extra}
+    tokens = user_tokens(settings, prefix, int(seconds * 4000) + 1000)  # above any rate seen
+    lua = WRK_LUA % {"path": path, "tokens": tokens, "extra_header": extra}
     run = run_wrk(Path(PORTS.state) / f"wrk-joins-{prefix}.lua", lua, port, seconds, connections)
     raw, secs = run.raw, run.seconds
     return {"requests": raw["requests"], "duration_s": round(secs, 2),
@@ -177,13 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                     "Serve then runs the handler without watching for the client leaving)")
     args = ap.parse_args(argv)
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine_info(), "parameters": {
-        **vars(args), "load_generator": "wrk -t1, Lua script, distinct user ids",
+        **vars(args), "load_generator": "wrk -t1, Lua script, distinct signed-in users",
         "serve": "HAProxy ingress, throughput-optimized, Api (--replicas) + Trivial (1) apps",
         "uvicorn": "1 worker, uvloop + httptools, at the replica's nice value",
         "join_rate_per_s": 1e9}}
     ntp = stack.start_ntp(NTP_PORT, PORTS.state)
     try:
-        with Bench(NAME, ray=True, serve=True, ports=PORTS, join_rate_per_s=1e9,
+        with Bench(NAME, ray=True, serve=True, ports=PORTS, join_rate_per_s=1e9, user_rate_per_s=1e9,
                    ntp_servers=(ntp,), serve_replicas=args.replicas) as bench:
             s = bench.settings
             base = f"http://127.0.0.1:{PORTS.http}"
@@ -210,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             wait_http(f"http://127.0.0.1:{UVICORN_PORT}/healthz", 60)
             # one join each, so both have measured the clock and connected the producer
             for port in (PORTS.http, UVICORN_PORT):
-                httpx.post(f"http://127.0.0.1:{port}/v1/events/{event_id}/queue",
-                           json={"user_id": f"first{port}"}, timeout=60).raise_for_status()
+                first = user_tokens(s, f"first{port}-", 1).read_text().strip()
+                httpx.post(f"http://127.0.0.1:{port}/v1/events/{event_id}/queue", json={},
+                           headers={"Authorization": f"Bearer {first}"},
+                           timeout=60).raise_for_status()
             targets = {
                 "serve_join": (PORTS.http, f"/v1/events/{event_id}/queue"),
                 "serve_trivial": (PORTS.http, f"/trivial/v1/events/{event_id}/queue"),
@@ -223,13 +239,13 @@ def main(argv: list[str] | None = None) -> int:
             joins_202 = 2
             for name, (port, path) in targets.items():
                 warm = wrk(port, path, f"{name}-warm-", args.warmup, args.connections,
-                           args.disconnect_disabled)
+                           args.disconnect_disabled, s)
                 joins_202 += warm["status_202"] if name.endswith("join") else 0
             runs: dict[str, Any] = {}
             for rnd in range(args.rounds):
                 for name, (port, path) in targets.items():
                     run = wrk(port, path, f"{name}-r{rnd}-", args.duration, args.connections,
-                              args.disconnect_disabled)
+                              args.disconnect_disabled, s)
                     runs[f"{name}_round{rnd + 1}"] = run
                     joins_202 += run["status_202"] if name.endswith("join") else 0
                     print(name, rnd + 1, json.dumps(run), flush=True)

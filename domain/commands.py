@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import InvalidRequest
+from domain.errors import Forbidden, InvalidRequest
 from domain.venue import SECTION_NAME, parse_seat_id
 
 USER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}\Z")
@@ -53,6 +53,28 @@ def parse_user_id(body: Any) -> str:
     if not isinstance(user_id, str) or not USER_ID.match(user_id):
         raise InvalidRequest("user_id must be 1-128 letters, digits or _.@:-")
     return user_id
+
+
+def parse_join(body: Any, user_id: str) -> str | None:
+    """A join's optional presale code. The joiner is the signed-in user; a body that names
+    somebody else is refused (an old client sending its own name is fine)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
+    claimed = body.get("user_id")
+    if claimed is not None and claimed != user_id:
+        raise Forbidden("user_id is not the signed-in user")
+    return parse_priority_code(body)
+
+
+def parse_pow(body: Any) -> tuple[str, str] | None:
+    """A join's `{"pow": {"challenge", "nonce"}}`, or None when it carries none."""
+    value = body.get("pow") if isinstance(body, dict) else None
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or not isinstance(value.get("challenge"), str)
+            or not isinstance(value.get("nonce"), str)):
+        raise InvalidRequest('pow must be {"challenge": string, "nonce": string}')
+    return value["challenge"], value["nonce"]
 
 
 def parse_priority_code(body: Any) -> str | None:

@@ -48,6 +48,12 @@ class UserLimitExceeded(TicketingError):
     code = "user_limit_exceeded"
 
 
+class CardLimitExceeded(TicketingError):
+    """The payment instrument already paid for the event's seat cap (per person, not account)."""
+
+    code = "card_limit_exceeded"
+
+
 class HoldExpired(TicketingError):
     code = "hold_expired"
 
@@ -76,6 +82,12 @@ class EventClosed(TicketingError):
     """The event is over and closed: its bookings stay readable, nothing else changes."""
 
     code = "event_closed"
+
+
+class ChallengeRequired(TicketingError):
+    """The event asks joins for a proof of work, and this join carries no valid solution."""
+
+    code = "challenge_required"
 
 
 class RateLimited(TicketingError):

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from domain.errors import InvalidRequest
+from domain.pow import parse_difficulty
 from domain.venue import Section, Venue, parse_sections
 
 MAX_NAME = 200
@@ -28,6 +29,7 @@ class Event:
     block_max_seats: int
     admission_rate_per_s: float = 50.0
     presale_codes: tuple[str, ...] = ()
+    pow_difficulty: int = 0  # leading zero bits a join's proof of work needs; 0 = none
     ends_at: float | None = None  # epoch seconds; it closes by itself a setting's time after
     closed_at: float | None = None  # set once, by its owner, when it closes
 
@@ -71,10 +73,12 @@ class Event:
         return cls(**data)
 
 
-def parse_event(body: dict[str, Any], event_id: str, now: float, default_ttl_s: int,
+def parse_event(body: Any, event_id: str, now: float, default_ttl_s: int,
                 default_max_seats: int, block_max_seats: int, max_quantity: int,
                 default_rate_per_s: float = 50.0, default_length_s: float = 30 * 86400) -> Event:
     """The event a create request describes, or InvalidRequest saying what is wrong."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
         raise InvalidRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
@@ -91,6 +95,7 @@ def parse_event(body: dict[str, Any], event_id: str, now: float, default_ttl_s: 
         block_max_seats=block_max_seats,
         admission_rate_per_s=parse_rate(body.get("admission_rate_per_s", default_rate_per_s)),
         presale_codes=_codes(body.get("presale_codes", [])),
+        pow_difficulty=parse_difficulty(body.get("pow_difficulty", 0)),
     )
 
 
@@ -109,21 +114,30 @@ def _codes(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+MAX_EPOCH_S = 1e11  # year 5138: every time inside [0, MAX_EPOCH_S) prints back as ISO 8601
+
+
 def parse_time(value: object, default: float, name: str = "onsale_at") -> float:
-    """ISO 8601 with a zone, or epoch seconds; absent means `default`."""
+    """ISO 8601 with a zone, or epoch seconds, within [1970, MAX_EPOCH_S); absent means `default`.
+
+    The range is checked on the epoch value, after the zone is applied: "0001-01-01T00:00+14:00"
+    parses, but lies before year 1 in UTC and could never be printed back (it was stored once,
+    and every read of the event failed)."""
     if value is None:
         return default
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e11:
-        return float(value)
-    if isinstance(value, str):
+    epoch: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        epoch = float(value)
+    elif isinstance(value, str) and len(value) <= 64:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed.timestamp()
-    raise InvalidRequest(f"{name} must be ISO 8601 with a time zone, or epoch seconds")
+            epoch = parsed.timestamp() if parsed.tzinfo is not None else None
+        except (ValueError, OverflowError):
+            epoch = None
+    if epoch is None or not 0 <= epoch < MAX_EPOCH_S:  # also refuses NaN
+        raise InvalidRequest(f"{name} must be ISO 8601 with a time zone, or epoch seconds, "
+                             "between 1970 and 5138")
+    return epoch
 
 
 def iso(epoch_s: float) -> str:

@@ -46,6 +46,24 @@ class Settings:
     token_secret: str = _setting(
         "TICKETING_TOKEN_SECRET", "", "HMAC key for ticket and admission tokens (required; "
         "`make up` generates one into its state dir).")
+    signing_keys: str = _setting(
+        "TICKETING_SIGNING_KEYS", "", "ES256 keys that sign ticket and admission tokens: a private "
+        "JWK Set (JSON text, or the path of a file holding it; `python -m infra.signing_keys`). "
+        "The newest unretired key signs; retired keys verify and stay published in "
+        "/.well-known/jwks.json until max_token_ttl_s after retirement. Empty (development "
+        "only): one key derived from TICKETING_TOKEN_SECRET.")
+    auth_issuer: str = _setting(
+        "AUTH_ISSUER", "", "`iss` of the OIDC issuer whose user tokens sign users in. Empty "
+        "(development only): the stack issues them itself at POST /v1/dev/token.")
+    auth_jwks_url: str = _setting(
+        "AUTH_JWKS_URL", "", "JWKS URL of AUTH_ISSUER's signing keys (fetched, cached 5 min).")
+    auth_audience: str = _setting(
+        "AUTH_AUDIENCE", "ticketing", "`aud` a user token must carry (the client id registered "
+        "with the issuer).")
+    dev_user_token_ttl_s: int = _setting(
+        "DEV_USER_TOKEN_TTL_S", 3600, "Lifetime of the development user tokens.")
+    pow_challenge_ttl_s: int = _setting(
+        "POW_CHALLENGE_TTL_S", 300, "How long a proof-of-work challenge may be solved and used.")
     production: bool = _setting(
         "TICKETING_PRODUCTION", False, "Refuse weak secrets (short, predictable or written in "
         "the source) when true.")
@@ -171,12 +189,33 @@ class Settings:
     unsynced_uncertainty_ms: int = _setting(
         "UNSYNCED_UNCERTAINTY_MS", 1000, "Clock uncertainty assumed when no NTP server answers.")
     join_rate_per_s: float = _setting(
-        "JOIN_RATE_PER_S", 5.0, "Joins allowed per client per second (429 beyond).")
+        "JOIN_RATE_PER_S", 5.0, "Joins allowed per client address per second, shared by all "
+        "replicas in Redis (429 beyond).")
     status_rate_per_s: float = _setting(
-        "STATUS_RATE_PER_S", 10.0, "Status reads allowed per client per second (429 beyond).")
-    trust_forwarded_for: bool = _setting(
-        "TRUST_FORWARDED_FOR", False, "Count rate limits by X-Forwarded-For (only behind a proxy "
-        "that sets it); else by the peer address.")
+        "STATUS_RATE_PER_S", 10.0, "Status reads allowed per client address per second (429 "
+        "beyond).")
+    user_rate_per_s: float = _setting(
+        "USER_RATE_PER_S", 2.0, "Joins, and separately status reads, allowed per signed-in user "
+        "per second (burst 3), whatever address they come from.")
+    signin_rate_per_s: float = _setting(
+        "SIGNIN_RATE_PER_S", 20.0, "Development user tokens, and proof-of-work challenges, issued "
+        "per client address per second.")
+    client_addr_header: str = _setting(
+        "CLIENT_ADDR_HEADER", "", "Request header holding the client address, written by the "
+        "hardened HAProxy (infra/haproxy_harden.py deletes any client-sent copy first). Empty: "
+        "the peer address. Never X-Forwarded-For, which clients write.")
+    ingress_http_request_timeout_s: int = _setting(
+        "INGRESS_HTTP_REQUEST_TIMEOUT_S", 10, "HAProxy closes a connection that has not sent "
+        "its whole request head within this (slowloris).")
+    ingress_keep_alive_timeout_s: int = _setting(
+        "INGRESS_KEEP_ALIVE_TIMEOUT_S", 10, "HAProxy closes an idle keep-alive connection after "
+        "this.")
+    ingress_client_timeout_s: int = _setting(
+        "INGRESS_CLIENT_TIMEOUT_S", 60, "HAProxy closes a client inactive this long (streams "
+        "send a heartbeat every 15 s, so live ones never are).")
+    ingress_conn_per_addr_max: int = _setting(
+        "INGRESS_CONN_PER_ADDR_MAX", 1000, "Concurrent connections HAProxy accepts from one "
+        "source address (an office or carrier NAT is many buyers: keep it generous).")
     max_streams_per_ticket: int = _setting(
         "MAX_STREAMS_PER_TICKET", 3, "Open SSE streams one ticket may hold per replica.")
     stream_tick_s: float = _setting(
@@ -273,6 +312,23 @@ class Settings:
             problems.append("join_batch_max must be >= 1 and join_batch_wait_ms >= 0")
         if self.sweep_interval_s <= 0 or self.hold_batch_wait_s < 0:
             problems.append("sweep_interval_s must be > 0 and hold_batch_wait_s >= 0")
+        if self.production and not (self.signing_keys and self.auth_issuer):
+            problems.append("TICKETING_SIGNING_KEYS, AUTH_ISSUER and AUTH_JWKS_URL must be set "
+                            "in production")
+        if bool(self.auth_issuer) != bool(self.auth_jwks_url):
+            problems.append("AUTH_ISSUER and AUTH_JWKS_URL go together")
+        if self.auth_issuer in ("urn:ticketing", "urn:ticketing:dev"):
+            problems.append("AUTH_ISSUER must not be the stack's own issuer")
+        if not self.auth_audience or self.dev_user_token_ttl_s <= 0:
+            problems.append("AUTH_AUDIENCE must be set and DEV_USER_TOKEN_TTL_S positive")
+        if min(self.join_rate_per_s, self.status_rate_per_s, self.user_rate_per_s,
+               self.signin_rate_per_s) <= 0:
+            problems.append("join, status, user and signin rates must be positive")
+        if min(self.ingress_http_request_timeout_s, self.ingress_keep_alive_timeout_s,
+               self.ingress_client_timeout_s, self.ingress_conn_per_addr_max) < 1:
+            problems.append("ingress timeouts and the per-address connection cap must be >= 1")
+        if self.ingress_client_timeout_s <= max(self.heartbeat_s, self.seat_stream_heartbeat_s):
+            problems.append("INGRESS_CLIENT_TIMEOUT_S must exceed the stream heartbeats")
         for name, value in (("TICKETING_TOKEN_SECRET", self.token_secret),
                             ("TICKETING_ADMIN_TOKEN", self.admin_token)):
             if not value:
@@ -284,6 +340,16 @@ class Settings:
             problems.append("TICKETING_TOKEN_SECRET must be at least 16 characters")
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
+
+    @property
+    def dev_issuer(self) -> bool:
+        """The stack signs users in itself (POST /v1/dev/token): development without an IdP."""
+        return not self.production and not self.auth_issuer
+
+    @property
+    def max_token_ttl_s(self) -> float:
+        """Longest a ticket or admission token lives: how long a retired key stays published."""
+        return float(max(self.ticket_ttl_s, self.admission_ttl_s))
 
     @property
     def ledger_topic(self) -> str:

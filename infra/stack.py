@@ -467,6 +467,14 @@ def serve_env(base: dict[str, str] | None = None) -> dict[str, str]:
                     nofile, maxconn, fitted)
         env["RAY_SERVE_HAPROXY_MAXCONN"] = str(fitted)
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Issue 10: HAProxy runs through the hardening wrapper (infra/haproxy_harden.py), and the app
+    # counts address limits by the header that HAProxy writes.
+    from infra import haproxy_harden
+
+    hardening = haproxy_harden.ray_env(haproxy_harden.ingress_settings(env),
+                                       state_dir(env.get("TICKETING_STATE_DIR")))
+    for key, value in hardening.items():
+        env.setdefault(key, value)
     return env
 
 

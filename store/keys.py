@@ -29,6 +29,16 @@ def user_seats(event_id: str) -> str:
     return f"{PREFIX}:{{{event_id}}}:users"
 
 
+def card_seats(event_id: str) -> str:
+    """Hash: card fingerprint -> seats paid for (or being paid for) with it (the card cap)."""
+    return f"{PREFIX}:{{{event_id}}}:cards"
+
+
+def card_claims(event_id: str) -> str:
+    """Hash: hold token -> "<fingerprint>|<seats>" a checkout claimed for its card."""
+    return f"{PREFIX}:{{{event_id}}}:cardclaims"
+
+
 def bookings(event_id: str) -> str:
     """Hash: booking token -> confirmed booking (JSON), written after the ledger has it."""
     return f"{PREFIX}:{{{event_id}}}:bookings"
@@ -175,3 +185,10 @@ def replica_heartbeat() -> str:
     """Epoch seconds last written to the primary; read back through a replica to measure how
     stale the replica is."""
     return f"{PREFIX}:replica:heartbeat"
+
+
+def rate_budget(tag: str, scope: str, party: str) -> str:
+    """String: the GCRA arrival time (ms) of one party's budget for one kind of request, shared
+    by every replica (store/lua/rate_limit.lua). `tag` is the event id (so an event's budgets
+    share its slot) or "signin"; `party` is "a:<client address>" or "u:<user id>"."""
+    return f"{PREFIX}:{{{tag}}}:rl:{scope}:{party}"

@@ -52,6 +52,38 @@ function countdown(element, endsAtMs, onEnd) {
   return () => { done = true; clearInterval(timer); };
 }
 
+// Sign-in: the user token names who joins (the server takes the user from it, never from the
+// body). A platform's login puts its OIDC token in sessionStorage as "tk.user_token"
+// ({user, token, expires_at_ms}); in development the stack issues one for the name typed in.
+async function signIn(name) {
+  const known = store.get("user_token");
+  if (known && known.user === name && known.expires_at_ms > Date.now() + 60_000) return known.token;
+  try {
+    const issued = await api("/v1/dev/token", { method: "POST", body: { user_id: name } });
+    store.set("user_token", { user: issued.user_id, token: issued.token,
+                              expires_at_ms: Date.now() + issued.expires_in_s * 1000 });
+    store.set("user", issued.user_id);
+    return issued.token;
+  } catch (err) {
+    if (err.status === 404) throw new ApiError(401, "sign_in_required", "please sign in first");
+    throw err;
+  }
+}
+
+// Proof of work in a Web Worker (web/pow-worker.js): the page keeps answering while it hashes.
+function solvePow(challenge, difficulty) {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker("pow-worker.js");
+    worker.onmessage = (e) => {
+      if (e.data.nonce === undefined) return;  // progress
+      worker.terminate();
+      resolve(e.data.nonce);
+    };
+    worker.onerror = () => { worker.terminate(); reject(new Error("the browser check failed")); };
+    worker.postMessage({ challenge, difficulty });
+  });
+}
+
 // ---------------------------------------------------------------------------------- home
 function home() {
   $("pick").addEventListener("submit", (e) => {
@@ -64,17 +96,23 @@ function home() {
 function queuePage() {
   const eventId = params.get("event");
   let first = null;
+  let powDifficulty = 0;
   api("/v1/events/" + encodeURIComponent(eventId)).then(
-    (ev) => { $("event-name").textContent = "– " + ev.name; },
+    (ev) => { $("event-name").textContent = "– " + ev.name; powDifficulty = ev.pow_difficulty || 0; },
     () => say("This event does not exist.", "alert"));
   const ticket = store.get("ticket." + eventId);
   if (ticket) follow(ticket);
   $("join").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      const joined = await api(`/v1/events/${eventId}/queue`, {
-        method: "POST", body: { user_id: $("user-id").value.trim() } });
-      store.set("user", $("user-id").value.trim());
+      const token = await signIn($("user-id").value.trim());
+      const body = {};
+      if (powDifficulty > 0) {  // the event asks for a proof of work against bots
+        say("Checking your browser… this takes a few seconds.");
+        const c = await api(`/v1/events/${eventId}/queue/challenge`, { token });
+        body.pow = { challenge: c.challenge, nonce: await solvePow(c.challenge, c.difficulty) };
+      }
+      const joined = await api(`/v1/events/${eventId}/queue`, { method: "POST", body, token });
       store.set("ticket." + eventId, joined);
       follow(joined);
     } catch (err) { say("Could not join: " + err.message, "alert"); }

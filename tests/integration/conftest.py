@@ -17,8 +17,9 @@ import httpx
 import pytest
 import redis
 
+from actors.identity import Identity
 from domain.settings import Settings
-from domain.tokens import ADMISSION, Claims, sign
+from domain.tokens import ADMISSION, Claims
 from infra import credentials
 
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
@@ -48,19 +49,41 @@ def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
         redis_replica_urls=(redis_replica_url.rsplit("/", 1)[0] + "/1",),
         ntp_servers=(ntp_server,), kafka_topic_prefix=f"it{int(time.time())}",
         http_port=HTTP_PORT, sweep_interval_s=0.1, proxy_location="HeadOnly", ingest_actors=1,
-        join_rate_per_s=20.0, status_rate_per_s=20.0, trust_forwarded_for=True,
+        # Every test client is 127.0.0.1 (the address HAProxy writes): address budgets are
+        # generous here, the per-user and sign-in ones are not.
+        join_rate_per_s=2000.0, status_rate_per_s=2000.0, user_rate_per_s=20.0,
+        signin_rate_per_s=5.0, client_addr_header="x-ticketing-client-addr",
+        ingress_conn_per_addr_max=20_000,
         admission_rate_per_s=1000.0, stream_tick_s=0.25, ingest_lag_ms=100,
         partition_idle_ms=300, ingress_resource="ingress",
         # entities passivate between the steps of many tests: the suite runs them through it
         passivate_after_s=PASSIVATE_AFTER_S, event_close_after_s=EVENT_CLOSE_AFTER_S)
 
 
+_IDENTITY: list[Identity] = []  # the app's identity, as the driver can rebuild it
+
+
+def identity_of(settings: Settings) -> Identity:
+    """The app's key ring and dev issuer, rebuilt from its settings (the same derived key)."""
+    if not _IDENTITY or _IDENTITY[0].settings != settings:
+        _IDENTITY[:] = [Identity(settings)]
+    return _IDENTITY[0]
+
+
+def user_header(user_id: str) -> dict[str, str]:
+    """The Authorization header of a signed-in user (a dev user token, minted locally)."""
+    assert _IDENTITY, "needs the app_settings fixture first"
+    return {"Authorization": f"Bearer {_IDENTITY[0].dev_token(user_id)}"}
+
+
 @pytest.fixture(scope="session")
-def ray_cluster(app_settings: Settings) -> Iterator[Any]:
+def ray_cluster(app_settings: Settings, stack_state_dir: Any) -> Iterator[Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    os.environ.update(SERVE_ENV)
+    from infra import haproxy_harden
+
+    os.environ.update(SERVE_ENV | haproxy_harden.ray_env(app_settings, stack_state_dir))
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 2, "include_dashboard": False, "resources": {"ingress": 1}})
     ray.init(address=cluster.address, namespace=app_settings.ray_namespace)
@@ -75,6 +98,7 @@ def api(ray_cluster: Any, app_settings: Settings) -> Iterator[str]:
 
     import serve_app
 
+    identity_of(app_settings)
     serve_app.deploy(app_settings)
     base = f"http://127.0.0.1:{HTTP_PORT}"
     deadline = time.monotonic() + 120
@@ -114,9 +138,16 @@ def admission(app_settings: Settings) -> Any:
 
     def mint(user_id: str, event_id: str, ttl_s: float = 600) -> dict[str, str]:
         claims = Claims(ADMISSION, user_id, event_id, time.time() + ttl_s, "")
-        return {"Authorization": f"Bearer {sign(app_settings.token_secret, claims)}"}
+        return {"Authorization": f"Bearer {identity_of(app_settings).sign(claims)}"}
 
     return mint
+
+
+@pytest.fixture
+def user_auth(app_settings: Settings) -> Any:
+    """Makes the Authorization header of a signed-in user: `user_auth("alice")`."""
+    identity_of(app_settings)
+    return user_header
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ async def main() -> int:
           f"uncertainty_ms={queue.clock.uncertainty_ms}", flush=True)
     loop = asyncio.get_running_loop()
     while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
-        ticket = await queue.join(event, line, None, f"ingress-{line}")
+        ticket = await queue.join(event, line, None)
         print(f"ok {ticket['ticket_id']}", flush=True)
     return 0
 

@@ -6,13 +6,16 @@ import time
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from httpx import AsyncClient
 
-from domain import tokens
+from domain import keyring, tokens
 from domain.errors import Unauthorized
 from domain.settings import DEV_ADMIN_TOKEN, DEV_TOKEN_SECRET, Settings
 from domain.tokens import ADMISSION, TICKET, Claims, sign
+from store import keys
 from store.ledger import read_bookings
+from tests.integration.conftest import identity_of
 
 pytestmark = pytest.mark.integration
 
@@ -134,19 +137,23 @@ async def test_release_frees_the_seats_and_only_the_holder_may_see_or_release(
 async def test_tokens_forged_expired_or_for_another_event_or_kind_are_refused(
         http, new_event, app_settings: Settings) -> None:
     event, elsewhere = await new_event(), await new_event()
-    secret, now = app_settings.token_secret, time.time()
+    key, now = identity_of(app_settings).ring.active(), time.time()
+    stranger = keyring.from_private_key(ec.generate_private_key(ec.SECP256R1()), now)
 
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
+    def signed(with_key: keyring.SigningKey, claims: Claims) -> dict[str, str]:
+        return bearer(sign(with_key, claims, now, "jti"))
+
     cases = {
-        "forged": (bearer(sign("another-secret-of-16+", Claims(ADMISSION, "u", event["event_id"],
-                                                               now + 60))), 401),
-        "expired": (bearer(sign(secret, Claims(ADMISSION, "u", event["event_id"], now - 1))), 401),
-        "other event": (bearer(sign(secret, Claims(ADMISSION, "u", elsewhere["event_id"],
-                                                   now + 60))), 403),
-        "ticket token": (bearer(sign(secret, Claims(TICKET, "u", event["event_id"], now + 60))),
-                         401),
+        "forged": (signed(stranger, Claims(ADMISSION, "u", event["event_id"], now + 60)), 401),
+        "forged with our kid": (signed(keyring.SigningKey(key.kid, stranger.private, now),
+                                       Claims(ADMISSION, "u", event["event_id"], now + 60)), 401),
+        "expired": (signed(key, Claims(ADMISSION, "u", event["event_id"], now - 1)), 401),
+        "other event": (signed(key, Claims(ADMISSION, "u", elsewhere["event_id"], now + 60)), 403),
+        "ticket token": (signed(key, Claims(TICKET, "u", event["event_id"], now + 60)), 401),
+        "user token": (bearer(identity_of(app_settings).dev_token("u")), 401),
         "garbage": (bearer("not-a-token"), 401),
         "missing": ({}, 401),
     }
@@ -232,18 +239,22 @@ async def test_admin_endpoints_need_the_admin_token(http, new_event) -> None:
 
 
 async def test_the_stack_never_signs_with_or_accepts_the_secrets_written_in_the_source(
-        http, new_event, app_settings: Settings) -> None:
+        http, new_event, app_settings: Settings, user_auth) -> None:
+    """Its secrets are generated as `make up` generates them: a token made with what the source
+    holds (the development secret, the signing key derived from it, the admin token) fails."""
     event = await new_event()
     eid, now = event["event_id"], time.time()
     assert app_settings.token_secret != DEV_TOKEN_SECRET
     assert app_settings.admin_token != DEV_ADMIN_TOKEN
-    joined = (await http.post(f"/v1/events/{eid}/queue", json={"user_id": "fan"})).json()
-    tokens.verify(app_settings.token_secret, joined["ticket_token"], TICKET, eid, now)
+    joined = (await http.post(f"/v1/events/{eid}/queue", json={},
+                              headers=user_auth("fan"))).json()
+    from_source = keyring.derived(DEV_TOKEN_SECRET, 3600)
     with pytest.raises(Unauthorized):
-        tokens.verify(DEV_TOKEN_SECRET, joined["ticket_token"], TICKET, eid, now)
+        tokens.verify(from_source.verifying(now), joined["ticket_token"], tokens.TICKET, eid, now)
 
     def forged(kind: str) -> dict[str, str]:
-        token = sign(DEV_TOKEN_SECRET, Claims(kind, "fan", eid, now + 600))
+        token = tokens.sign(from_source.active(), Claims(kind, "fan", eid, now + 600,
+                                                         joined["ticket_id"]), now, "forged")
         return {"Authorization": f"Bearer {token}"}
 
     assert (await hold(http, eid, forged(ADMISSION), seat_ids=["A-1-1"])).status_code == 401
@@ -261,3 +272,27 @@ async def test_openapi_metrics_and_health_answer(http) -> None:
     assert "ticketing_http_requests_total" in (await http.get("/metrics")).text
     health = await http.get("/healthz")
     assert health.status_code == 200 and all(health.json()["checks"].values())
+
+
+async def test_the_seat_cap_holds_per_card_across_accounts_and_a_second_card_pays(
+        http, new_event, admission, app_redis) -> None:
+    """One person, two accounts, one card: the card has paid for the cap; tok_visa_2 is another
+    card; tok_chargeDeclined still declines and a declined card claims nothing."""
+    event = await new_event(max_seats_per_user=2)
+    eid = event["event_id"]
+    first, second, third = (admission(u, eid) for u in ("card-1", "card-2", "card-3"))
+    pair = (await hold(http, eid, first, seat_ids=["A-1-1", "A-1-2"])).json()
+    assert (await checkout(http, pair["hold_id"], first)).status_code == 201
+    one = (await hold(http, eid, second, seat_ids=["A-2-1"])).json()
+    refused = await checkout(http, one["hold_id"], second)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "card_limit_exceeded"
+    assert (await http.get(f"/v1/holds/{one['hold_id']}", headers=second)).json()["status"] == "active"
+    declined = await checkout(http, one["hold_id"], second, key="k2", token="tok_chargeDeclined")
+    assert declined.status_code == 402
+    assert (await checkout(http, one["hold_id"], second, key="k3", token="tok_visa_2")).status_code == 201
+    cards = {k.decode(): int(v) for k, v in app_redis.hgetall(keys.card_seats(eid)).items()}
+    assert cards == {"fp_visa": 2, "fp_visa_2": 1, "fp_declined": 0}
+    # The second card has one seat left under the cap of 2.
+    two = (await hold(http, eid, third, seat_ids=["A-3-1", "A-3-2"])).json()
+    over = await checkout(http, two["hold_id"], third, token="tok_visa_2")
+    assert over.status_code == 409 and over.json()["error"]["code"] == "card_limit_exceeded"

@@ -76,7 +76,8 @@ async def test_block_killed_mid_run_loses_no_booking_and_keeps_active_holds(
         if held.status_code != 201:
             return None
         booked = await retrying(lambda: http.post(
-            f"/v1/holds/{held.json()['hold_id']}/checkout", json={"payment_token": "tok_visa"},
+            f"/v1/holds/{held.json()['hold_id']}/checkout",
+            json={"payment_token": f"tok_visa_{n}"},  # one card per buyer
             headers=auth | {"Idempotency-Key": f"buy-{n}"}))
         assert booked.status_code == 201, booked.text
         body: dict[str, Any] = booked.json()
@@ -165,7 +166,7 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
     holds = await block.hold.remote(requests)
     assert all(h.status == "active" for h in holds)
     for n in range(4):
-        await block.checkout.remote(holds[n].hold_id, f"user{n}", f"key{n}", "tok_visa")
+        await block.checkout.remote(holds[n].hold_id, f"user{n}", f"key{n}", f"tok_visa_{n}")
     ray_cluster.add_node(num_cpus=1, resources={"blocknode": 1})
     ray_cluster.wait_for_nodes()
     ray_cluster.remove_node(first)
@@ -179,8 +180,8 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
     else:
         raise AssertionError("the block never came back")
     for n in range(4, 8):  # holds made before the node died can still be bought
-        await block.checkout.remote(holds[n].hold_id, f"user{n}", f"key{n}", "tok_visa")
-    replay = await block.checkout.remote(holds[0].hold_id, "user0", "key0", "tok_visa")
+        await block.checkout.remote(holds[n].hold_id, f"user{n}", f"key{n}", f"tok_visa_{n}")
+    replay = await block.checkout.remote(holds[0].hold_id, "user0", "key0", "tok_visa_0")
     assert replay["booking_id"] == holds[0].hold_id.replace("hd.", "bk.", 1)
     assert sorted(audit(app_redis, settings, event.event_id)) == sorted(
         f"A-1-{n + 1}" for n in range(8))

@@ -61,16 +61,17 @@ async def test_an_idle_event_is_passivated_and_its_holds_still_expire_on_time(
 
 
 async def test_a_join_wakes_a_passivated_room_and_is_admitted(
-        http, new_event, app_settings) -> None:
+        http, new_event, app_settings, user_auth) -> None:
     event = await new_event(admission_rate_per_s=100)
     eid = event["event_id"]
-    first = await http.post(f"/v1/events/{eid}/queue", json={"user_id": "early"})
+    first = await http.post(f"/v1/events/{eid}/queue", json={}, headers=user_auth("early"))
     assert first.status_code == 202
     room = placement.room_entity(eid)
 
     await eventually(lambda: room not in active_entities(app_settings),
                      PASSIVATE_AFTER_S + 10, step_s=0.5)
-    joined = (await http.post(f"/v1/events/{eid}/queue", json={"user_id": "late"})).json()
+    joined = (await http.post(f"/v1/events/{eid}/queue", json={},
+                              headers=user_auth("late"))).json()
 
     async def admitted() -> bool:
         status = await http.get(f"/v1/events/{eid}/queue/{joined['ticket_id']}",
@@ -86,7 +87,7 @@ async def test_a_join_wakes_a_passivated_room_and_is_admitted(
 
 
 async def test_closing_an_event_stops_its_entities_and_keeps_its_bookings_readable(
-        http, new_event, admission, admin, app_settings) -> None:
+        http, new_event, admission, admin, app_settings, user_auth) -> None:
     event = await new_event()
     eid = event["event_id"]
     auth = admission("closer", eid)
@@ -103,7 +104,7 @@ async def test_closing_an_event_stops_its_entities_and_keeps_its_bookings_readab
                               headers=auth)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "event_closed"
     await asyncio.sleep(2.5)  # replicas re-read the event within EVENT_CACHE_S
-    join = await http.post(f"/v1/events/{eid}/queue", json={"user_id": "too-late"})
+    join = await http.post(f"/v1/events/{eid}/queue", json={}, headers=user_auth("too-late"))
     assert join.status_code == 409 and join.json()["error"]["code"] == "event_closed"
     kept = await http.get(f"/v1/bookings/{booking['booking_id']}", headers=auth)
     assert kept.status_code == 200 and kept.json()["seat_ids"] == ["A-1-1"]

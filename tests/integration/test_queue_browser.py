@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import user_header
 from tests.integration.test_web import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.integration
@@ -18,8 +19,8 @@ async def test_a_browser_eventsource_receives_positions_then_admitted(
     event_id = event["event_id"]
     tickets = []
     for n in range(3):
-        joined = await http.post(f"/v1/events/{event_id}/queue", json={"user_id": f"eventsource{n}"},
-                                 headers={"X-Forwarded-For": f"198.51.100.{n}"})
+        joined = await http.post(f"/v1/events/{event_id}/queue", json={}, headers=user_header(
+            f"eventsource{n}") | {"X-Forwarded-For": f"198.51.100.{n}"})
         tickets.append(joined.json())
     me = tickets[-1]
     url = f"/v1/events/{event_id}/queue/{me['ticket_id']}/stream?token={me['ticket_token']}"

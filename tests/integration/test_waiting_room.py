@@ -13,13 +13,14 @@ import pytest
 
 from domain.waiting import fairness, lottery
 from store import keys
+from tests.integration.conftest import user_header
 
 pytestmark = pytest.mark.integration
 
 
 async def join(http: httpx.AsyncClient, event_id: str, user: str, **extra: Any) -> dict[str, Any]:
-    response = await http.post(f"/v1/events/{event_id}/queue", json={"user_id": user} | extra,
-                               headers={"X-Forwarded-For": f"10.9.{hash(user) % 250}.{len(user)}"})
+    response = await http.post(f"/v1/events/{event_id}/queue", json=extra, headers=user_header(
+        user) | {"X-Forwarded-For": f"10.9.{hash(user) % 250}.{len(user)}"})
     assert response.status_code == 202, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -192,7 +193,7 @@ async def test_waiting_users_hear_sold_out_within_2s_of_the_last_seat_selling(
             hold = await http.post(f"/v1/events/{event_id}/holds",
                                    json={"seat_ids": [f"A-1-{n + 1}"]}, headers=auth)
             paid = await http.post(f"/v1/holds/{hold.json()['hold_id']}/checkout",
-                                   json={"payment_token": "tok_visa"},
+                                   json={"payment_token": f"tok_visa_{n}"},  # one card each
                                    headers=auth | {"Idempotency-Key": "k"})
             assert paid.status_code == 201
         sold_at = time.monotonic()
@@ -265,11 +266,12 @@ async def test_status_needs_the_tickets_own_token_and_joins_are_rate_limited(
     garbage = await http.get(f"/v1/events/{event['event_id']}/queue/{mine['ticket_id']}",
                              headers={"Authorization": "Bearer nope"})
     assert garbage.status_code == 401
-    bad = await http.post(f"/v1/events/{event['event_id']}/queue", json={"user_id": ""})
+    bad = await http.post(f"/v1/events/{event['event_id']}/queue", json={"priority_code": ""},
+                          headers=user_header("me"))
     assert bad.status_code == 400
-    burst = await asyncio.gather(*[http.post(
-        f"/v1/events/{event['event_id']}/queue", json={"user_id": f"bot{n}"},
-        headers={"X-Forwarded-For": "203.0.113.9"}) for n in range(120)])
+    burst = await asyncio.gather(*[http.post(  # one user, from 120 made-up addresses
+        f"/v1/events/{event['event_id']}/queue", json={},
+        headers=user_header("bot") | {"X-Forwarded-For": f"203.0.113.{n}"}) for n in range(120)])
     limited = [r for r in burst if r.status_code == 429]
     assert limited and all(r.headers.get("retry-after") for r in limited)
     assert all(r.status_code in (202, 429) for r in burst)

@@ -11,7 +11,7 @@ import pytest
 
 from domain.settings import Settings
 from store import keys
-from tests.integration.conftest import kill_owner
+from tests.integration.conftest import kill_owner, user_header
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +22,8 @@ async def join_retrying(http: httpx.AsyncClient, event_id: str, user: str) -> di
     """A browser retries a join the platform could not take (503 while Kafka restarts)."""
     for _ in range(120):
         try:
-            response = await http.post(f"/v1/events/{event_id}/queue", json={"user_id": user},
-                                       headers={"X-Forwarded-For": user})
+            response = await http.post(f"/v1/events/{event_id}/queue", json={},
+                                       headers=user_header(user) | {"X-Forwarded-For": user})
         except httpx.HTTPError:
             response = None
         if response is not None and response.status_code == 202:

@@ -43,6 +43,10 @@ def test_cluster_yaml_starts_ray_with_serve_switches_and_installs_project() -> N
         for switch in SERVE_SWITCHES:
             assert switch in start, (key, switch)
         assert "ulimit -n" in start
+        for hardening in ("RAY_AUTH_MODE=token", "RAY_SERVE_HAPROXY_BINARY_PATH=",
+                          "CLIENT_ADDR_HEADER="):
+            assert hardening in start, (key, hardening)
+    assert any("haproxy_harden.install_wrapper" in cmd for cmd in raw["setup_commands"])
     assert any("pip install" in cmd and "ticketing" in cmd for cmd in raw["setup_commands"])
 
 

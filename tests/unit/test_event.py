@@ -140,3 +140,18 @@ def test_an_event_closes_once_and_closes_by_itself_a_setting_after_it_ends():
     closed = ev.close(NOW + 10)
     assert closed.closed and closed.close(NOW + 99).closed_at == NOW + 10
     assert Event.from_json(closed.to_json()) == closed
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                   "1969-12-31T23:59:59Z", float("nan"), float("inf"), 1e300,
+                                   "2030-01-01T00:00:00Z" + " " * 80])
+def test_onsale_at_that_could_not_be_printed_back_is_refused(value):
+    """Year 1 at +14:00 parses, but lies before year 1 in UTC: once stored, every read failed."""
+    with pytest.raises(InvalidRequest):
+        parse_time(value, NOW)
+
+
+@pytest.mark.parametrize("body", [[], None, "x", 5, True])
+def test_an_event_body_that_is_not_an_object_is_refused(body):
+    with pytest.raises(InvalidRequest, match="JSON object"):
+        parse_event(body, "ev0123456789ab", NOW, 600, 6, 2000, 50)

@@ -10,6 +10,8 @@ def test_event_level_keys_are_pinned():
     assert keys.available(EVENT) == "tk:{ev0123456789ab}:avail"
     assert keys.user_seats(EVENT) == "tk:{ev0123456789ab}:users"
     assert keys.bookings(EVENT) == "tk:{ev0123456789ab}:bookings"
+    assert keys.card_seats(EVENT) == "tk:{ev0123456789ab}:cards"
+    assert keys.card_claims(EVENT) == "tk:{ev0123456789ab}:cardclaims"
     assert keys.room(EVENT) == "tk:{ev0123456789ab}:q:room"
     assert keys.room_epoch(EVENT) == "tk:{ev0123456789ab}:q:epoch"
     assert keys.queue_places(EVENT) == "tk:{ev0123456789ab}:q:place"
@@ -20,6 +22,12 @@ def test_event_level_keys_are_pinned():
     assert keys.queue_log(EVENT) == "tk:{ev0123456789ab}:q:log"
     assert keys.lottery_seed(EVENT) == "tk:{ev0123456789ab}:q:seed"
     assert keys.lottery_entrants(EVENT) == "tk:{ev0123456789ab}:q:entrants"
+
+
+def test_rate_budget_keys_are_pinned():
+    assert keys.rate_budget(EVENT, "join", "a:203.0.113.9") == "tk:{ev0123456789ab}:rl:join:a:203.0.113.9"
+    assert keys.rate_budget(EVENT, "status", "u:alice") == "tk:{ev0123456789ab}:rl:status:u:alice"
+    assert keys.rate_budget("signin", "signin", "a:::1") == "tk:{signin}:rl:signin:a:::1"
 
 
 def test_block_keys_are_pinned():

@@ -31,3 +31,19 @@ def test_a_declined_outcome_raises_payment_declined():
 
 def test_a_charged_outcome_raises_nothing():
     raise_for(ChargeOutcome.CHARGED)
+
+
+def test_each_card_has_its_own_fingerprint_and_tok_visa_2_is_a_second_card():
+    fingerprint_of = payments.test_fingerprint
+    assert fingerprint_of("tok_visa") == fingerprint_of("tok_visa") == "fp_visa"
+    assert fingerprint_of("tok_visa_2") == "fp_visa_2" != fingerprint_of("tok_visa")
+    assert fingerprint_of("tok_chargeDeclined") == "fp_declined"
+    assert outcome_of("tok_visa_2") is outcome_of("tok_visa_fan-17") is ChargeOutcome.CHARGED
+
+
+@pytest.mark.parametrize("token", ["tok_visa_", "tok_visa_a b", "tok_visa_" + "x" * 65, "tok_visa2"])
+def test_a_malformed_card_name_is_an_invalid_request(token):
+    with pytest.raises(InvalidRequest):
+        payments.test_fingerprint(token)
+    with pytest.raises(InvalidRequest):
+        outcome_of(token)

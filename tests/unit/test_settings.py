@@ -142,10 +142,33 @@ def test_random_secrets_of_the_usual_sizes_are_strong():
 
 
 def test_production_starts_with_real_secrets():
-    s = Settings.from_env(SECRETS | {"TICKETING_PRODUCTION": "1"})
+    s = Settings.from_env(SECRETS | {"TICKETING_PRODUCTION": "1"} | PRODUCTION_IDENTITY)
     assert s.production and s.token_secret == SECRET
 
 
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         DEFAULTS.http_port = 1  # type: ignore[misc]
+
+
+PRODUCTION_IDENTITY = {"TICKETING_SIGNING_KEYS": "/etc/ticketing/signing-keys.json",
+                       "AUTH_ISSUER": "https://login.example.com/",
+                       "AUTH_JWKS_URL": "https://login.example.com/.well-known/jwks.json"}
+
+
+@pytest.mark.parametrize("missing", sorted(PRODUCTION_IDENTITY))
+def test_production_needs_signing_keys_and_an_oidc_issuer(missing):
+    env = {"TICKETING_PRODUCTION": "1", "TICKETING_TOKEN_SECRET": SECRET,
+           "TICKETING_ADMIN_TOKEN": "real-admin"} | PRODUCTION_IDENTITY
+    del env[missing]
+    with pytest.raises(ValueError, match=r"AUTH_|SIGNING"):
+        Settings.from_env(env)
+
+
+def test_the_stack_is_the_user_token_issuer_only_in_development_without_an_issuer():
+    dev = {"TICKETING_TOKEN_SECRET": SECRET, "TICKETING_ADMIN_TOKEN": "unit-admin"}
+    assert Settings.from_env(dev).dev_issuer
+    assert not Settings.from_env(dev | {"AUTH_ISSUER": "https://id",
+                                        "AUTH_JWKS_URL": "https://id/k"}).dev_issuer
+    with pytest.raises(ValueError, match="own issuer"):
+        Settings.from_env(dev | {"AUTH_ISSUER": "urn:ticketing", "AUTH_JWKS_URL": "https://id/k"})
