@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from ray.actor import ActorHandle
 
 MEMBERS_TTL_S = 1.0
+# What each host asks of `host_resource`: a token amount, so the resource says where hosts may
+# run (nodes that offer it) while CPUs (`host_cpus`) say how many fit; a node offering n times
+# this of the resource fits at most n hosts whatever its CPUs (how tests size a node's room).
+HOST_RESOURCE_SHARE = 0.001
 
 
 def host_name(index: int) -> str:
@@ -69,7 +73,7 @@ class Directory:
                 from actors.host import EntityHostActor
 
                 s = self.settings
-                resources = {s.host_resource: 0.001} if s.host_resource else {}
+                resources = {s.host_resource: HOST_RESOURCE_SHARE} if s.host_resource else {}
                 self._hosts[index] = EntityHostActor.options(
                     name=host_name(index), namespace=s.ray_namespace, lifetime="detached",
                     get_if_exists=True, num_cpus=s.host_cpus, resources=resources,

@@ -291,6 +291,10 @@ class EntityHost:
         """The entities active here (for tests, benchmarks and operators)."""
         return sorted(self._entities)
 
+    async def node(self) -> str:
+        """The Ray node this host runs on (so tests and operators see where entities live)."""
+        return str(ray.get_runtime_context().get_node_id())
+
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
