@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 MEMBERS_TTL_S = 1.0
 # What each host asks of `host_resource`: a token amount, so the resource says where hosts may
-# run (nodes that offer it) while CPUs (`host_cpus`) say how many fit; a node offering n times
-# this of the resource fits at most n hosts whatever its CPUs (how tests size a node's room).
+# run (nodes that offer it, in whole units as Ray requires) and CPUs (`host_cpus`) how many fit.
 HOST_RESOURCE_SHARE = 0.001
 
 
@@ -79,6 +78,11 @@ class Directory:
                     get_if_exists=True, num_cpus=s.host_cpus, resources=resources,
                 ).remote(s, index)
             return self._hosts[index]
+
+    def started_hosts(self) -> list[int]:
+        """Indexes of the hosts this process has a handle of (created or found)."""
+        with self._lock:
+            return sorted(self._hosts)
 
     def forget_host(self, index: int) -> None:
         with self._lock:

@@ -250,9 +250,11 @@ class EntityHost:
         if gone:
             await self._redis.srem(keys.pool_members(), *sorted(gone))
             log.info("host 0: members now %s (left: %s)", sorted(live), sorted(gone))
-        for index in sorted(gone):
-            if index >= wanted:  # the pool shrank: that host hands off and stops
-                await self._retire(index)
+        # The pool shrank: members beyond it hand off and stop, and so do hosts started for it
+        # that never answered (pending on a node that never came, or still starting), or they
+        # would live on outside the pool, keeping their resources and the autoscaler's nodes.
+        for index in sorted((gone | set(self._directory.started_hosts())) - set(range(wanted))):
+            await self._retire(index, hand_off=index in current)
 
     async def _answers(self, index: int) -> bool:
         try:
@@ -262,10 +264,13 @@ class EntityHost:
         except Exception:
             return False
 
-    async def _retire(self, index: int) -> None:
+    async def _retire(self, index: int, hand_off: bool) -> None:
+        """Stop a host beyond the pool; a member first hands its entities off (one that never
+        answered hosts none, and would only make this wait)."""
         handle = self._directory.host(index)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(handle.retire.remote(), 30)
+        if hand_off:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.retire.remote(), 30)
         with contextlib.suppress(Exception):
             ray.kill(handle, no_restart=True)
         self._directory.forget_host(index)
