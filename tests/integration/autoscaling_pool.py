@@ -247,8 +247,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--state-dir", required=True)
     args = parser.parse_args()
-    fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in json.loads(sys.stdin.read()).items()}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in json.loads(sys.stdin.read()).items()}
     settings = Settings(**fields)
     settings.validate()
     state = Path(args.state_dir)
