@@ -253,8 +253,8 @@ class EntityHost:
         # The pool shrank: members beyond it hand off and stop, and so do hosts started for it
         # that never answered (pending on a node that never came, or still starting), or they
         # would live on outside the pool, keeping their resources and the autoscaler's nodes.
-        for index in sorted((gone | set(self._directory.started_hosts())) - set(range(wanted))):
-            await self._retire(index, hand_off=index in current)
+        beyond = sorted((gone | set(self._directory.started_hosts())) - set(range(wanted)))
+        await asyncio.gather(*[self._retire(i, hand_off=i in current) for i in beyond])
 
     async def _answers(self, index: int) -> bool:
         try:
@@ -271,6 +271,9 @@ class EntityHost:
         if hand_off:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(handle.retire.remote(), 30)
+            # A router that read the members just before it left still sends it calls for up
+            # to MEMBERS_TTL_S (it forwards them now): stopping it sooner fails those calls.
+            await asyncio.sleep(2 * directory.MEMBERS_TTL_S)
         with contextlib.suppress(Exception):
             ray.kill(handle, no_restart=True)
         self._directory.forget_host(index)
@@ -280,7 +283,9 @@ class EntityHost:
         return self.index
 
     async def retire(self) -> int:
-        """Hand every entity off (the pool shrank); the manager then stops this actor."""
+        """Hand every entity off (the pool shrank); the manager then stops this actor. The
+        members are read again first, so calls still routed here are forwarded, not served."""
+        self._directory.refresh()
         for entity_id in list(self._entities):
             await self._passivate(entity_id, due_now=True)
         return self.index
