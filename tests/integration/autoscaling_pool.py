@@ -39,6 +39,7 @@ from typing import Any
 
 import ray
 import redis
+from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
 
 from actors import directory
 from domain import placement
@@ -50,6 +51,7 @@ from store import keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_RESOURCE = "hostnode"
+PROVIDER = "tests.integration.autoscaling_pool.FixedPortsFakeProvider"  # not __main__'s name
 OBJECT_STORE_BYTES = 100_000_000  # each fake node's plasma store (Ray's default is 30% of RAM)
 
 
@@ -60,13 +62,43 @@ def free_port() -> int:
         return port
 
 
+class FixedPortsFakeProvider(FakeMultiNodeProvider):
+    """Ray's fake multi-node provider, each node's agent ports fixed before it starts.
+
+    A raylet with dynamic agent ports waits for its agents to write them to files before it
+    registers, and a node gets 30 s to register: more than a loaded 2-core box may need, and a
+    launch that fails so leaves a half-started node behind. (The head gets fixed ports from
+    `ray start`'s options.) Loaded by the autoscaler's monitor as an "external" provider.
+    """
+
+    def _create_node_with_resources_and_labels(self, node_config: Any, tags: Any, count: Any,
+                                               resources: Any, labels: Any) -> None:
+        parameter = ray._private.parameter
+        make_params = parameter.RayParams
+
+        def with_fixed_ports(*args: Any, **kwargs: Any) -> Any:
+            kwargs.update(metrics_agent_port=free_port(), metrics_export_port=free_port(),
+                          dashboard_agent_listen_port=free_port(),
+                          runtime_env_agent_port=free_port())
+            return make_params(*args, **kwargs)
+
+        with self.lock:  # the provider builds one node at a time under this (reentrant) lock
+            parameter.RayParams = with_fixed_ports  # type: ignore[misc,assignment]
+            try:
+                super()._create_node_with_resources_and_labels(node_config, tags, count,
+                                                               resources, labels)
+            finally:
+                parameter.RayParams = make_params  # type: ignore[misc]
+
+
 def autoscaling_config(gcs_address: str, max_workers: int) -> dict[str, Any]:
     """Ray's fake_multinode example config: worker nodes fit one host each (one CPU, and the
     resource hosts need); idle ones go after 3 s."""
     return {
         "cluster_name": "ticketing-autoscale",
         "max_workers": max_workers,
-        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True,
+        "provider": {"type": "external", "module": PROVIDER,
+                     "use_node_id_as_ip": True,
                      "disable_node_updaters": True, "disable_launch_config_check": True,
                      "gcs_address": gcs_address},
         "available_node_types": {
