@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from actors import directory
 from actors.event_owner import EventOwner
 from domain import placement
 from domain.event import Event
@@ -28,6 +29,17 @@ pytestmark = pytest.mark.integration
 def an_event(ends_at: float | None) -> Event:
     return Event(f"ev{int(time.time() * 1e6) & 0xFFFFFFFFFFFF:012x}", "Due", time.time(), 600,
                  6, (Section("A", 1, 10, 1000),), 2000, ends_at=ends_at)
+
+
+@pytest.fixture(autouse=True)
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing reaches the pool's hosts through Ray, which these tests do not start: were the
+    owner to close the event, fail at once rather than let Ray start a local cluster."""
+
+    def closing(_settings: Settings) -> Any:
+        raise AssertionError("the event owner closed the event")
+
+    monkeypatch.setattr(directory, "hosts", closing)
 
 
 async def owner_of(settings: Settings, redis: Redis, event: Event) -> EventOwner:
