@@ -202,6 +202,7 @@ class SeatBlock:
             key = idempotency_key or "auto-" + secrets.token_hex(8)
             confirming = rules.begin_checkout(hold, key, time.time())
             await self._write(confirming, HoldStatus.ACTIVE)
+        await self._delay("before_charge")
         try:
             await self._payments.charge(_charge_key(confirming), payment_token,
                                         confirming.total_cents)
