@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 MEMBERS_TTL_S = 1.0
 HANDLE_TTL_S = 10.0  # a host retired and started again is found by name again within this
+# What each host asks of `host_resource`: a token amount, so the resource says where hosts may
+# run (nodes that offer it, in whole units as Ray requires) and CPUs (`host_cpus`) how many fit.
+HOST_RESOURCE_SHARE = 0.001
 
 
 def host_name(index: int) -> str:
@@ -72,13 +75,18 @@ class Directory:
                 from actors.host import EntityHostActor
 
                 s = self.settings
-                resources = {s.host_resource: 0.001} if s.host_resource else {}
+                resources = {s.host_resource: HOST_RESOURCE_SHARE} if s.host_resource else {}
                 handle = EntityHostActor.options(
                     name=host_name(index), namespace=s.ray_namespace, lifetime="detached",
                     get_if_exists=True, num_cpus=s.host_cpus, resources=resources,
                 ).remote(s, index)
                 cached = self._hosts[index] = (time.monotonic(), handle)
             return cached[1]
+
+    def started_hosts(self) -> list[int]:
+        """Indexes of the hosts this process has a handle of (created or found)."""
+        with self._lock:
+            return sorted(self._hosts)
 
     def forget_host(self, index: int) -> None:
         with self._lock:

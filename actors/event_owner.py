@@ -42,10 +42,12 @@ class EventOwner:
         return True
 
     async def on_due(self) -> None:
-        """Its reminder is its closing time."""
+        """Its reminder is its closing time. It is also due whenever a host hands it off (the
+        new host activates what was handed off through the due index), so an event with no
+        closing time, or one not reached yet, only sets its reminder again: never closes."""
         event = self._current()
         due = event.close_due_at(self._settings.event_close_after_s)
-        if event.closed or due is None or due <= time.time():
+        if event.closed or (due is not None and due <= time.time()):
             await self.close()
         else:
             await self._remind(event)
@@ -75,9 +77,12 @@ class EventOwner:
         return self._event
 
     async def _remind(self, event: Event) -> None:
+        """The due index holds its closing time, or nothing (so no sweep keeps waking it)."""
         due = event.close_due_at(self._settings.event_close_after_s)
         if due is not None and not event.closed:
             await self._redis.zadd(keys.due_index(), {self._entity_id: int(due * 1000)})
+        else:
+            await self._redis.zrem(keys.due_index(), self._entity_id)
 
     async def ping(self) -> str:
         return self._current().event_id

@@ -250,9 +250,11 @@ class EntityHost:
         if gone:
             await self._redis.srem(keys.pool_members(), *sorted(gone))
             log.info("host 0: members now %s (left: %s)", sorted(live), sorted(gone))
-        for index in sorted(gone):
-            if index >= wanted:  # the pool shrank: that host hands off and stops
-                await self._retire(index)
+        # The pool shrank: members beyond it hand off and stop, and so do hosts started for it
+        # that never answered (pending on a node that never came, or still starting), or they
+        # would live on outside the pool, keeping their resources and the autoscaler's nodes.
+        beyond = sorted((gone | set(self._directory.started_hosts())) - set(range(wanted)))
+        await asyncio.gather(*[self._retire(i, hand_off=i in current) for i in beyond])
 
     async def _answers(self, index: int) -> bool:
         try:
@@ -262,10 +264,16 @@ class EntityHost:
         except Exception:
             return False
 
-    async def _retire(self, index: int) -> None:
+    async def _retire(self, index: int, hand_off: bool) -> None:
+        """Stop a host beyond the pool; a member first hands its entities off (one that never
+        answered hosts none, and would only make this wait)."""
         handle = self._directory.host(index)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(handle.retire.remote(), 30)
+        if hand_off:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.retire.remote(), 30)
+            # A router that read the members just before it left still sends it calls for up
+            # to MEMBERS_TTL_S (it forwards them now): stopping it sooner fails those calls.
+            await asyncio.sleep(2 * directory.MEMBERS_TTL_S)
         with contextlib.suppress(Exception):
             ray.kill(handle, no_restart=True)
         self._directory.forget_host(index)
@@ -275,7 +283,9 @@ class EntityHost:
         return self.index
 
     async def retire(self) -> int:
-        """Hand every entity off (the pool shrank); the manager then stops this actor."""
+        """Hand every entity off (the pool shrank); the manager then stops this actor. The
+        members are read again first, so calls still routed here are forwarded, not served."""
+        self._directory.refresh()
         for entity_id in list(self._entities):
             await self._passivate(entity_id, due_now=True)
         return self.index
@@ -290,6 +300,10 @@ class EntityHost:
     async def active(self) -> list[str]:
         """The entities active here (for tests, benchmarks and operators)."""
         return sorted(self._entities)
+
+    async def node(self) -> str:
+        """The Ray node this host runs on (so tests and operators see where entities live)."""
+        return str(ray.get_runtime_context().get_node_id())
 
 
 def _now_ms() -> int:

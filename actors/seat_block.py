@@ -204,6 +204,7 @@ class SeatBlock:
             key = idempotency_key or "auto-" + secrets.token_hex(8)
             confirming = rules.begin_checkout(hold, key, time.time())
             await self._write(confirming, HoldStatus.ACTIVE)
+        await self._delay("before_charge")
         token = self._ref_of(confirming).token
         try:
             # The seat cap per card: claimed before the charge, given back if it fails.

@@ -551,6 +551,14 @@ def stop_ray(state: str | os.PathLike[str] | None = None, grace_s: float = 8.0) 
         sid = int(sid_file.read_text().strip())
     except (OSError, ValueError):
         return False
+    stop_ray_session(sid, grace_s)
+    sid_file.unlink(missing_ok=True)
+    return True
+
+
+def stop_ray_session(sid: int, grace_s: float = 8.0) -> None:
+    """Stop the Ray processes of one session id (a `ray start` run with start_new_session, and
+    every node, raylet and worker its processes started): SIGTERM, then SIGKILL after grace_s."""
     pids = _session_pids(sid)
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
         for pid in pids:
@@ -562,8 +570,6 @@ def stop_ray(state: str | os.PathLike[str] | None = None, grace_s: float = 8.0) 
             pids = _session_pids(sid)
         if not pids:
             break
-    sid_file.unlink(missing_ok=True)
-    return True
 
 
 def healthz_ok(http_host: str, http_port: int, timeout_s: float = 2.0) -> bool:
