@@ -173,7 +173,7 @@ async def test_entities_move_to_a_new_node_mid_onsale_and_lose_nothing(
                 if isinstance(result, TicketingError):
                     return  # sold out
                 bought.append(await retrying(partial(
-                    block.checkout.remote, hold_id, user, f"key-{hold_id}", "tok_visa")))
+                    block.checkout.remote, hold_id, user, f"key-{hold_id}", f"tok_visa_{user}")))
                 confirmed_at.append(time.time())
                 await asyncio.sleep(0.2)  # paced: the seats outlast the move
 
@@ -203,7 +203,8 @@ async def test_entities_move_to_a_new_node_mid_onsale_and_lose_nothing(
         assert [h.status for h in again] == [HoldStatus.ACTIVE] * len(keepers)
         for hold_id, request in keepers[:2]:
             bought.append(await retrying(partial(
-                block.checkout.remote, hold_id, request.user_id, f"key-{hold_id}", "tok_visa")))
+                block.checkout.remote, hold_id, request.user_id, f"key-{hold_id}",
+                f"tok_visa_{request.user_id}")))
 
         # The short holds, made before the move, expire at the new host with no request.
         assert all(h.expires_at > moved_at for h in made), "they outlived the move"
