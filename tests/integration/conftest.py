@@ -42,7 +42,8 @@ def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
         http_port=HTTP_PORT, sweep_interval_s=0.1, proxy_location="HeadOnly", ingest_actors=1,
         join_rate_per_s=20.0, status_rate_per_s=20.0, trust_forwarded_for=True,
         admission_rate_per_s=1000.0, stream_tick_s=0.25, ingest_lag_ms=100,
-        partition_idle_ms=300, ingress_resource="ingress")
+        partition_idle_ms=300, ingress_resource="ingress",
+        block_max_seats=10_000)  # a 60,000-seat test venue is 12 seat-block actors, not 30
 
 
 @pytest.fixture(scope="session")
