@@ -192,14 +192,16 @@ class Services:
                 self.uvicorn.wait(10)
             if self.uvicorn.poll() is None:
                 self.uvicorn.kill()
-        with contextlib.suppress(Exception):
-            from ray import serve
+        import ray
 
-            serve.shutdown()
-        with contextlib.suppress(Exception):
-            import ray
+        if ray.is_initialized():  # only our own local Ray: serve.shutdown() on a driver that
+            # never connected would auto-connect to another cluster on this machine and stop it
+            with contextlib.suppress(Exception):
+                from ray import serve
 
-            ray.shutdown()
+                serve.shutdown()
+            with contextlib.suppress(Exception):
+                ray.shutdown()
         with contextlib.suppress(Exception):
             stack.stop_kafka(KAFKA_PORT, STATE)
         with contextlib.suppress(Exception):
