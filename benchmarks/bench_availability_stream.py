@@ -314,7 +314,8 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
                      admin: dict[str, str]) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{SERVE_PORT}", timeout=30) as http:
         event = EVENTS[args.seats]
-        created = await http.post("/v1/events", json=event, headers=admin)
+        created = await http.post("/v1/events", json=event, headers=admin,
+                                  timeout=300)  # a stadium's actors start in ~20-30 s
         assert created.status_code == 201, created.text
         event_id = created.json()["event_id"]
         changes = Changes(settings, event_id, event)
