@@ -42,7 +42,7 @@ async def stadium(api: str, app_settings: Settings) -> AsyncIterator[dict[str, A
     starting them: issue 14 item 4); then the event is found by name and its 12 blocks are
     warmed up with a hold and release each, so the tests themselves see started owners."""
     admin = {"Authorization": f"Bearer {app_settings.admin_token}"}
-    name = f"Stadium night {time.time_ns()}"
+    name = f"Stadium night #{time.time_ns() % 100_000}"  # unique: found by name after a 503
     async with httpx.AsyncClient(base_url=api, timeout=120) as http:
         created = await http.post("/v1/events", headers=admin, json={
             "name": name, "sections": SECTIONS, "max_seats_per_user": 6})
