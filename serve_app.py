@@ -9,6 +9,7 @@ a traceback.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
 import json
 import logging
@@ -35,13 +36,14 @@ from actors.identity import Identity
 from actors.queue_client import QueueClient
 from domain import availability, commands, errors, tokens
 from domain import pow as proof_of_work
+from domain import seatmap_codec as codec
 from domain.event import Event, iso, parse_event, parse_rate
 from domain.holds import Hold
 from domain.ids import new_event_id, parse_booking_id, parse_hold_id
 from domain.settings import Settings
 from store import catalog
 from store.replicas import ReadRouter
-from store.seat_feed import SeatFeeds
+from store.seat_feed import SeatFeed, SeatFeeds
 
 log = logging.getLogger("ticketing.http")
 
@@ -164,6 +166,48 @@ class Http:
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+GZIP_MIN_BYTES = 16_384  # below this gzip saves a few packets and costs CPU on the hot path
+GZIP_LEVEL = 5
+
+
+class Body:
+    """An encoded response body, with its gzip made at most once (bodies are cached)."""
+
+    def __init__(self, data: bytes, etag: str) -> None:
+        self.data, self.etag = data, etag
+        self._gzipped: bytes | None = None
+
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.data, GZIP_LEVEL, mtime=0)
+        return self._gzipped
+
+
+def not_modified(request: Request, etag: str, headers: dict[str, str]) -> Response | None:
+    """304 when the client's If-None-Match names `etag`, else None."""
+    if codec.etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag} | headers)
+    return None
+
+
+def conditional(request: Request, body: Body, headers: dict[str, str] | None = None,
+                cache_control: str = "no-cache") -> Response:
+    """The body with its ETag (304 on a match) and gzip when it is large and accepted; small
+    bodies are never compressed."""
+    out = {"ETag": body.etag, "Cache-Control": cache_control} | (headers or {})
+    unchanged = not_modified(request, body.etag, out)
+    if unchanged is not None:
+        return unchanged
+    if len(body.data) >= GZIP_MIN_BYTES:
+        out["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            return Response(body.gzipped(), media_type="application/json",
+                            headers=out | {"Content-Encoding": "gzip"})
+    return Response(body.data, media_type="application/json", headers=out)
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def client_key(request: Request, addr_header: str) -> str:
@@ -202,7 +246,9 @@ def event_view(event: Event, free: dict[int, int]) -> dict[str, Any]:
 
 def build_routes(http: Http) -> list[BaseRoute]:
     client, settings, queue = http.client, http.settings, http.queue
-    seat_map_cache: dict[str, tuple[tuple[int, Event], bytes]] = {}  # built once per version
+    # seat maps by (event, format, section): built once per (version, prices), gzipped once
+    seat_map_cache: dict[tuple[str, str, str], tuple[str, Body]] = {}
+    layouts: dict[str, Body] = {}
 
     async def create_event(request: Request) -> Response:
         """
@@ -240,7 +286,26 @@ def build_routes(http: Http) -> list[BaseRoute]:
             lambda redis: catalog.event_details(redis, event_id))
         if event is None:
             raise errors.NotFound(f"no such event: {event_id[:40]}")
-        return JSONResponse(event_view(event, free), headers=source.headers())
+        data = json_bytes(event_view(event, free))
+        return conditional(request, Body(data, codec.etag_of(data)), source.headers())
+
+    async def layout(request: Request) -> Response:
+        """
+        summary: The venue layout of the compact seat format (seatmap-v1), cacheable
+        description: Sections and blocks in order; block k's states in a compact snapshot or
+          map are read with it (see components.schemas.SeatmapV1). It never changes for an
+          event; its ETag is a hash of its bytes, and If-None-Match answers 304.
+        responses: {200: {description: the layout}, 304: {description: unchanged},
+                    404: {description: no such event}}
+        """
+        event = await client.event(request.path_params["event_id"])
+        body = layouts.get(event.event_id)
+        if body is None:
+            data = codec.layout_body(event.venue)
+            body = layouts[event.event_id] = Body(data, codec.etag_of(data))
+            if len(layouts) > 1024:
+                layouts.clear()
+        return conditional(request, body, cache_control="public, max-age=3600")
 
     async def set_price(request: Request) -> Response:
         """
@@ -258,20 +323,42 @@ def build_routes(http: Http) -> list[BaseRoute]:
 
     async def seats(request: Request) -> Response:
         """
-        summary: Every seat with its price and status (available, held, sold)
-        responses: {200: {description: the seat map}}
+        summary: The seat map - every seat with price and status, or one section; or compact
+        description: format=json (default) lists seats by id with price and status;
+          format=compact gives seatmap-v1 block states (components.schemas.SeatmapV1) with
+          the seat version and the layout's ETag. section=B keeps one section. The ETag
+          follows the seat version and prices (If-None-Match answers 304); large bodies are
+          gzipped when the client accepts it.
+        parameters:
+          - {name: section, in: query, schema: {type: string}}
+          - {name: format, in: query, schema: {type: string, enum: [json, compact]}}
+        responses: {200: {description: the seat map}, 304: {description: unchanged},
+                    400: {description: unknown section or format}}
         """
         event = await client.event(request.path_params["event_id"])
+        fmt = availability.parse_format(request.query_params.get("format"))
+        section = request.query_params.get("section") or ""
+        if section:
+            event.venue.section(section[:40])  # 400 for a section the venue does not have
         (current, version), source = await http.reads.read(
             lambda redis: catalog.event_and_seat_version(redis, event.event_id))
         feed = await http.feeds.get(event)
         await feed.wait_for(version, settings.replica_max_staleness_s)  # as fresh as the read
-        body = seat_map_cache.get(event.event_id)
-        if body is None or body[0] != (feed.board.version, current or event):
-            body = ((feed.board.version, current or event),
-                    seat_map_body(current or event, feed.board.statuses))
-            seat_map_cache[event.event_id] = body
-        return Response(body[1], media_type="application/json", headers=source.headers())
+        shown = current or event
+        prices = ",".join(f"{s.name}={s.price_cents}" for s in shown.sections)
+        etag = codec.etag_of(f"{feed.board.version}|{prices}|{fmt}|{section}".encode())
+        unchanged = not_modified(request, etag, {"Cache-Control": "no-cache"} | source.headers())
+        if unchanged is not None:
+            return unchanged
+        key = (event.event_id, fmt, section)
+        cached = seat_map_cache.get(key)
+        if cached is None or cached[0] != etag:
+            data = (compact_map_body(shown, feed, section) if fmt == "compact"
+                    else seat_map_body(shown, feed.board.statuses, section))
+            if len(seat_map_cache) > 1024:
+                seat_map_cache.clear()
+            cached = seat_map_cache[key] = (etag, Body(data, etag))
+        return conditional(request, cached[1], source.headers())
 
     async def join_queue(request: Request) -> Response:
         """
@@ -476,6 +563,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
         Route("/v1/events/{event_id}", get_event, methods=["GET"]),
         Route("/v1/events/{event_id}/sections/{name}", set_price, methods=["PATCH"]),
         Route("/v1/events/{event_id}/seats", seats, methods=["GET"]),
+        Route("/v1/events/{event_id}/layout", layout, methods=["GET"]),
         Route("/v1/events/{event_id}/queue", join_queue, methods=["POST"]),
         Route("/v1/events/{event_id}", patch_event, methods=["PATCH"]),
         Route("/v1/events/{event_id}/close", close_event, methods=["POST"]),
@@ -503,14 +591,25 @@ def build_routes(http: Http) -> list[BaseRoute]:
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
-def seat_map_body(event: Event, statuses: dict[str, str]) -> bytes:
+def seat_map_body(event: Event, statuses: dict[str, str], section: str = "") -> bytes:
     prices = {s.name: s.price_cents for s in event.sections}
     return json.dumps({"event_id": event.event_id, "seats": [
         {"seat_id": seat, "section": block.section, "row": block.first_row + i //
          block.seats_per_row, "number": i % block.seats_per_row + 1,
          "price_cents": prices[block.section], "status": statuses[seat]}
-        for block in event.venue.blocks for i, seat in enumerate(block.seat_ids())]},
+        for block in event.venue.blocks if not section or block.section == section
+        for i, seat in enumerate(block.seat_ids())]},
         separators=(",", ":")).encode()
+
+
+def compact_map_body(event: Event, feed: SeatFeed, section: str = "") -> bytes:
+    """The map in seatmap-v1: block states from `first_block` on (a section's blocks are
+    consecutive), the seat version, and the layout's ETag."""
+    blocks = event.venue.blocks_of(section) if section else list(event.venue.blocks)
+    first, last = blocks[0].index, blocks[-1].index
+    return json_bytes({"event_id": event.event_id, "version": feed.board.version,
+                       "format": codec.FORMAT, "layout": feed.layout_etag,
+                       "first_block": first, "blocks": feed.board.block_states(first, last)})
 
 
 def build_live_routes(http: Http) -> list[BaseRoute]:
@@ -520,14 +619,21 @@ def build_live_routes(http: Http) -> list[BaseRoute]:
         """
         summary: Live seat statuses (SSE) - a snapshot, then deltas at most every 200 ms
         description: Each event's id is the seat version; a reconnect with Last-Event-ID
-          resumes from it, or gets a fresh snapshot when it is too old.
+          resumes from it, or gets a fresh snapshot when it is too old. format=json (default)
+          sends seats by id ({"version","seats":{"A-1-1":"available"}}); format=compact sends
+          seatmap-v1 (components.schemas.SeatmapV1) - snapshot {"version","format","layout",
+          "blocks"}, delta {"version","runs"} - about 20 KB for 60,000 seats at worst.
+        parameters:
+          - {name: format, in: query, schema: {type: string, enum: [json, compact]}}
+          - {name: Last-Event-ID, in: header, schema: {type: integer}}
         responses: {200: {description: text/event-stream of snapshot, delta, error}}
         """
         event = await http.client.event(request.path_params["event_id"])
+        compact = availability.parse_format(request.query_params.get("format")) == "compact"
         feed = await http.feeds.get(event)
         last_seen = availability.parse_last_event_id(
             request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-        subscriber = feed.subscribe(last_seen)
+        subscriber = feed.subscribe(last_seen, compact)
 
         async def messages() -> Any:
             try:
@@ -555,9 +661,32 @@ def build_live_routes(http: Http) -> list[BaseRoute]:
     ]
 
 
+SEATMAP_V1 = {
+    "description": (
+        "Compact seat states (one definition: domain/seatmap_codec.py; decoded by "
+        "web/seatmap.js; vectors in tests/fixtures/seatmap_vectors.json). Status codes: 0 "
+        "available, 1 held, 2 sold. The layout (GET /v1/events/{id}/layout) lists the blocks in "
+        "order; block k's seat i (0-based, row-major) is row first_row + i // seats_per_row, "
+        "number i % seats_per_row + 1. A block's states are one string: 'B' + base64 of a 2-bit "
+        "bitmap (seat i in byte i // 4, the first seat in the two most significant bits, pad "
+        "bits 0) or 'R' + base64 of runs covering the block in order, each an unsigned LEB128 "
+        "varint (length << 2) | status; the server sends the shorter. A delta's runs are base64 "
+        "of varints, three per run, sorted by (block, start): block - previous block; start - "
+        "end of the previous run if in the same block, else start; (length << 2) | status. "
+        "Decoding starts at block 0, end 0."),
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer", "description": "seat version (the SSE id)"},
+        "format": {"type": "string", "enum": [codec.FORMAT]},
+        "layout": {"type": "string", "description": "ETag of the layout the blocks are read with"},
+        "first_block": {"type": "integer", "description": "index of blocks[0] (seat map only)"},
+        "blocks": {"type": "array", "items": {"type": "string"}},
+        "runs": {"type": "string", "description": "a delta's changed seats"}}}
+
 SCHEMAS = SchemaGenerator({"openapi": "3.0.3", "info": {
     "title": "Ticketing", "version": "1.0",
-    "description": "High-demand on-sales: waiting room, seat holds, checkout."}})
+    "description": "High-demand on-sales: waiting room, seat holds, checkout."},
+    "components": {"schemas": {"SeatmapV1": SEATMAP_V1}}})
 
 
 async def health_checks(client: BookingClient) -> dict[str, bool]:

@@ -40,7 +40,8 @@ async def stream(request: Request) -> Response:
     events[event_id] = event
     feed = await feeds.get(event)
     subscriber = feed.subscribe(availability.parse_last_event_id(
-        request.headers.get("last-event-id")))
+        request.headers.get("last-event-id")),
+        availability.parse_format(request.query_params.get("format")) == "compact")
 
     async def messages() -> Any:
         try:

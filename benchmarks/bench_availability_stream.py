@@ -41,9 +41,10 @@ from infra import credentials
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bench_availability_stream"
-STATE = "/tmp/ticketing-bench-sse"
-REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT = 6430, 49092, 49093
-SERVE_PORT, UVICORN_PORT = 8300, 8301
+_OFFSET = int(os.environ.get("TICKETING_BENCH_PORT_OFFSET", "0"))  # run beside a test suite
+STATE = "/tmp/ticketing-bench-sse" + (f"-{_OFFSET}" if _OFFSET else "")
+REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT = 6430 + _OFFSET, 49092 + _OFFSET, 49093 + _OFFSET
+SERVE_PORT, UVICORN_PORT = 8300 + _OFFSET, 8301 + _OFFSET
 MAXCONN = 7900  # HAProxy needs ~2.5 fds per stream: 2.5 * 7900 + 30 <= 20,000 (hard nofile)
 SERVE_ENV = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -51,8 +52,8 @@ SERVE_ENV = {
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     "RAY_SERVE_HAPROXY_NBTHREAD": "1",
     "RAY_SERVE_HAPROXY_MAXCONN": str(MAXCONN),
-    "RAY_SERVE_HAPROXY_STATS_PORT": "8434",
-    "RAY_SERVE_HAPROXY_METRICS_PORT": "9134",
+    "RAY_SERVE_HAPROXY_STATS_PORT": str(8434 + _OFFSET),
+    "RAY_SERVE_HAPROXY_METRICS_PORT": str(9134 + _OFFSET),
     # A reconnect storm overflows the replica's accept backlog for a few seconds: let HAProxy
     # wait for it (connect timeout) instead of marking the only replica down after 3 layer-4
     # errors and failing over to the backup Python proxy (which answered 500s).
@@ -60,8 +61,12 @@ SERVE_ENV = {
     "RAY_SERVE_HAPROXY_TIMEOUT_CONNECT_S": "30",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
-EVENT = {"name": "SSE bench", "sections": [
-    {"name": "A", "rows": 10, "seats_per_row": 50, "price_cents": 5000}]}
+EVENTS = {  # --seats: the theatre of the first runs, or the stadium of issue 14
+    500: {"name": "SSE bench", "sections": [
+        {"name": "A", "rows": 10, "seats_per_row": 50, "price_cents": 5000}]},
+    60_000: {"name": "SSE bench stadium", "sections": [
+        {"name": chr(65 + k), "rows": 50, "seats_per_row": 100, "price_cents": 5000}
+        for k in range(12)]}}
 CATEGORIES = [("haproxy", "haproxy"), ("ServeReplica", "serve_replica"),
               ("_sse_clients", "load_generator"), ("uvicorn", "uvicorn"),
               ("redis-server", "redis"), ("SeatBlock", "seat_block_actor"),
@@ -126,10 +131,13 @@ def cores_used(before: dict[str, float], after: dict[str, float], seconds: float
 class Services:
     """Redis, Kafka, Ray + Serve and uvicorn on the benchmark's ports; all stopped on exit."""
 
-    def __init__(self, replicas: int = 1) -> None:
+    def __init__(self, replicas: int = 1, uvicorn: bool = True,
+                 block_max_seats: int | None = None) -> None:
         self.uvicorn: subprocess.Popen[bytes] | None = None
         self.settings: Any = None
         self.replicas = replicas
+        self.with_uvicorn = uvicorn
+        self.block_max_seats = block_max_seats
 
     def __enter__(self) -> Services:
         from infra import stack
@@ -150,7 +158,8 @@ class Services:
             self.settings = Settings.from_env(
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
                 kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT,
-                serve_replicas=self.replicas, **credentials.random_settings_secrets())
+                serve_replicas=self.replicas, **credentials.random_settings_secrets(),
+                **({"block_max_seats": self.block_max_seats} if self.block_max_seats else {}))
             os.environ.update(SERVE_ENV)
             import ray
 
@@ -163,6 +172,9 @@ class Services:
                        TICKETING_TOKEN_SECRET=self.settings.token_secret,
                        TICKETING_ADMIN_TOKEN=self.settings.admin_token)
             with open(Path(STATE) / "uvicorn.log", "ab") as log:
+                if not self.with_uvicorn:
+                    _wait_http(f"http://127.0.0.1:{SERVE_PORT}/healthz")
+                    return self
                 self.uvicorn = subprocess.Popen(
                     [sys.executable, "-m", "uvicorn", "benchmarks._uvicorn_sse_app:app",
                      "--host", "127.0.0.1", "--port", str(UVICORN_PORT), "--backlog", "8192",
@@ -184,14 +196,16 @@ class Services:
                 self.uvicorn.wait(10)
             if self.uvicorn.poll() is None:
                 self.uvicorn.kill()
-        with contextlib.suppress(Exception):
-            from ray import serve
+        import ray
 
-            serve.shutdown()
-        with contextlib.suppress(Exception):
-            import ray
+        if ray.is_initialized():  # only our own local Ray: serve.shutdown() on a driver that
+            # never connected would auto-connect to another cluster on this machine and stop it
+            with contextlib.suppress(Exception):
+                from ray import serve
 
-            ray.shutdown()
+                serve.shutdown()
+            with contextlib.suppress(Exception):
+                ray.shutdown()
         with contextlib.suppress(Exception):
             stack.stop_kafka(KAFKA_PORT, STATE)
         with contextlib.suppress(Exception):
@@ -216,44 +230,58 @@ def _wait_http(url: str, timeout_s: float = 120) -> None:
 # one server's run
 
 class Changes:
-    """Holds one seat at a time through the API and notes when each change happened."""
+    """Holds one seat per request through the API at a steady rate (requests overlap, so 100
+    a second do not wait on each other), then reads when each change happened from the
+    event's change stream: its entry id's ms part is when the hold's Lua script ran."""
 
-    def __init__(self, settings: Any, event_id: str) -> None:
+    def __init__(self, settings: Any, event_id: str, event: dict[str, Any]) -> None:
         from actors.identity import Identity
         from domain import tokens
 
         self._settings = settings
         self._event_id = event_id
+        self._seats = [f"{s['name']}-{r}-{n}" for s in event["sections"]
+                       for r in range(1, s["rows"] + 1) for n in range(1, s["seats_per_row"] + 1)]
         self._redis = redis.Redis.from_url(settings.redis_url)
         self._next = 0
         self.changed_at: dict[int, float] = {}
+        self.failed: dict[str, int] = {}  # hold requests that did not make a change, by reason
         identity = Identity(settings)
         self._token = lambda user: identity.sign(tokens.Claims(
             tokens.ADMISSION, user, event_id, time.time() + 3600, ""))
 
+    async def _one(self, http: httpx.AsyncClient, seat: str, user: str) -> bool:
+        try:
+            response = await http.post(
+                f"/v1/events/{self._event_id}/holds", json={"seat_ids": [seat]},
+                headers={"Authorization": f"Bearer {self._token(user)}"}, timeout=60)
+        except httpx.HTTPError as error:  # counted, not fatal: the streams are what is measured
+            self.failed[type(error).__name__] = self.failed.get(type(error).__name__, 0) + 1
+            return False
+        if response.status_code != 201:
+            self.failed[str(response.status_code)] = self.failed.get(str(response.status_code), 0) + 1
+        return response.status_code == 201
+
     async def run(self, http: httpx.AsyncClient, seconds: float, per_s: float) -> int:
         from store import keys
 
-        start, made = time.monotonic(), 0
+        start, sent, tasks = time.monotonic(), 0, []
         while time.monotonic() - start < seconds:
-            row, number = divmod(self._next, 50)
+            seat = self._seats[self._next % len(self._seats)]
             self._next += 1
-            response = await http.post(
-                f"/v1/events/{self._event_id}/holds",
-                json={"seat_ids": [f"A-{row + 1}-{number + 1}"]},
-                headers={"Authorization": f"Bearer {self._token(f'u{self._next}')}"})
-            if response.status_code == 201:
-                last: Any = self._redis.xrevrange(keys.seat_changes(self._event_id), count=1)
-                entry_id, fields = last[0]  # the id's ms part: when the Lua script ran
-                self.changed_at[int(fields[b"v"])] = int(entry_id.split(b"-")[0]) / 1000
-                made += 1
-            await asyncio.sleep(max(0.0, start + (made + 1) / per_s - time.monotonic()))
+            tasks.append(asyncio.ensure_future(self._one(http, seat, f"u{self._next}")))
+            sent += 1
+            await asyncio.sleep(max(0.0, start + sent / per_s - time.monotonic()))
+        made = sum(await asyncio.gather(*tasks))
+        log: Any = self._redis.xrange(keys.seat_changes(self._event_id))
+        for entry_id, fields in log:
+            self.changed_at[int(fields[b"v"])] = int(entry_id.split(b"-")[0]) / 1000
         return made
 
 
 async def spawn_clients(port: int, event_id: str, clients: int, procs: int,
-                        ramp: float) -> list[asyncio.subprocess.Process]:
-    path = f"/v1/events/{event_id}/availability/stream"
+                        ramp: float, fmt: str = "json") -> list[asyncio.subprocess.Process]:
+    path = f"/v1/events/{event_id}/availability/stream?format={fmt}"
     return [await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks._sse_clients", "--port", str(port), "--path", path,
         "--clients", str(clients // procs + (1 if i < clients % procs else 0)),
@@ -297,13 +325,17 @@ def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def run_server(name: str, port: int, settings: Any, args: argparse.Namespace,
                      admin: dict[str, str]) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{SERVE_PORT}", timeout=30) as http:
-        created = await http.post("/v1/events", json=EVENT, headers=admin)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{SERVE_PORT}", timeout=30,
+                                 limits=httpx.Limits(max_connections=512)) as http:
+        event = EVENTS[args.seats]
+        created = await http.post("/v1/events", json=event, headers=admin,
+                                  timeout=300)  # a stadium's actors start in ~20-30 s
         assert created.status_code == 201, created.text
         event_id = created.json()["event_id"]
-        changes = Changes(settings, event_id)
+        changes = Changes(settings, event_id, event)
         print(f"[{name}] opening {args.clients} streams", flush=True)
-        procs = await spawn_clients(port, event_id, args.clients, args.procs, args.ramp)
+        procs = await spawn_clients(port, event_id, args.clients, args.procs, args.ramp,
+                                    args.format)
         try:
             connected = merged(await expect(procs, "CONNECTED", 300))
             print(f"[{name}] connected: {connected}", flush=True)
@@ -331,6 +363,7 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
     return {"streams_requested": args.clients, "connect": connected,
             "held_to_the_end": sum(r["connected_at_end"] for r in results),
             "changes": made + made_after, "changes_before_reconnect": len(steady_versions),
+            "changes_per_s_asked": args.rate, "hold_requests_failed": changes.failed,
             "lag_all": lag_summary(lags),
             "undelivered_change_client_pairs": sum(r["missed"] for r in results),
             "reconnect_all_at_once": reconnected, "cpu_cores_during_changes": steady_cpu}
@@ -371,19 +404,28 @@ def main() -> None:
     parser.add_argument("--after", type=float, default=10.0)
     parser.add_argument("--servers", default="serve,uvicorn")
     parser.add_argument("--replicas", type=int, default=1, help="Serve HTTP replicas")
+    parser.add_argument("--seats", type=int, choices=sorted(EVENTS), default=500,
+                        help="event size: 500 (one section) or 60000 (12 x 50 x 100)")
+    parser.add_argument("--format", choices=("json", "compact"), default="json",
+                        help="availability stream form the clients ask for")
+    parser.add_argument("--block-max-seats", type=int, default=0,
+                        help="seats per seat-block actor (0: the default, 2,000)")
+    parser.add_argument("--out", default="", help="results file name (default from the knobs)")
     args = parser.parse_args()
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
-        **vars(args), "event_seats": 500, "delta_interval_s": 0.2,
+        **vars(args), "event_seats": args.seats, "delta_interval_s": 0.2,
         "haproxy_maxconn": MAXCONN,
         "serve": f"HAProxy ingress, throughput-optimized, {args.replicas} replica(s)",
         "uvicorn": "1 worker, same store.seat_feed fan-out, same Redis",
         "lag": "first arrival of an event covering the change minus the change's Redis "
                "stream entry time (the hold's Lua script), per client and change"}}
-    with Services(args.replicas) as services:
+    with Services(args.replicas, uvicorn="uvicorn" in args.servers,
+                  block_max_seats=args.block_max_seats or None) as services:
         result["runs"] = asyncio.run(bench(services, args))
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / (f"{NAME}.json" if args.replicas == 1 else f"{NAME}_{args.replicas}replicas.json")
+    default = f"{NAME}.json" if args.replicas == 1 else f"{NAME}_{args.replicas}replicas.json"
+    path = RESULTS / (args.out or default)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["runs"], indent=2))
     print(f"written to {path}")

@@ -15,27 +15,34 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain import seatmap_codec as codec
 from domain.errors import InvalidRequest
 from domain.venue import Block
 
 STATUSES = frozenset({"available", "held", "sold"})
 MAX_EVENT_ID_DIGITS = 18
+FORMATS = ("json", "compact")
+Cell = tuple[int, int]  # (block index, seat index in the block)
 
 
 @dataclass(frozen=True)
 class Change:
-    """Seats whose status changed at `version` (one block script call)."""
+    """Seats whose status changed at `version` (one block script call), by id and by
+    (block, index) -> status code (the compact form's address)."""
 
     version: int
     seats: dict[str, str]
+    cells: dict[Cell, int] = field(default_factory=dict)
 
 
 def change_of(version: int, block: Block, status: str, indices: str) -> Change:
     """A change as the scripts record it (block, status, comma-separated seat indices)."""
     if status not in STATUSES:
         raise InvalidRequest(f"unknown seat status {status[:20]!r}")
-    seats = {block.seat_at(int(i)): status for i in indices.split(",") if i}
-    return Change(version, seats)
+    positions = [int(i) for i in indices.split(",") if i]
+    code = codec.STATUS_CODES[status]
+    return Change(version, {block.seat_at(i): status for i in positions},
+                  {(block.index, i): code for i in positions})
 
 
 class VersionGap(Exception):
@@ -43,11 +50,18 @@ class VersionGap(Exception):
 
 
 class SeatBoard:
-    """Every seat's status at `version`, kept current by applying changes in version order."""
+    """Every seat's status at `version`, kept current by applying changes in version order.
 
-    def __init__(self, statuses: dict[str, str], version: int) -> None:
+    Kept twice: by seat id (the JSON form) and, when `codes` is given, as one status code per
+    seat per block (the compact form), with each block's encoded string cached until the
+    block changes - so a snapshot of a big venue re-encodes only the blocks that changed."""
+
+    def __init__(self, statuses: dict[str, str], version: int,
+                 codes: list[bytearray] | None = None) -> None:
         self.statuses = dict(statuses)
         self.version = version
+        self.codes = codes if codes is not None else []
+        self._encoded: list[str | None] = [None] * len(self.codes)
 
     def apply(self, change: Change) -> bool:
         """Apply the next change; False for one already applied; VersionGap for a skipped one."""
@@ -56,8 +70,23 @@ class SeatBoard:
         if change.version != self.version + 1:
             raise VersionGap(f"have {self.version}, got {change.version}")
         self.statuses.update(change.seats)
+        if self.codes:
+            for (block, index), code in change.cells.items():
+                self.codes[block][index] = code
+                self._encoded[block] = None
         self.version = change.version
         return True
+
+    def block_states(self, first: int = 0, last: int | None = None) -> list[str]:
+        """The compact states of blocks first..last (all by default), encoded once per change."""
+        end = len(self.codes) if last is None else last + 1
+        out = []
+        for block in range(first, end):
+            text = self._encoded[block]
+            if text is None:
+                text = self._encoded[block] = codec.encode_block(self.codes[block])
+            out.append(text)
+        return out
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,7 @@ class Delta:
     since: int
     version: int
     seats: dict[str, str]
+    cells: dict[Cell, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,17 +107,19 @@ class Coalescer:
     since: int
     version: int = 0
     seats: dict[str, str] = field(default_factory=dict)
+    cells: dict[Cell, int] = field(default_factory=dict)
 
     def add(self, change: Change) -> None:
         self.seats.update(change.seats)
+        self.cells.update(change.cells)
         self.version = max(self.version, change.version)
 
     def take(self) -> Delta | None:
         """The merged delta (None when nothing changed); starts a new window after it."""
         if not self.seats:
             return None
-        delta = Delta(self.since, self.version, self.seats)
-        self.since, self.seats = self.version, {}
+        delta = Delta(self.since, self.version, self.seats, self.cells)
+        self.since, self.seats, self.cells = self.version, {}, {}
         return delta
 
 
@@ -122,12 +154,22 @@ class History:
         if not self._deltas or self._deltas[0].since > last_seen:
             return None  # too old: the changes since then are no longer kept
         seats: dict[str, str] = {}
+        cells: dict[Cell, int] = {}
         version = last_seen
         for delta in self._deltas:
             if delta.version > last_seen:
                 seats.update(delta.seats)
+                cells.update(delta.cells)
                 version = delta.version
-        return Delta(last_seen, version, seats)
+        return Delta(last_seen, version, seats, cells)
+
+
+def parse_format(raw: str | None) -> str:
+    """`?format=`: `json` (seat ids, the default) or `compact` (seatmap-v1); else a 400."""
+    value = (raw or "json").strip().lower()
+    if value not in FORMATS:
+        raise InvalidRequest("format must be json or compact")
+    return value
 
 
 def parse_last_event_id(raw: str | None) -> int | None:
@@ -154,6 +196,21 @@ def snapshot_message(board: SeatBoard, extra: dict[str, Any] | None = None) -> b
 
 def delta_message(delta: Delta) -> bytes:
     return sse("delta", {"version": delta.version, "seats": delta.seats}, delta.version)
+
+
+def compact_snapshot_message(board: SeatBoard, layout_etag: str,
+                             extra: dict[str, Any] | None = None) -> bytes:
+    """The snapshot in seatmap-v1: every block's states, in block order, read with the layout
+    whose ETag is `layout` (GET /v1/events/{id}/layout)."""
+    return sse("snapshot", {"version": board.version, "format": codec.FORMAT,
+                            "layout": layout_etag, "blocks": board.block_states()}
+               | (extra or {}), board.version)
+
+
+def compact_delta_message(delta: Delta) -> bytes:
+    """A delta in seatmap-v1: `runs` are (block, start, length, status) runs, base64."""
+    return sse("delta", {"version": delta.version, "runs": codec.encode_runs(delta.cells)},
+               delta.version)
 
 
 def retry_hint(jitter: float, base_ms: int = 1000) -> bytes:

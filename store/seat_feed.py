@@ -2,11 +2,11 @@
 
 Each `SeatFeed` loads a consistent snapshot (the seat version and every block's bitmaps in
 one MULTI), then follows the event's change stream with a blocking XREAD, keeping a
-`SeatBoard` current. Changes are merged for `seat_delta_interval_s` and the encoded delta is
-handed to every stream of this replica at once, so 7,500 clients cost one Redis reader and one
-JSON encoding per window, not one per client. Reads go through the `ReadRouter` (a replica
-when one is fresh), and a failed read falls back to the primary and continues from the same
-stream id.
+`SeatBoard` current (by seat id, and as seatmap-v1 codes per block). Changes are merged for
+`seat_delta_interval_s` and the encoded delta is handed to every stream of this replica at
+once, so 7,500 clients cost one Redis reader and one encoding per window and form (JSON or
+compact), not one per client. Reads go through the `ReadRouter` (a replica when one is fresh),
+and a failed read falls back to the primary and continues from the same stream id.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from domain import seatmap_codec as codec
 from domain.availability import (
     HEARTBEAT,
     Coalescer,
@@ -27,6 +28,8 @@ from domain.availability import (
     SeatBoard,
     VersionGap,
     change_of,
+    compact_delta_message,
+    compact_snapshot_message,
     delta_message,
     snapshot_message,
 )
@@ -74,11 +77,13 @@ async def read_snapshot(redis: Redis, event: Event) -> tuple[SeatBoard, str]:
         pipe.get(keys.block_sold(event.event_id, b.index))
     version, last, *bitmaps = await pipe.execute()
     statuses: dict[str, str] = {}
+    codes: list[bytearray] = []
     for i, block in enumerate(event.venue.blocks):
-        statuses.update(catalog.block_statuses(block, bitmaps[2 * i] or b"",
-                                               bitmaps[2 * i + 1] or b""))
+        held, sold = bitmaps[2 * i] or b"", bitmaps[2 * i + 1] or b""
+        statuses.update(catalog.block_statuses(block, held, sold))
+        codes.append(codec.codes_from_bitmaps(held, sold, block.seats_total))
     last_id = last[0][0].decode() if last else "0-0"
-    return SeatBoard(statuses, int(version or 0)), last_id
+    return SeatBoard(statuses, int(version or 0), codes), last_id
 
 
 class SeatFeed:
@@ -93,7 +98,10 @@ class SeatFeed:
         self._window = Coalescer(0)
         self._history = History(settings.seat_resume_max)
         self._subscribers: set[Subscriber] = set()
-        self._snapshot: tuple[int, bytes] | None = None
+        self._compact: set[Subscriber] = set()  # the subset that asked for seatmap-v1
+        self._snapshot: dict[bool, tuple[int, bytes]] = {}
+        self.layout_body = codec.layout_body(event.venue)
+        self.layout_etag = codec.etag_of(self.layout_body)
         self._advanced = asyncio.Condition()
         self._flush_at: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
@@ -112,25 +120,29 @@ class SeatFeed:
             lambda r: read_snapshot(r, self.event))
         self._window = Coalescer(self.board.version)
         self._history = History(self._settings.seat_resume_max)
-        self._snapshot = None
+        self._snapshot = {}
         for subscriber in self._subscribers:
-            subscriber.push(self.snapshot())
+            subscriber.push(self.snapshot(subscriber in self._compact))
 
     # -- streams -------------------------------------------------------------------------
-    def subscribe(self, last_seen: int | None) -> Subscriber:
-        """A new stream: a resume delta when `last_seen` is recent enough, else a snapshot."""
+    def subscribe(self, last_seen: int | None, compact: bool = False) -> Subscriber:
+        """A new stream: a resume delta when `last_seen` is recent enough, else a snapshot;
+        `compact` streams get seatmap-v1, the others seat-id JSON."""
         subscriber = Subscriber(self._settings.seat_stream_queue_max)
         resumed = (self._history.resume(last_seen, self.board.version)
                    if last_seen is not None else None)
         if resumed is None:
-            subscriber.push(self.snapshot())
+            subscriber.push(self.snapshot(compact))
         elif resumed.seats:
-            subscriber.push(delta_message(resumed))
+            subscriber.push(compact_delta_message(resumed) if compact else delta_message(resumed))
         self._subscribers.add(subscriber)
+        if compact:
+            self._compact.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+        self._compact.discard(subscriber)
         if not self._subscribers:
             self._idle_since = time.monotonic()
 
@@ -138,14 +150,17 @@ class SeatFeed:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def snapshot(self) -> bytes:
-        """The current snapshot, encoded once per version however many clients ask."""
-        if self._snapshot is None or self._snapshot[0] != self.board.version:
+    def snapshot(self, compact: bool = False) -> bytes:
+        """The current snapshot, encoded once per version and form however many clients ask."""
+        cached = self._snapshot.get(compact)
+        if cached is None or cached[0] != self.board.version:
             extra: dict[str, Any] = {"source": self.source.kind}
             if self.source.staleness_s is not None:
                 extra["staleness_ms"] = round(self.source.staleness_s * 1000, 1)
-            self._snapshot = (self.board.version, snapshot_message(self.board, extra))
-        return self._snapshot[1]
+            message = (compact_snapshot_message(self.board, self.layout_etag, extra) if compact
+                       else snapshot_message(self.board, extra))
+            cached = self._snapshot[compact] = (self.board.version, message)
+        return cached[1]
 
     async def wait_for(self, version: int, timeout_s: float) -> bool:
         """Wait until the board has reached `version` (read-your-writes for cached reads)."""
@@ -216,9 +231,10 @@ class SeatFeed:
         if delta is None:
             return
         self._history.add(delta)
-        message = delta_message(delta)
-        for subscriber in self._subscribers:
-            subscriber.push(message)
+        compact = compact_delta_message(delta) if self._compact else b""
+        plain = delta_message(delta) if len(self._compact) < len(self._subscribers) else b""
+        for subscriber in self._subscribers:  # each form encoded once, only if someone has it
+            subscriber.push(compact if subscriber in self._compact else plain)
 
     async def _heartbeat(self) -> None:
         while not self.closed:

@@ -167,80 +167,226 @@ function queuePage() {
 }
 
 // ------------------------------------------------------------------------------ seat map
+// Stadium scale: the venue's sections as a handful of tiles (price, live seats left), one
+// section at a time drawn on a canvas (5,000 seats are 5,000 rectangles, not DOM nodes), and
+// "best available in this section" in one tap. Live statuses come from the compact stream
+// (seatmap-v1, decoded by seatmap.js). The canvas is one focusable element: arrow keys move a
+// seat cursor and the current seat is announced in a live region.
 function seatsPage() {
   const eventId = params.get("event");
   const token = store.get("admission." + eventId);
-  const seats = new Map();   // seat id -> button
-  const prices = {};         // section -> cents
   const selected = new Set();
-  let version = -1;
-  let stopCountdown = null;
+  const mine = new Set();
+  const stats = { snapshots: 0, deltas: 0 };
+  let ev = null, board = null, es = null, current = null, stopCountdown = null;
+  let cursor = { row: 1, number: 1 }, zoom = 1, frame = 0, pending = new Set(), overviewDrawn = false;
+  const canvas = $("seat-canvas");
+  const css = getComputedStyle(document.documentElement);
+  const colour = ["--ok", "--held", "--sold"].map((v) => css.getPropertyValue(v).trim());
+  const mineColour = css.getPropertyValue("--mine").trim();
+  const focusColour = css.getPropertyValue("--focus").trim();
+  window.ticketingSeats = { stats, get board() { return board; }, pause, resume, fresh, open: openSection };
 
   if (!token) say("Pass the waiting room first to hold seats.", "alert");
 
-  api("/v1/events/" + encodeURIComponent(eventId)).then(draw).then(connect).then(restoreHold)
+  Promise.all([api("/v1/events/" + encodeURIComponent(eventId)),
+               api(`/v1/events/${encodeURIComponent(eventId)}/layout`)])
+    .then(([details, layout]) => { setup(details, layout); connect(); restoreHold(); })
     .catch((err) => say("Could not load the event: " + err.message, "alert"));
 
-  function draw(ev) {
+  const sectionOf = (name) => ev.sections.find((s) => s.name === name);
+  const seatName = (id) => { const [s, r, n] = id.split("-"); return `section ${s}, row ${r}, seat ${n}`; };
+
+  function setup(details, layout) {
+    ev = details;
+    board = new Seatmap.Board(layout);
     $("event-name").textContent = ev.name;
     document.title = ev.name + " – seats";
-    const map = $("map");
-    for (const section of ev.sections) {
-      prices[section.name] = section.price_cents;
-      const box = document.createElement("section");
-      box.className = "section";
-      box.setAttribute("aria-labelledby", "sec-" + section.name);
-      box.innerHTML = `<h2 id="sec-${section.name}">Section ${section.name} – ${money(section.price_cents)}</h2>`;
-      for (let r = 1; r <= section.rows; r++) {
-        const row = document.createElement("div");
-        row.className = "row";
-        row.setAttribute("role", "group");
-        row.setAttribute("aria-label", `Section ${section.name} row ${r}`);
-        row.innerHTML = `<span class="row-label" aria-hidden="true">Row ${r}</span>`;
-        for (let n = 1; n <= section.seats_per_row; n++) {
-          const id = `${section.name}-${r}-${n}`;
-          const b = document.createElement("button");
-          b.type = "button"; b.className = "seat"; b.textContent = n;
-          b.dataset.seat = id; b.dataset.section = section.name;
-          b.setAttribute("aria-pressed", "false");
-          b.addEventListener("click", () => toggle(id));
-          seats.set(id, b);
-          setStatus(id, "available");
-          row.appendChild(b);
-        }
-        box.appendChild(row);
-      }
-      map.appendChild(box);
+    const quantity = $("quantity");
+    for (let q = 1; q <= ev.max_seats_per_user; q++) quantity.add(new Option(String(q), String(q), q === 2, q === 2));
+    const venue = $("venue");
+    for (const s of ev.sections) {
+      const tile = document.createElement("button");
+      tile.type = "button"; tile.className = "tile"; tile.dataset.section = s.name;
+      tile.innerHTML = `<span class="tile-name">Section ${s.name}</span>` +
+        `<span class="tile-price">${money(s.price_cents)}</span><span class="tile-left"></span>`;
+      tile.addEventListener("click", () => openSection(s.name));
+      venue.appendChild(tile);
+    }
+    drawOverview();
+    const wanted = (location.hash.match(/section=([A-Za-z0-9_]+)/) || [])[1];
+    if (wanted && sectionOf(wanted)) openSection(wanted);
+  }
+
+  function drawOverview() {
+    for (const tile of $("venue").children) {
+      const s = sectionOf(tile.dataset.section);
+      const total = s.rows * s.seats_per_row;
+      const left = board.version >= 0 ? board.left.get(s.name) : s.seats_available;
+      const share = left / total;
+      tile.dataset.level = left === 0 ? "none" : share < 0.1 ? "few" : share < 0.5 ? "some" : "many";
+      tile.querySelector(".tile-left").textContent = left ? `${left.toLocaleString("en-US")} left` : "Sold out";
+      tile.setAttribute("aria-label", `Section ${s.name}, ${money(s.price_cents)}, ` +
+        `${left.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} seats left`);
+    }
+    if (!overviewDrawn && board.version >= 0) {
+      overviewDrawn = true;  // first paint of live counts (the benchmark reads this mark)
+      requestAnimationFrame(() => performance.mark("overview-live"));
     }
   }
 
-  function setStatus(id, status) {
-    const b = seats.get(id);
-    if (!b) return;
-    b.dataset.status = status;
-    const [section, row, number] = id.split("-");
-    const mine = b.classList.contains("mine") ? ", yours" : "";
-    b.setAttribute("aria-label", `Section ${section}, row ${row}, seat ${number}, ${status}${mine}`);
-    if (status !== "available" && selected.has(id)) {
-      selected.delete(id); b.setAttribute("aria-pressed", "false"); summarise();
+  function openSection(name) {
+    performance.clearMarks("zoom-start"); performance.mark("zoom-start");
+    current = name;
+    const s = sectionOf(name);
+    $("overview").classList.add("hidden");
+    $("zoom").classList.remove("hidden");
+    $("zoom-title").textContent = `Section ${name} – ${money(s.price_cents)}`;
+    canvas.setAttribute("aria-label", `Seats of section ${name}: ${s.rows} rows of ${s.seats_per_row} seats`);
+    $("best").textContent = `Best available in section ${name}`;
+    $("best").disabled = !token || !!store.get("hold." + eventId);
+    cursor = { row: 1, number: Math.ceil(s.seats_per_row / 2) };
+    zoom = 1;
+    history.replaceState(null, "", "#section=" + name);
+    draw();
+    requestAnimationFrame(() => {
+      performance.clearMarks("zoom-drawn"); performance.mark("zoom-drawn");
+      performance.clearMeasures("section-zoom");
+      performance.measure("section-zoom", "zoom-start", "zoom-drawn");
+    });
+  }
+
+  $("back").addEventListener("click", () => {
+    current = null;
+    $("zoom").classList.add("hidden");
+    $("overview").classList.remove("hidden");
+    $("best").disabled = true; $("best").textContent = "Pick a section first";
+    history.replaceState(null, "", location.pathname + location.search);
+    drawOverview();
+  });
+  $("zoom-in").addEventListener("click", () => { zoom = Math.min(8, zoom * 2); draw(); showCursor(); });
+  $("zoom-out").addEventListener("click", () => { zoom = Math.max(1, zoom / 2); draw(); });
+
+  function geometry() {
+    const s = sectionOf(current);
+    const label = 26, top = 4;
+    const avail = Math.max(120, $("canvas-wrap").clientWidth - 2);
+    const fit = Math.max(3, Math.min(24, Math.floor((avail - label) / s.seats_per_row)));
+    const cell = Math.min(40, fit * zoom);
+    return { s, label, top, cell, width: label + cell * s.seats_per_row, height: top + cell * s.rows };
+  }
+
+  function draw() {
+    if (!current) return;
+    const g = geometry();
+    const left = board.version >= 0 ? board.left.get(current) : g.s.seats_available;
+    $("zoom-left").textContent = `${left.toLocaleString("en-US")} of ` +
+      `${(g.s.rows * g.s.seats_per_row).toLocaleString("en-US")} seats left`;
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(g.width * dpr) || canvas.height !== Math.round(g.height * dpr)) {
+      canvas.width = Math.round(g.width * dpr); canvas.height = Math.round(g.height * dpr);
+      canvas.style.width = g.width + "px"; canvas.style.height = g.height + "px";
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, g.width, g.height);
+    const gap = g.cell >= 6 ? 1 : g.cell >= 3 ? 0.5 : 0;  // small seats stay visibly apart
+    ctx.fillStyle = "#555"; ctx.font = `${Math.min(12, Math.max(8, g.cell))}px system-ui`;
+    ctx.textBaseline = "middle";
+    const every = Math.ceil(10 / g.cell);
+    for (const k of board.bySection.get(current)) {
+      const b = board.blocks[k];
+      for (let i = 0; i < b.seats; i++) {
+        const row = b.first_row + Math.floor(i / b.seats_per_row), number = i % b.seats_per_row + 1;
+        const id = `${current}-${row}-${number}`;
+        ctx.fillStyle = selected.has(id) || (mine.has(id) && b.codes[i] !== 0) ? mineColour : colour[b.codes[i]];
+        ctx.fillRect(g.label + (number - 1) * g.cell + gap, g.top + (row - 1) * g.cell + gap,
+                     g.cell - 2 * gap, g.cell - 2 * gap);
+      }
+    }
+    ctx.fillStyle = "#555";
+    for (let r = 1; r <= g.s.rows; r++) {
+      if ((r - 1) % every === 0) ctx.fillText(String(r), 0, g.top + (r - 0.5) * g.cell);
+    }
+    if (document.activeElement === canvas) {
+      ctx.strokeStyle = focusColour; ctx.lineWidth = 2;
+      const pad = Math.max(2, g.cell / 4);
+      ctx.strokeRect(g.label + (cursor.number - 1) * g.cell - pad, g.top + (cursor.row - 1) * g.cell - pad,
+                     g.cell + 2 * pad, g.cell + 2 * pad);
     }
   }
+
+  function schedule(sections) {
+    for (const s of sections) pending.add(s);
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      drawOverview();
+      if (current && pending.has(current)) draw();
+      pending.clear();
+      for (const id of [...selected]) {
+        if (board.status(id) !== "available") { selected.delete(id); summarise(); }
+      }
+    });
+  }
+
+  const statusAt = (row, number) => Seatmap.STATUS[board.code(current, row, number)];
+
+  function showCursor() {
+    const g = geometry();
+    const id = `${current}-${cursor.row}-${cursor.number}`;
+    const picked = selected.has(id) ? ", picked" : mine.has(id) ? ", yours" : "";
+    $("seat-cursor").textContent = `Row ${cursor.row}, seat ${cursor.number}, ${statusAt(cursor.row, cursor.number)}${picked}`;
+    const wrap = $("canvas-wrap"), x = g.label + (cursor.number - 1) * g.cell;
+    if (x < wrap.scrollLeft || x + g.cell > wrap.scrollLeft + wrap.clientWidth) wrap.scrollLeft = x - wrap.clientWidth / 2;
+    draw();
+  }
+
+  canvas.addEventListener("focus", showCursor);
+  canvas.addEventListener("blur", draw);
+  canvas.addEventListener("keydown", (e) => {
+    const s = sectionOf(current);
+    const moves = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0],
+                    PageUp: [-10, 0], PageDown: [10, 0] };
+    if (moves[e.key]) {
+      cursor.row = Math.min(s.rows, Math.max(1, cursor.row + moves[e.key][0]));
+      cursor.number = Math.min(s.seats_per_row, Math.max(1, cursor.number + moves[e.key][1]));
+    } else if (e.key === "Home") cursor.number = 1;
+    else if (e.key === "End") cursor.number = s.seats_per_row;
+    else if (e.key === "Enter" || e.key === " ") toggle(`${current}-${cursor.row}-${cursor.number}`);
+    else return;
+    e.preventDefault();
+    showCursor();
+  });
+  canvas.addEventListener("click", (e) => {
+    const g = geometry(), box = canvas.getBoundingClientRect();
+    const number = Math.floor((e.clientX - box.left - g.label) / g.cell) + 1;
+    const row = Math.floor((e.clientY - box.top - g.top) / g.cell) + 1;
+    if (number < 1 || row < 1 || number > g.s.seats_per_row || row > g.s.rows) return;
+    cursor = { row, number };
+    toggle(`${current}-${row}-${number}`);
+    showCursor();
+  });
 
   // Live statuses: a snapshot, then deltas newer than what we have. EventSource reconnects
   // by itself and sends Last-Event-ID, so the server resumes where we left off.
-  function connect() {
-    const es = new EventSource(`/v1/events/${eventId}/availability/stream`);
+  function connect(lastSeen) {
+    if (es) es.close();
+    const query = new URLSearchParams({ format: "compact" });
+    if (lastSeen !== undefined) query.set("last_event_id", String(lastSeen));
+    es = new EventSource(`/v1/events/${eventId}/availability/stream?${query}`);
     es.addEventListener("snapshot", (m) => {
       const d = JSON.parse(m.data);
-      version = d.version;
-      for (const [id, status] of Object.entries(d.seats)) setStatus(id, status);
+      board.load(d.blocks, d.version);
+      stats.snapshots++;
       $("live-state").textContent = "live";
+      schedule(board.bySection.keys());
     });
     es.addEventListener("delta", (m) => {
       const d = JSON.parse(m.data);
-      if (d.version <= version) return;
-      version = d.version;
-      for (const [id, status] of Object.entries(d.seats)) setStatus(id, status);
+      if (d.version <= board.version) return;
+      stats.deltas++;
+      schedule(board.applyRuns(d.runs, d.version));
     });
     es.addEventListener("error", (m) => {
       if (m.data) $("live-state").textContent = "interrupted, reconnecting…";
@@ -248,39 +394,48 @@ function seatsPage() {
     es.onerror = () => { $("live-state").textContent = "reconnecting…"; };
     es.onopen = () => { $("live-state").textContent = "live"; };
   }
+  function pause() { if (es) es.close(); es = null; $("live-state").textContent = "paused"; }
+  function resume() { connect(board.version); }  // what a reconnect sends: Last-Event-ID
+  function fresh() { connect(); }
 
   function toggle(id) {
-    const b = seats.get(id);
     if (store.get("hold." + eventId)) return say("You already hold seats: check out or release them.");
-    if (b.dataset.status !== "available") return say(`Seat ${id} is ${b.dataset.status}.`);
+    const status = board.status(id);
+    if (status !== "available") return say(`Seat ${id} is ${status}.`);
     if (selected.has(id)) selected.delete(id); else selected.add(id);
-    b.setAttribute("aria-pressed", String(selected.has(id)));
     summarise();
+    draw();
   }
 
   function summarise() {
     const list = [...selected];
-    const total = list.reduce((sum, id) => sum + prices[seats.get(id).dataset.section], 0);
+    const total = list.reduce((sum, id) => sum + sectionOf(id.split("-")[0]).price_cents, 0);
     $("selection").textContent = list.length
       ? `${list.join(", ")} – ${money(total)}` : "No seats selected.";
     $("hold").disabled = !list.length || !token;
   }
 
-  $("hold").addEventListener("click", async () => {
-    $("hold").disabled = true;
+  async function holdWith(body, button) {
+    button.disabled = true;
     try {
-      const hold = await api(`/v1/events/${eventId}/holds`, {
-        method: "POST", token, body: { seat_ids: [...selected] } });
+      const hold = await api(`/v1/events/${eventId}/holds`, { method: "POST", token, body });
       hold.expires_at_ms = Date.now() + hold.expires_in_s * 1000;
       store.set("hold." + eventId, hold);
       selected.clear();
       showHold(hold);
-      say("Your seats are held.", "success");
+      say(`Held for you: ${hold.seat_ids.map(seatName).join("; ")}.`, "success");
     } catch (err) {
-      say(err.code === "seats_unavailable" ? "Sorry, a seat was just taken. Pick again."
+      say(err.code === "seats_unavailable" ? "Sorry, those seats are not available. Pick again."
         : "Could not hold: " + err.message, "alert");
       summarise();
+      if (current) $("best").disabled = !token;
     }
+  }
+
+  $("hold").addEventListener("click", () => holdWith({ seat_ids: [...selected] }, $("hold")));
+  $("best-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (current) holdWith({ section: current, quantity: Number($("quantity").value) }, $("best"));
   });
 
   $("release").addEventListener("click", async () => {
@@ -297,7 +452,7 @@ function seatsPage() {
   }
 
   function showHold(hold) {
-    for (const id of hold.seat_ids) { seats.get(id)?.classList.add("mine"); seats.get(id)?.setAttribute("aria-pressed", "false"); }
+    for (const id of hold.seat_ids) mine.add(id);
     $("choose").classList.add("hidden");
     $("held").classList.remove("hidden");
     $("held-seats").textContent = hold.seat_ids.join(", ");
@@ -305,16 +460,18 @@ function seatsPage() {
     $("to-checkout").href = eventUrl("checkout.html", eventId, { hold: hold.hold_id });
     stopCountdown = countdown($("countdown"), hold.expires_at_ms,
       () => endHold("Your hold expired and the seats were released.", "alert"));
+    draw();
   }
 
   function endHold(message, kind = "") {
-    const hold = store.get("hold." + eventId);
     if (stopCountdown) stopCountdown();
-    for (const id of hold ? hold.seat_ids : []) seats.get(id)?.classList.remove("mine");
+    mine.clear();
     store.del("hold." + eventId);
     $("held").classList.add("hidden");
     $("choose").classList.remove("hidden");
+    if (current) $("best").disabled = !token;
     summarise();
+    draw();
     say(message, kind);
   }
 }

@@ -57,7 +57,8 @@ def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
         admission_rate_per_s=1000.0, stream_tick_s=0.25, ingest_lag_ms=100,
         partition_idle_ms=300, ingress_resource="ingress",
         # entities passivate between the steps of many tests: the suite runs them through it
-        passivate_after_s=PASSIVATE_AFTER_S, event_close_after_s=EVENT_CLOSE_AFTER_S)
+        passivate_after_s=PASSIVATE_AFTER_S, event_close_after_s=EVENT_CLOSE_AFTER_S,
+        block_max_seats=10_000)  # a 60,000-seat test venue is 12 seat blocks, not 30
 
 
 _IDENTITY: list[Identity] = []  # the app's identity, as the driver can rebuild it

@@ -52,10 +52,11 @@ class Stream:
 
 
 @asynccontextmanager
-async def stream(http: httpx.AsyncClient, event_id: str,
-                 last_seen: int | None = None) -> AsyncIterator[Stream]:
+async def stream(http: httpx.AsyncClient, event_id: str, last_seen: int | None = None,
+                 fmt: str = "") -> AsyncIterator[Stream]:
     headers = {"Last-Event-ID": str(last_seen)} if last_seen is not None else {}
-    async with http.stream("GET", f"/v1/events/{event_id}/availability/stream",
+    query = f"?format={fmt}" if fmt else ""
+    async with http.stream("GET", f"/v1/events/{event_id}/availability/stream{query}",
                            headers=headers, timeout=httpx.Timeout(30, read=30)) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")

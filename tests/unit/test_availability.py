@@ -23,7 +23,7 @@ BLOCK = Block(index=2, section="B", first_row=3, last_row=4, seats_per_row=5)
 
 def test_a_recorded_change_names_seats_by_id_from_their_block_indices():
     change = change_of(7, BLOCK, "held", "0,6")
-    assert change == Change(7, {"B-3-1": "held", "B-4-2": "held"})
+    assert change == Change(7, {"B-3-1": "held", "B-4-2": "held"}, {(2, 0): 1, (2, 6): 1})
 
 
 def test_an_unknown_status_in_the_log_is_refused():
@@ -119,3 +119,51 @@ def test_the_reconnect_delay_is_spread_between_one_and_three_times_the_base():
     assert retry_hint(0.5) == b"retry: 2000\n\n"
     assert retry_hint(1.0) == b"retry: 3000\n\n"
     assert retry_hint(7.0) == b"retry: 3000\n\n"
+
+
+def test_a_compact_board_re_encodes_only_the_block_a_change_touched():
+    from domain.seatmap_codec import decode_block
+
+    board = SeatBoard({}, 0, [bytearray(10), bytearray(6)])
+    before = board.block_states()
+    board.apply(Change(1, {}, {(1, 5): 2}))
+    after = board.block_states()
+    assert after[0] is before[0]  # cached, not re-encoded
+    assert decode_block(after[1], 6) == bytes([0, 0, 0, 0, 0, 2])
+    assert len(board.block_states(1, 1)) == 1
+
+
+def test_a_coalesced_and_resumed_delta_keeps_the_last_status_of_each_cell():
+    window = Coalescer(0)
+    window.add(Change(1, {"B-3-1": "held"}, {(2, 0): 1}))
+    window.add(Change(2, {"B-3-1": "available"}, {(2, 0): 0}))
+    delta = window.take()
+    assert delta is not None and delta.cells == {(2, 0): 0}
+    history = History(100)
+    history.add(delta)
+    resumed = history.resume(0, 2)
+    assert resumed is not None and resumed.cells == {(2, 0): 0}
+
+
+def test_compact_messages_carry_the_version_as_their_sse_id():
+    from domain.availability import Delta, compact_delta_message, compact_snapshot_message
+    from domain.seatmap_codec import decode_runs
+
+    board = SeatBoard({}, 9, [bytearray(4)])
+    snap = compact_snapshot_message(board, '"abc"').decode()
+    assert snap.startswith("id: 9\nevent: snapshot\n")
+    data = json.loads(snap.split("data: ", 1)[1])
+    assert data == {"version": 9, "format": "seatmap-v1", "layout": '"abc"',
+                    "blocks": board.block_states()}
+    delta = compact_delta_message(Delta(8, 9, {"A-1-4": "held"}, {(0, 3): 1})).decode()
+    assert delta.startswith("id: 9\nevent: delta\n")
+    body = json.loads(delta.split("data: ", 1)[1])
+    assert body["version"] == 9 and decode_runs(body["runs"]) == [(0, 3, 1, 1)]
+
+
+def test_the_stream_format_is_json_by_default_and_anything_else_is_refused():
+    from domain.availability import parse_format
+
+    assert parse_format(None) == "json" and parse_format("compact") == "compact"
+    with pytest.raises(InvalidRequest):
+        parse_format("xml")
