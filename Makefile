@@ -30,7 +30,12 @@ lint:
 	$(PYTHON) -m mypy domain store actors serve_app.py infra benchmarks
 
 # The demo is a crowd from one address: it lifts the per-client rate limits (settings) for its stack.
+# Its fans leave when a hold is refused, so their admissions lapse after 30 s (not 30 min) and
+# give the seats they were counted against back to those still waiting.
 demo: export JOIN_RATE_PER_S ?= 1000000
 demo: export STATUS_RATE_PER_S ?= 1000000
+demo: export SIGNIN_RATE_PER_S ?= 1000000
+demo: export USER_RATE_PER_S ?= 1000000
+demo: export ADMISSION_TTL_S ?= 30
 demo: up
 	$(PYTHON) demo.py
