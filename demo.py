@@ -85,15 +85,34 @@ async def retry_429(send: Any) -> httpx.Response:
         await asyncio.sleep(float(response.headers.get("retry-after", "1")))
 
 
+async def hold_like_a_fan(http: httpx.AsyncClient, event_id: str, auth: dict[str, str],
+                          rng: random.Random, outcomes: Counter[str]) -> httpx.Response:
+    """A fan refused the seats they wanted takes what is left, as people do: the other
+    section, then one seat (so an admission ends in a hold while seats remain, and the fans
+    still waiting are not kept behind admissions that gave up)."""
+    first = "Floor" if rng.random() < 0.7 else "Balcony"
+    other = "Balcony" if first == "Floor" else "Floor"
+    quantity = rng.randint(1, 4)
+    tries = [(first, quantity), (other, quantity), (first, 1), (other, 1)]
+    refused = 0
+    for section, count in tries:
+        held = await http.post(f"/v1/events/{event_id}/holds", headers=auth,
+                               json={"section": section, "quantity": count})
+        if held.status_code != 409 or held.json()["error"]["code"] != "seats_unavailable":
+            break
+        refused += 1
+    if held.status_code == 201 and refused:
+        outcomes["held after taking what was left"] += 1
+    return held
+
+
 async def shopper(http: httpx.AsyncClient, event_id: str, n: int, rng: random.Random,
                   outcomes: Counter[str]) -> dict[str, Any] | None:
     auth = await admitted(http, event_id, f"fan{n}")
     if not auth:
         outcomes["sold out before admission"] += 1
         return None
-    section = "Floor" if rng.random() < 0.7 else "Balcony"
-    held = await http.post(f"/v1/events/{event_id}/holds", headers=auth,
-                           json={"section": section, "quantity": rng.randint(1, 4)})
+    held = await hold_like_a_fan(http, event_id, auth, rng, outcomes)
     if held.status_code != 201:
         outcomes[f"hold refused ({held.json()['error']['code']})"] += 1
         return None

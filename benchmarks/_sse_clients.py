@@ -34,6 +34,7 @@ class Client:
         self.last_id: int | None = None
         self.snapshots = 0
         self.deltas = 0
+        self.delta_bytes = 0  # on the wire, SSE framing included
         self.errors: list[str] = []
         self.connected = False
         self._writer: asyncio.StreamWriter | None = None
@@ -72,6 +73,9 @@ class Client:
                 tail, data = data[cut:], data[:cut]
                 self.snapshots += data.count(b"event: snapshot")
                 self.deltas += data.count(b"event: delta")
+                if b"event: delta" in data:
+                    self.delta_bytes += sum(len(m) + 2 for m in data.split(b"\n\n")
+                                            if b"event: delta" in m)
                 for match in ID_LINE.finditer(data):
                     version = int(match.group(1))
                     if not self.ids or version > self.ids[-1]:
@@ -170,6 +174,8 @@ async def main() -> None:
                 missed += lost
             await asyncio.gather(*[c.close() for c in clients])
             _say("RESULT", {"connected_at_end": still, "missed": missed,
+                            "deltas": sum(c.deltas for c in clients),
+                            "delta_bytes": sum(c.delta_bytes for c in clients),
                             "lags_ms": [round(x * 1000, 2) for x in lags]})
             return
         elif not line:

@@ -132,12 +132,13 @@ class Services:
     """Redis, Kafka, Ray + Serve and uvicorn on the benchmark's ports; all stopped on exit."""
 
     def __init__(self, replicas: int = 1, uvicorn: bool = True,
-                 block_max_seats: int | None = None) -> None:
+                 block_max_seats: int | None = None, delta_interval_s: float = 0.2) -> None:
         self.uvicorn: subprocess.Popen[bytes] | None = None
         self.settings: Any = None
         self.replicas = replicas
         self.with_uvicorn = uvicorn
         self.block_max_seats = block_max_seats
+        self.delta_interval_s = delta_interval_s
 
     def __enter__(self) -> Services:
         from infra import stack
@@ -158,7 +159,8 @@ class Services:
             self.settings = Settings.from_env(
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
                 kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT,
-                serve_replicas=self.replicas, **credentials.random_settings_secrets(),
+                serve_replicas=self.replicas, seat_delta_interval_s=self.delta_interval_s,
+                **credentials.random_settings_secrets(),
                 **({"block_max_seats": self.block_max_seats} if self.block_max_seats else {}))
             os.environ.update(SERVE_ENV)
             import ray
@@ -170,7 +172,8 @@ class Services:
             serve_app.deploy(self.settings)
             env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(REPO),
                        TICKETING_TOKEN_SECRET=self.settings.token_secret,
-                       TICKETING_ADMIN_TOKEN=self.settings.admin_token)
+                       TICKETING_ADMIN_TOKEN=self.settings.admin_token,
+                       SEAT_DELTA_INTERVAL_S=str(self.delta_interval_s))
             with open(Path(STATE) / "uvicorn.log", "ab") as log:
                 if not self.with_uvicorn:
                     _wait_http(f"http://127.0.0.1:{SERVE_PORT}/healthz")
@@ -360,13 +363,18 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
                     proc.kill()
                 await proc.wait()
     lags = [x for r in results for x in r["lags_ms"]]
+    delta_bytes, deltas = sum(r["delta_bytes"] for r in results), sum(r["deltas"] for r in results)
     return {"streams_requested": args.clients, "connect": connected,
             "held_to_the_end": sum(r["connected_at_end"] for r in results),
             "changes": made + made_after, "changes_before_reconnect": len(steady_versions),
             "changes_per_s_asked": args.rate, "hold_requests_failed": changes.failed,
             "lag_all": lag_summary(lags),
             "undelivered_change_client_pairs": sum(r["missed"] for r in results),
-            "reconnect_all_at_once": reconnected, "cpu_cores_during_changes": steady_cpu}
+            "reconnect_all_at_once": reconnected, "cpu_cores_during_changes": steady_cpu,
+            "delta_wire_bytes": {  # one change is one seat held (a one-seat hold)
+                "per_delta": round(delta_bytes / max(1, deltas), 1),
+                "per_changed_seat": round(delta_bytes / max(1, args.clients * (made + made_after)),
+                                          2)}}
 
 
 def machine() -> dict[str, Any]:
@@ -410,17 +418,20 @@ def main() -> None:
                         help="availability stream form the clients ask for")
     parser.add_argument("--block-max-seats", type=int, default=0,
                         help="seats per seat-block actor (0: the default, 2,000)")
+    parser.add_argument("--delta-interval-s", type=float, default=0.2,
+                        help="seat_delta_interval_s of both servers (the coalescing window)")
     parser.add_argument("--out", default="", help="results file name (default from the knobs)")
     args = parser.parse_args()
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
-        **vars(args), "event_seats": args.seats, "delta_interval_s": 0.2,
+        **vars(args), "event_seats": args.seats,
         "haproxy_maxconn": MAXCONN,
         "serve": f"HAProxy ingress, throughput-optimized, {args.replicas} replica(s)",
         "uvicorn": "1 worker, same store.seat_feed fan-out, same Redis",
         "lag": "first arrival of an event covering the change minus the change's Redis "
                "stream entry time (the hold's Lua script), per client and change"}}
     with Services(args.replicas, uvicorn="uvicorn" in args.servers,
-                  block_max_seats=args.block_max_seats or None) as services:
+                  block_max_seats=args.block_max_seats or None,
+                  delta_interval_s=args.delta_interval_s) as services:
         result["runs"] = asyncio.run(bench(services, args))
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     RESULTS.mkdir(parents=True, exist_ok=True)

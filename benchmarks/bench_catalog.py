@@ -6,12 +6,15 @@ One run, the project's own stack (Redis, Kafka, Ray with the pool of host actors
   2. `--events` small idle events (100 seats, on sale in 2030) created through
      `POST /v1/events`, timing every create; at each checkpoint (10, 100, 1,000 …) the same
      measurements again, so the cost curve per event is (checkpoint - empty) / events;
-  3. `--hot` of them made hot (holds through `POST /v1/events/{id}/holds`), measured once more.
+  3. `--hot` of them made hot (holds through `POST /v1/events/{id}/holds`), measured once more;
+  4. `--stadiums` 60,000-seat events (12 sections x 50 rows x 100 seats) created on the same
+     stack, each timed from the request to its first hold and its first seat map.
 
 Targets (issue 9): ≤ 2 MB of memory and ≤ 0.0005 core of idle CPU per idle event, and the
-1,000th event created in ≤ 0.5 s (p99 of the creates around it).
+1,000th event created in ≤ 0.5 s (p99 of the creates around it); (issue 14) a 60,000-seat
+event created in ≤ 1 s.
 
-    python -m benchmarks.bench_catalog [--events 1000] [--idle-s 20] [--hot 5]
+    python -m benchmarks.bench_catalog [--events 1000] [--idle-s 20] [--hot 5] [--stadiums 5]
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--idle-s", type=float, default=20.0)
     parser.add_argument("--hot", type=int, default=5)
+    parser.add_argument("--stadiums", type=int, default=5)
+    parser.add_argument("--out", default="bench_catalog", help="results file name, no .json")
     args = parser.parse_args()
     checkpoints = [n for n in (10, 100, 1000, 10_000) if n <= args.events] or [args.events]
     result: dict[str, Any] = {"machine": machine_info(), "args": vars(args)}
@@ -137,6 +142,8 @@ def main() -> int:
             result["hot"] = {"events": len(hot), "holds_ok": held,
                              **measure(r, args.idle_s)}
             print("hot", result["hot"], flush=True)
+            result["stadiums"] = stadiums(http, s, admin, args.stadiums)
+            print("stadiums", result["stadiums"], flush=True)
     last = result["checkpoints"][str(checkpoints[-1])]
     result["summary"] = {
         "events": args.events, **last["per_idle_event"],
@@ -144,10 +151,44 @@ def main() -> int:
         "create_p50_ms_at_last_checkpoint": last["create_latency_last_50_ms"]["p50_ms"],
         "targets": {"memory_mib_per_event": 2.0, "idle_cpu_cores_per_event": 0.0005,
                     "create_p99_ms": 500},
-        "create_median_ms_all": round(statistics.median(latencies) * 1000, 2)}
+        "create_median_ms_all": round(statistics.median(latencies) * 1000, 2),
+        "stadium_create_p99_ms": result["stadiums"]["create_ms"]["p99_ms"],
+        "stadium_target_create_ms": 1000}
     print("summary", result["summary"], flush=True)
-    print(write_result("bench_catalog", result))
+    print(write_result(args.out, result))
     return 0
+
+
+STADIUM = {"name": "Stadium", "onsale_at": "2030-01-01T20:00:00Z", "sections": [
+    {"name": chr(ord("A") + i), "rows": 50, "seats_per_row": 100, "price_cents": 5000 + 500 * i}
+    for i in range(12)]}
+
+
+def stadiums(http: httpx.Client, s: Any, admin: dict[str, str], count: int) -> dict[str, Any]:
+    """Create `count` 60,000-seat events: the create call, then (a fan's first steps) a hold
+    of 2 in section A (its block activates) and the compact seat map."""
+    creates: list[float] = []
+    first_holds: list[float] = []
+    first_maps: list[float] = []
+    for n in range(count):
+        t = time.perf_counter()
+        response = http.post("/v1/events", json=STADIUM, headers=admin)
+        creates.append(time.perf_counter() - t)
+        assert response.status_code == 201, response.text
+        event_id = response.json()["event_id"]
+        token = admission_token(s, f"fan-{n}", event_id)
+        t = time.perf_counter()
+        held = http.post(f"/v1/events/{event_id}/holds", headers={
+            "Authorization": f"Bearer {token}"}, json={"section": "A", "quantity": 2})
+        first_holds.append(time.perf_counter() - t)
+        assert held.status_code == 201, held.text
+        t = time.perf_counter()
+        seat_map = http.get(f"/v1/events/{event_id}/seats", params={"format": "compact"})
+        first_maps.append(time.perf_counter() - t)
+        assert seat_map.status_code == 200, seat_map.text
+    return {"events": count, "seats_each": 60_000, "create_ms": lat_summary_ms(creates),
+            "first_hold_ms": lat_summary_ms(first_holds),
+            "first_compact_map_ms": lat_summary_ms(first_maps)}
 
 
 if __name__ == "__main__":
