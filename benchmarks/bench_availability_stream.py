@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import resource
+import secrets
 import signal
 import subprocess
 import sys
@@ -237,12 +238,15 @@ class Changes:
     a second do not wait on each other), then reads when each change happened from the
     event's change stream: its entry id's ms part is when the hold's Lua script ran."""
 
-    def __init__(self, settings: Any, event_id: str, event: dict[str, Any]) -> None:
+    def __init__(self, settings: Any, event_id: str, event: dict[str, Any],
+                 via: str = "actor") -> None:
         from actors.identity import Identity
         from domain import tokens
 
         self._settings = settings
         self._event_id = event_id
+        self._via = via
+        self._event: Any = None
         self._seats = [f"{s['name']}-{r}-{n}" for s in event["sections"]
                        for r in range(1, s["rows"] + 1) for n in range(1, s["seats_per_row"] + 1)]
         self._redis = redis.Redis.from_url(settings.redis_url)
@@ -254,6 +258,8 @@ class Changes:
             tokens.ADMISSION, user, event_id, time.time() + 3600, ""))
 
     async def _one(self, http: httpx.AsyncClient, seat: str, user: str) -> bool:
+        if self._via == "actor":
+            return await self._one_by_actor(seat, user)
         try:
             response = await http.post(
                 f"/v1/events/{self._event_id}/holds", json={"seat_ids": [seat]},
@@ -264,6 +270,31 @@ class Changes:
         if response.status_code != 201:
             self.failed[str(response.status_code)] = self.failed.get(str(response.status_code), 0) + 1
         return response.status_code == 201
+
+    async def _one_by_actor(self, seat: str, user: str) -> bool:
+        """The hold straight to its seat block (as a Serve replica sends it), so the rate of
+        changes does not depend on how much CPU the streams leave the replicas' hold path."""
+        from actors import directory
+        from domain.event import Event
+        from domain.holds import Hold
+        from domain.ids import HoldRef
+        from domain.inventory import HoldRequest
+        from store import keys
+
+        if self._event is None:
+            raw: Any = self._redis.get(keys.event(self._event_id))
+            self._event = Event.from_json(raw)
+        block = self._event.venue.block_for_seats([seat]).index
+        hold_id = HoldRef(self._event_id, block, secrets.token_hex(8)).hold_id
+        try:
+            [result] = await directory.seat_block(self._settings, self._event_id, block).hold.remote(
+                [(hold_id, HoldRequest(user, (seat,)))])
+        except Exception as error:  # counted, not fatal: the streams are what is measured
+            self.failed[type(error).__name__] = self.failed.get(type(error).__name__, 0) + 1
+            return False
+        if not isinstance(result, Hold):
+            self.failed[type(result).__name__] = self.failed.get(type(result).__name__, 0) + 1
+        return isinstance(result, Hold)
 
     async def run(self, http: httpx.AsyncClient, seconds: float, per_s: float) -> int:
         from store import keys
@@ -335,7 +366,7 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
                                   timeout=300)  # a stadium's actors start in ~20-30 s
         assert created.status_code == 201, created.text
         event_id = created.json()["event_id"]
-        changes = Changes(settings, event_id, event)
+        changes = Changes(settings, event_id, event, args.changes_via)
         print(f"[{name}] opening {args.clients} streams", flush=True)
         procs = await spawn_clients(port, event_id, args.clients, args.procs, args.ramp,
                                     args.format)
@@ -418,6 +449,9 @@ def main() -> None:
                         help="availability stream form the clients ask for")
     parser.add_argument("--block-max-seats", type=int, default=0,
                         help="seats per seat-block actor (0: the default, 2,000)")
+    parser.add_argument("--changes-via", choices=("actor", "http"), default="actor",
+                        help="how seat changes are made: holds sent to the seat block as a Serve "
+                             "replica does (default), or POST /holds through the same replicas")
     parser.add_argument("--delta-interval-s", type=float, default=0.2,
                         help="seat_delta_interval_s of both servers (the coalescing window)")
     parser.add_argument("--out", default="", help="results file name (default from the knobs)")
