@@ -3,6 +3,7 @@
 #   - system packages: redis-server, chrony (NTP server for tests/dev), faketime, Java 17 + Maven
 #   - the Python project, editable, with dev extras
 #   - Kafka broker jars (resolved by Maven into a cache outside the repo)
+#   - KubeRay's CRD schemas (its operator's Go module, into Go's module cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || missing+=(chro
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)  # fetches KubeRay's CRD schemas
 # Debian's Chromium for the browser tests (Playwright drives it; no browser downloads).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -57,3 +59,6 @@ if [ "$(cat "$KAFKA_LIBS/.pom.sha256" 2>/dev/null)" != "$POM_SUM" ]; then
   rm -rf "$KAFKA_LIBS"
   mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
 fi
+
+# --- KubeRay CRD schemas (tests/unit/test_kuberay_manifest.py) --------------------------------
+"$PYTHON" -m infra.kuberay >/dev/null
