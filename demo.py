@@ -25,6 +25,10 @@ from store.ledger import read_bookings
 
 USERS = int(os.environ.get("DEMO_USERS", "300"))
 ROWS, PER_ROW = 10, 20
+HOLD_TTL_S = 15
+# How long a fan told "sold out" keeps waiting: until every hold and admission of that moment
+# could have lapsed and given its seats back (the stack's ADMISSION_TTL_S, 30 s for the demo).
+SOLD_OUT_PATIENCE_S = HOLD_TTL_S + float(os.environ.get("ADMISSION_TTL_S", "30")) + 5
 
 
 def say(text: str) -> None:
@@ -32,7 +36,7 @@ def say(text: str) -> None:
 
 
 async def create_event(http: httpx.AsyncClient, admin_token: str) -> dict[str, Any]:
-    body = {"name": "Demo Night", "hold_ttl_s": 15, "max_seats_per_user": 4, "sections": [
+    body = {"name": "Demo Night", "hold_ttl_s": HOLD_TTL_S, "max_seats_per_user": 4, "sections": [
         {"name": "Floor", "rows": ROWS, "seats_per_row": PER_ROW, "price_cents": 12000},
         {"name": "Balcony", "rows": 5, "seats_per_row": 20, "price_cents": 6500}]}
     response = await http.post("/v1/events", json=body,
@@ -52,15 +56,22 @@ async def admitted(http: httpx.AsyncClient, event_id: str, user: str) -> dict[st
     body = ticket.json()
     url = f"/v1/events/{event_id}/queue/{body['ticket_id']}/stream"
     async with http.stream("GET", url, params={"token": body["ticket_token"]}) as stream:
-        name = ""
-        async for line in stream.aiter_lines():
+        lines, name = stream.aiter_lines(), ""
+        loop, deadline = asyncio.get_running_loop(), None
+        while True:  # sold out is "for now": a fan waits while a hold or an admission could
+            try:     # still give seats back, then leaves
+                line = await asyncio.wait_for(anext(lines), None if deadline is None
+                                              else max(0.0, deadline - loop.time()))
+            except (StopAsyncIteration, TimeoutError):
+                return {}
             if line.startswith("event: "):
                 name = line[7:]
+                deadline = ((deadline or loop.time() + SOLD_OUT_PATIENCE_S)
+                            if name == "sold_out" else None)
             elif line.startswith("data: ") and name == "admitted":
                 return {"Authorization": f"Bearer {json.loads(line[6:])['admission_token']}"}
-            elif line.startswith("data: ") and name in ("sold_out", "expired"):
+            elif line.startswith("data: ") and name == "expired":
                 return {}
-    return {}
 
 
 async def source_secrets_refused(http: httpx.AsyncClient, event_id: str) -> bool:

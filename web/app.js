@@ -137,6 +137,9 @@ function queuePage() {
     setTimeout(() => { location.href = eventUrl("seats.html", eventId); }, 600);
   }
 
+  const SOLD_OUT_FOR_NOW = "Sold out for now. Keep this page open: seats that are not " +
+    "bought go back on sale, and you keep your place in line.";
+
   // The queue stream when the server has it; polling the ticket's status otherwise.
   function follow(t) {
     show(t.position ?? null, t.eta_s ?? null);
@@ -148,7 +151,9 @@ function queuePage() {
     es.onopen = () => { opened = true; };
     es.addEventListener("position", (m) => { const d = JSON.parse(m.data); show(d.position, d.eta_s); });
     es.addEventListener("admitted", (m) => { es.close(); admitted(JSON.parse(m.data).admission_token); });
-    es.addEventListener("sold_out", () => { es.close(); say("Sorry, this event is sold out.", "alert"); });
+    // Sold out *for now*: seats held by others come back if they are not bought, and the room
+    // admits again, so the page keeps its place and its stream (the server sends `admitted`).
+    es.addEventListener("sold_out", () => say(SOLD_OUT_FOR_NOW, "alert"));
     es.addEventListener("expired", () => { es.close(); say("Your place in the queue expired.", "alert"); });
     es.onerror = () => { if (!opened) { es.close(); poll(t); } };
   }
@@ -157,8 +162,8 @@ function queuePage() {
     try {
       const s = await api(`/v1/events/${eventId}/queue/${t.ticket_id}`, { token: t.ticket_token });
       if (s.state === "admitted" && s.admission_token) return admitted(s.admission_token);
-      if (s.state === "sold_out") return say("Sorry, this event is sold out.", "alert");
-      show(s.position, s.eta_s);
+      if (s.state === "sold_out") say(SOLD_OUT_FOR_NOW, "alert");
+      else show(s.position, s.eta_s);
     } catch (err) {
       if (err.status && err.status < 500 && err.status !== 429) return say(err.message, "alert");
     }
