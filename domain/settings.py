@@ -65,6 +65,13 @@ class Settings:
         "with the issuer).")
     dev_user_token_ttl_s: int = _setting(
         "DEV_USER_TOKEN_TTL_S", 3600, "Lifetime of the development user tokens.")
+    user_token_cache_max: int = _setting(
+        "USER_TOKEN_CACHE_MAX", 50_000, "Verified user tokens each replica remembers (LRU, "
+        "~300 B each), so a retry or rejoin skips the signature check; 0 turns it off.")
+    user_token_cache_s: float = _setting(
+        "USER_TOKEN_CACHE_S", 300.0, "Longest a remembered verification is trusted (never past "
+        "the token's exp): as long as the issuer's keys are cached, so a key the issuer drops "
+        "stops working as soon as it would without this cache.")
     pow_challenge_ttl_s: int = _setting(
         "POW_CHALLENGE_TTL_S", 300, "How long a proof-of-work challenge may be solved and used.")
     production: bool = _setting(
@@ -338,6 +345,9 @@ class Settings:
             problems.append("AUTH_ISSUER and AUTH_JWKS_URL go together")
         if self.auth_issuer in ("urn:ticketing", "urn:ticketing:dev"):
             problems.append("AUTH_ISSUER must not be the stack's own issuer")
+        if self.user_token_cache_max < 0 or not 0 <= self.user_token_cache_s <= 300:
+            problems.append("USER_TOKEN_CACHE_MAX must be >= 0 and USER_TOKEN_CACHE_S between 0 "
+                            "and 300 (the issuer key cache's lifespan)")
         if not self.auth_audience or self.dev_user_token_ttl_s <= 0:
             problems.append("AUTH_AUDIENCE must be set and DEV_USER_TOKEN_TTL_S positive")
         if min(self.join_rate_per_s, self.status_rate_per_s, self.user_rate_per_s,
