@@ -505,8 +505,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         event = await client.event(ref.event_id)
         if ref.block >= len(event.venue.blocks):
             raise errors.NotFound("no such hold")
-        booking = await client.call(client.block(ref.event_id, ref.block).checkout.remote(
-            ref.hold_id, claims.user_id, key, payment_token))
+        booking = await client.checkout(ref.event_id, ref.block, ref.hold_id, claims.user_id,
+                                        key, payment_token)
         return JSONResponse(booking, status_code=201)
 
     async def get_booking(request: Request) -> Response:

@@ -234,6 +234,18 @@ class SeatBlock:
         return await self._checkouts.submit(
             CheckoutRequest(hold_id, user_id, idempotency_key, payment_token))
 
+    async def checkouts(self, requests: list[tuple[str, str, str, str]],
+                        ) -> list[Booking | TicketingError]:
+        """Several checkouts in one call, as a Serve replica gathers them for this block
+        (hold_id, user_id, idempotency_key, payment_token each): they join the block's batch
+        window together, so one actor call and one batch serve them all; each is answered
+        with its booking or its own error."""
+        answers = await asyncio.gather(*[
+            self._checkouts.submit(CheckoutRequest(*request)) for request in requests],
+            return_exceptions=True)
+        return [a if isinstance(a, dict | TicketingError) else Unavailable(f"checkout failed: {a!r}")
+                for a in answers]
+
     async def _checkout_batch(self, requests: list[CheckoutRequest]) -> list[CheckoutResult]:
         results: list[CheckoutResult] = [Unavailable("not attempted")] * len(requests)
         begun, replays = await self._begin_checkouts(requests, results)
