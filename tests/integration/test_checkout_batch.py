@@ -30,6 +30,17 @@ from tests.integration.test_crash import audit
 pytestmark = pytest.mark.integration
 
 
+async def settled_pool(app_redis: Any, settings: Settings) -> None:
+    """Wait until the pool has its first hosts, so no block moves mid-test (a move drops the
+    test hooks set on the old incarnation)."""
+    for _ in range(240):
+        if len(app_redis.smembers(keys.pool_members())) >= settings.host_pool_min:
+            await asyncio.sleep(3 * settings.pool_check_interval_s)  # every host has re-read it
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError("the host pool never started")
+
+
 async def holds_of(block: Any, event_id: str, seats: list[str]) -> list[Hold]:
     """One hold per seat, each by its own user (user<n> holds seats[n])."""
     requests = [(HoldRef(event_id, 0, f"{n + 1:016x}").hold_id,
@@ -51,6 +62,7 @@ def status_in_store(app_redis: Any, hold: Hold) -> str:
 
 async def test_checkouts_sent_together_are_one_ledger_produce_and_each_gets_its_booking(
         api, new_event, app_settings, app_redis) -> None:
+    await settled_pool(app_redis, app_settings)
     event_id = (await new_event(rows=1, seats_per_row=8))["event_id"]
     block = directory.seat_block(app_settings, event_id, 0)
     holds = await holds_of(block, event_id, [f"A-1-{n + 1}" for n in range(8)])
