@@ -505,8 +505,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         event = await client.event(ref.event_id)
         if ref.block >= len(event.venue.blocks):
             raise errors.NotFound("no such hold")
-        booking = await client.call(client.block(ref.event_id, ref.block).checkout.remote(
-            ref.hold_id, claims.user_id, key, payment_token))
+        booking = await client.checkout(ref.event_id, ref.block, ref.hold_id, claims.user_id,
+                                        key, payment_token)
         return JSONResponse(booking, status_code=201)
 
     async def get_booking(request: Request) -> Response:
@@ -713,7 +713,11 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
 
 
 def metered(app: Any) -> Any:
-    """ASGI middleware: request counts and latency per route template."""
+    """ASGI middleware: request counts and latency per route template. The labelled children
+    are looked up once per (route, status), not per request (`labels()` takes a lock and
+    builds a key each time)."""
+    counters: dict[tuple[str, int], Any] = {}
+    timers: dict[str, Any] = {}
 
     async def wrapper(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -731,8 +735,14 @@ def metered(app: Any) -> Any:
         finally:
             route = scope.get("route")
             name = getattr(route, "path", "unmatched")
-            REQUESTS.labels(name, str(status[0])).inc()
-            LATENCY.labels(name).observe(time.perf_counter() - start)
+            counter = counters.get((name, status[0]))
+            if counter is None:
+                counter = counters[(name, status[0])] = REQUESTS.labels(name, str(status[0]))
+            timer = timers.get(name)
+            if timer is None:
+                timer = timers[name] = LATENCY.labels(name)
+            counter.inc()
+            timer.observe(time.perf_counter() - start)
 
     return wrapper
 

@@ -1,8 +1,13 @@
-"""What a Serve replica uses to reach the owners: cached handles, batched holds, typed errors.
+"""What a Serve replica uses to reach the owners: cached handles, batched holds and checkouts,
+typed errors.
 
 Holds are gathered with `serve.batch` (by size or time, both limits in settings) and sent as
 one call per owning block, so a hot block costs one actor call and one Redis round trip per
-batch rather than per request.
+batch rather than per request. Checkouts are gathered the same way (CHECKOUT_BATCH_MAX /
+CHECKOUT_BATCH_WAIT_MS, `actors.batching`, several batches in flight since a payment can take
+a second) and sent as one call per block, which the block then charges, writes to the ledger
+and confirms as one batch: an actor call costs ~1 ms of CPU on each side, more than the rest
+of a checkout.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from ray.exceptions import RayActorError, RayError, RayTaskError
 from redis.asyncio import Redis
 
 from actors import directory
+from actors.batching import Batcher
 from domain.commands import HoldCommand
 from domain.errors import EventClosed, NotFound, SeatsUnavailable, TicketingError, Unavailable
 from domain.event import Event
@@ -31,6 +37,8 @@ from store import catalog
 T = TypeVar("T")
 EVENT_CACHE_S = 2.0
 BlockHold = tuple[str, int, str, HoldRequest]  # event_id, block, hold_id, request
+# event_id, block, hold_id, user_id, idempotency_key, payment_token
+BlockCheckout = tuple[str, int, str, str, str, str]
 
 
 class BookingClient:
@@ -43,6 +51,9 @@ class BookingClient:
         self._hold_batch.set_max_batch_size(settings.hold_batch_max)  # type: ignore[attr-defined]
         self._hold_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
             settings.hold_batch_wait_s)
+        self._checkouts: Batcher[BlockCheckout, dict[str, Any]] = Batcher(
+            self._checkout_batch, settings.checkout_batch_max,
+            settings.checkout_batch_wait_ms / 1000)
 
     async def event(self, event_id: str) -> Event:
         """The event from this replica's cache (read again after EVENT_CACHE_S, so a closed
@@ -131,5 +142,34 @@ class BookingClient:
         try:
             return await self.call(self.block(event_id, block).hold.remote(
                 [(hold_id, request) for _, _, hold_id, request in items]))
+        except TicketingError as error:
+            return [error] * len(items)
+
+    # -- checkouts -----------------------------------------------------------------------
+    async def checkout(self, event_id: str, block: int, hold_id: str, user_id: str,
+                       idempotency_key: str, payment_token: str) -> dict[str, Any]:
+        """Pay for a hold; returns the booking once it is in the ledger (or raises its error)."""
+        return await self._checkouts.submit(
+            (event_id, block, hold_id, user_id, idempotency_key, payment_token))
+
+    async def _checkout_batch(self, items: list[BlockCheckout],
+                              ) -> list[dict[str, Any] | TicketingError]:
+        by_block: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for position, (event_id, block, *_rest) in enumerate(items):
+            by_block[(event_id, block)].append(position)
+        results: list[dict[str, Any] | TicketingError] = [Unavailable("not attempted")] * len(items)
+        replies = await asyncio.gather(*[
+            self._block_checkouts(event_id, block, [items[p] for p in positions])
+            for (event_id, block), positions in by_block.items()])
+        for positions, reply in zip(by_block.values(), replies, strict=True):
+            for position, result in zip(positions, reply, strict=True):
+                results[position] = result
+        return results
+
+    async def _block_checkouts(self, event_id: str, block: int, items: list[BlockCheckout],
+                               ) -> list[dict[str, Any] | TicketingError]:
+        try:
+            return await self.call(self.block(event_id, block).checkouts.remote(
+                [(hold_id, user, key, token) for _, _, hold_id, user, key, token in items]))
         except TicketingError as error:
             return [error] * len(items)

@@ -79,8 +79,8 @@ class Shared:
                 await asyncio.to_thread(ensure_topic, s.kafka_bootstrap, s.ledger_topic,
                                         s.ledger_partitions, s.kafka_replication_factor,
                                         s.kafka_min_insync_replicas)
-                self._ledger = await asyncio.to_thread(Ledger, s.kafka_bootstrap, s.ledger_topic,
-                                                       s.kafka_timeout_s)
+                self._ledger = await Ledger.start(s.kafka_bootstrap, s.ledger_topic,
+                                                  s.kafka_timeout_s)
             return self._ledger
 
 

@@ -1,7 +1,8 @@
 """The seat-block entity: the one owner of a block's seats, hosted by a pool host.
 
 It plans on its in-memory `BlockInventory`, applies each batch with one fenced Lua call, and
-confirms a checkout only after the booking is in the Kafka ledger. On activation it takes a new
+confirms a checkout only after the booking is in the Kafka ledger; checkouts are batched too
+(one produce and two fenced calls per batch, `actors.batching`). On activation it takes a new
 fencing epoch (so an old incarnation can no longer write), reloads its holds from Redis,
 replays the ledger, and settles checkouts a crash interrupted. Its next hold expiry is its
 reminder in the due index (written before a hold is made), so a passivated block, or one
@@ -11,21 +12,27 @@ whose host died, is activated again in time to expire its holds.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import logging
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from actors import logs
+from actors.batching import Batcher
 from domain import holds as rules
 from domain import placement
 from domain.errors import (
+    CheckoutInProgress,
     EventClosed,
     NotFound,
     SeatsUnavailable,
     StaleOwner,
     TicketingError,
+    Unavailable,
     UserLimitExceeded,
 )
 from domain.event import Event
@@ -38,11 +45,21 @@ from store.codec import text
 from store.ledger import read_bookings
 from store.payments import CardCaps, TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
-from store.scripts import BlockScripts, HoldOutcome, PlannedHold
+from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition
 
 log = logging.getLogger("ticketing.seat_block")
 
 HoldResult = Hold | TicketingError
+Booking = dict[str, Any]
+CheckoutResult = Booking | Exception
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    hold_id: str
+    user_id: str
+    idempotency_key: str
+    payment_token: str
 
 
 class SeatBlock:
@@ -57,6 +74,11 @@ class SeatBlock:
         self._lock = asyncio.Lock()
         self._delays: dict[str, float] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._checkouts: Batcher[CheckoutRequest, Booking] = Batcher(
+            self._checkout_batch, settings.checkout_batch_max,
+            settings.checkout_batch_wait_ms / 1000)
+        self._finishing: set[asyncio.Task[None]] = set()  # paid holds the sweep finishes
+        self._ledger_batches: collections.deque[int] = collections.deque(maxlen=1000)
         self.last_used = time.monotonic()
         logs.configure()
 
@@ -93,7 +115,7 @@ class SeatBlock:
             await self._remind()
 
     def can_passivate(self, now: float) -> bool:
-        return not self._lock.locked() and not any(
+        return not self._lock.locked() and not self._checkouts.busy and not any(
             h.status is HoldStatus.CONFIRMING for h in self._inventory.holds.values())
 
     async def on_due(self) -> None:
@@ -137,13 +159,17 @@ class SeatBlock:
             self._inventory.put(hold)
 
     async def _settle_interrupted_checkouts(self) -> None:
+        paid = []
         for hold in list(self._inventory.holds.values()):
             if hold.status is HoldStatus.CONFIRMING:
                 if await self._payments.was_charged(_charge_key(hold)):
-                    await self._finish_checkout(hold)
+                    paid.append(hold)
                 else:
                     await self._cards.release(self._ref_of(hold).token)
                     await self._write(rules.abort_checkout(hold), HoldStatus.CONFIRMING)
+        for result in await self._finish_checkouts(paid):
+            if isinstance(result, Exception):
+                raise result  # not ready: the next call activates it again
 
     async def _recount(self) -> None:
         """Available = seats - held - sold, from the bitmaps this owner alone writes."""
@@ -189,48 +215,193 @@ class SeatBlock:
             hold = await self._own_hold(hold_id, user_id)
             if hold.status is HoldStatus.RELEASED:
                 return
+            if await self._paid_before(hold):
+                raise CheckoutInProgress("this hold is paid and its booking is being completed; "
+                                         "check out again with the same Idempotency-Key")
             released = rules.release(hold, time.time())
             await self._scripts.release([self._ref_of(hold).token], time.time())
             self._inventory.forget(released.hold_id)
 
     # -- checkout ------------------------------------------------------------------------
     async def checkout(self, hold_id: str, user_id: str, idempotency_key: str,
-                       payment_token: str) -> dict[str, Any]:
-        """Pay, write the ledger, then confirm; the same key returns the same booking."""
-        async with self._lock:
-            hold = await self._own_hold(hold_id, user_id)
-            if rules.is_replay(hold, idempotency_key):
-                return await self._booking(hold)
-            key = idempotency_key or "auto-" + secrets.token_hex(8)
-            confirming = rules.begin_checkout(hold, key, time.time())
-            await self._write(confirming, HoldStatus.ACTIVE)
+                       payment_token: str) -> Booking:
+        """Pay, write the ledger, then confirm; the same key returns the same booking.
+
+        Checkouts arriving within CHECKOUT_BATCH_WAIT_MS (or CHECKOUT_BATCH_MAX of them) are
+        one batch: begun in one fenced call, paid concurrently, their bookings written in one
+        acknowledged produce, then confirmed in one fenced call. Each caller hears its own
+        checkout's outcome; a booking is answered only once it is in the ledger."""
+        return await self._checkouts.submit(
+            CheckoutRequest(hold_id, user_id, idempotency_key, payment_token))
+
+    async def checkouts(self, requests: list[tuple[str, str, str, str]],
+                        ) -> list[Booking | TicketingError]:
+        """Several checkouts in one call, as a Serve replica gathers them for this block
+        (hold_id, user_id, idempotency_key, payment_token each): they join the block's batch
+        window together, so one actor call and one batch serve them all; each is answered
+        with its booking or its own error."""
+        answers = await asyncio.gather(*[
+            self._checkouts.submit(CheckoutRequest(*request)) for request in requests],
+            return_exceptions=True)
+        return [a if isinstance(a, dict | TicketingError) else Unavailable(f"checkout failed: {a!r}")
+                for a in answers]
+
+    async def _checkout_batch(self, requests: list[CheckoutRequest]) -> list[CheckoutResult]:
+        results: list[CheckoutResult] = [Unavailable("not attempted")] * len(requests)
+        begun, replays = await self._begin_checkouts(requests, results)
+        for position, hold in replays:
+            try:
+                results[position] = await self._booking(hold)
+            except TicketingError as error:
+                results[position] = error
+        if not begun:
+            return results
         await self._delay("before_charge")
+        failures = await asyncio.gather(*[
+            self._pay(requests[position], hold, paid_before)
+            for position, hold, paid_before in begun])
+        declined = [hold for (_, hold, _), failure in zip(begun, failures, strict=True)
+                    if failure is not None]
+        if declined:
+            await self._set_back(declined)
+        paid = []
+        for (position, hold, _), failure in zip(begun, failures, strict=True):
+            if failure is not None:
+                results[position] = failure
+            else:
+                paid.append((position, hold))
+        finished = await self._finish_checkouts([hold for _, hold in paid])
+        for (position, _), result in zip(paid, finished, strict=True):
+            results[position] = result
+        return results
+
+    async def _begin_checkouts(self, requests: list[CheckoutRequest],
+                               results: list[CheckoutResult],
+                               ) -> tuple[list[tuple[int, Hold, bool]], list[tuple[int, Hold]]]:
+        """Under the lock, active -> confirming for the whole batch in one fenced call: plan
+        each on memory, let Redis recheck and apply, keep what it applied. Returns the begun
+        checkouts (position, confirming hold, already paid) and the replays of a confirmed
+        booking; every other request's error is in `results`."""
+        begun: list[tuple[int, Hold, bool]] = []
+        replays: list[tuple[int, Hold]] = []
+        async with self._lock:
+            now = time.time()
+            planned: set[str] = set()
+            for position, request in enumerate(requests):
+                try:
+                    hold = await self._own_hold(request.hold_id, request.user_id)
+                    if request.hold_id in planned:
+                        raise CheckoutInProgress("a checkout of this hold is under way")
+                    if rules.is_replay(hold, request.idempotency_key):
+                        replays.append((position, hold))
+                        continue
+                    paid_before = await self._paid_before(hold)
+                    confirming = rules.resume_paid_checkout(hold) if paid_before else (
+                        rules.begin_checkout(hold, request.idempotency_key
+                                             or "auto-" + secrets.token_hex(8), now))
+                except TicketingError as error:
+                    results[position] = error
+                    continue
+                planned.add(request.hold_id)
+                begun.append((position, confirming, paid_before))
+            if not begun:
+                return begun, replays
+            try:
+                answers = await self._scripts.transitions([
+                    Transition(self._ref_of(hold).token, HoldStatus.ACTIVE, self._encode(hold))
+                    for _, hold, _ in begun])
+            except Exception as error:
+                for position, _, _ in begun:
+                    results[position] = error
+                return [], replays
+            applied = []
+            for (position, hold, paid_before), answer in zip(begun, answers, strict=True):
+                if answer is None:
+                    self._inventory.put(hold)
+                    applied.append((position, hold, paid_before))
+                else:
+                    results[position] = answer
+        return applied, replays
+
+    async def _paid_before(self, hold: Hold) -> bool:
+        """An active hold whose earlier checkout was charged (its ledger write failed, or its
+        owner was replaced mid-way) is finished with that payment, never charged again and
+        never given back."""
+        return (hold.status is HoldStatus.ACTIVE and bool(hold.idempotency_key)
+                and await self._payments.was_charged(_charge_key(hold)))
+
+    async def _pay(self, request: CheckoutRequest, confirming: Hold,
+                   paid_before: bool) -> Exception | None:
+        """Claim the seats for the card (the seat cap per card), then charge; the claim is
+        given back if the charge fails. Returns this checkout's failure, if any."""
+        if paid_before:
+            return None
         token = self._ref_of(confirming).token
         try:
-            # The seat cap per card: claimed before the charge, given back if it fails.
-            fingerprint = await self._payments.fingerprint(payment_token)
+            fingerprint = await self._payments.fingerprint(request.payment_token)
             await self._cards.claim(token, fingerprint, len(confirming.seat_ids),
                                     self._event.max_seats_per_user)
-            await self._payments.charge(_charge_key(confirming), payment_token,
+            await self._payments.charge(_charge_key(confirming), request.payment_token,
                                         confirming.total_cents)
-        except BaseException:
-            await self._cards.release(token)
-            async with self._lock:
-                await self._write(rules.abort_checkout(confirming), HoldStatus.CONFIRMING)
-            raise
-        return await self._finish_checkout(confirming)
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                await self._cards.release(token)
+            return error
+        return None
 
-    async def _finish_checkout(self, confirming: Hold) -> dict[str, Any]:
-        ref = self._ref_of(confirming)
-        booking = booking_of(confirming, ref, time.time())
-        await self._ledger.append(booking)
+    async def _finish_checkouts(self, paid: list[Hold]) -> list[CheckoutResult]:
+        """Paid holds (confirming) to bookings: one acknowledged produce for all of them, then
+        one fenced call that sells their seats. A failed produce confirms none of them and sets
+        them back to active, key and charge kept, so nothing is lost or sold twice: a retry
+        with the key, or the sweep at expiry, finishes them (`_paid_before`); whatever of the
+        produce did land is the same booking id, a duplicate."""
+        if not paid:
+            return []
+        now = time.time()
+        bookings = [booking_of(hold, self._ref_of(hold), now) for hold in paid]
+        try:
+            await self._delay("before_ledger")
+            await self._ledger.append_batch(bookings)
+            self._ledger_batches.append(len(bookings))
+        except Exception as error:
+            log.warning("ledger write of %d bookings failed (%r); their holds stay active",
+                        len(paid), error)
+            await self._set_back(paid)
+            return [error] * len(paid)
         await self._delay("after_ledger")
         async with self._lock:
-            confirmed = rules.confirm(confirming)
-            await self._scripts.transition(ref.token, HoldStatus.CONFIRMING,
-                                           self._encode(confirmed), booking)
-            self._inventory.put(confirmed)
-        return booking
+            confirmed = [rules.confirm(hold) for hold in paid]
+            try:
+                answers = await self._scripts.transitions([
+                    Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
+                               self._encode(hold), booking)
+                    for hold, booking in zip(confirmed, bookings, strict=True)])
+            except Exception as error:  # in the ledger: a new owner confirms them on replay
+                return [error] * len(paid)
+            results: list[CheckoutResult] = []
+            for hold, booking, answer in zip(confirmed, bookings, answers, strict=True):
+                if answer is None:
+                    self._inventory.put(hold)
+                    results.append(booking)
+                else:
+                    results.append(answer)
+        return results
+
+    async def _set_back(self, confirming: list[Hold]) -> None:
+        """confirming -> active in one fenced call, each hold keeping its seats, expiry and
+        key. If Redis refuses, they stay confirming, for the next owner to settle."""
+        active = [rules.abort_checkout(hold) for hold in confirming]
+        async with self._lock:
+            try:
+                answers = await self._scripts.transitions([
+                    Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
+                               self._encode(hold)) for hold in active])
+            except Exception:
+                log.exception("could not set %d checkouts back to active", len(active))
+                return
+            for hold, answer in zip(active, answers, strict=True):
+                if answer is None:
+                    self._inventory.put(hold)
 
     async def _booking(self, hold: Hold) -> dict[str, Any]:
         ref = self._ref_of(hold)
@@ -250,8 +421,19 @@ class SeatBlock:
         return self._inventory.seats_available
 
     async def set_delay(self, point: str, seconds: float) -> None:
-        """Test hook: pause at a named point (e.g. `after_ledger`) to make races reproducible."""
+        """Test hook: pause at a named point to make races reproducible: `after_plan` (holds),
+        `before_charge`, `before_ledger` and `after_ledger` (once per checkout batch)."""
         self._delays[point] = seconds
+
+    async def set_checkout_window(self, max_size: int, wait_ms: float) -> None:
+        """Test hook: widen (or narrow) the checkout batch window, so a test puts checkouts it
+        sends together into one batch whatever the scheduling."""
+        self._checkouts = Batcher(self._checkout_batch, max_size, wait_ms / 1000)
+
+    async def checkout_batches(self) -> list[int]:
+        """Sizes of the last checkout batches this owner wrote to the ledger (for tests and
+        benchmarks: how well checkouts batch)."""
+        return list(self._ledger_batches)
 
     async def _delay(self, point: str) -> None:
         if self._delays.get(point):
@@ -274,9 +456,10 @@ class SeatBlock:
         """Expire the holds this owner's expiry queue says are due (no Redis call when none
         is); the script re-checks each record, so Redis has the last word.
 
-        A due hold whose charge went through (a checkout an old incarnation had begun when it
-        was replaced, whose payment landed after this one took over) is finished, not expired:
-        a paid seat is never given back to be sold again."""
+        A due hold whose charge went through (a checkout whose ledger write failed, or one an
+        old incarnation had begun when it was replaced, whose payment landed after this one
+        took over) is finished, not expired: a paid seat is never given back to be sold again.
+        That runs beside the sweep, so a ledger that does not answer holds up no expiry."""
         paid: list[Hold] = []
         async with self._lock:
             now = time.time()
@@ -296,9 +479,19 @@ class SeatBlock:
                 else:
                     await self._reload(hold)
             await self._remind()
-        for confirming in paid:
-            log.warning("hold %s was due but paid; finishing its checkout", confirming.hold_id)
-            await self._finish_checkout(confirming)
+        if paid:
+            log.warning("holds %s were due but paid; finishing their checkouts",
+                        [h.hold_id for h in paid])
+            task = asyncio.get_running_loop().create_task(self._finish_in_background(paid))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+
+    async def _finish_in_background(self, paid: list[Hold]) -> None:
+        """Not in the sweep's way: a ledger that does not answer delays these, not expiries.
+        Those it could not finish are active again, and due: a later sweep tries again."""
+        failed = [r for r in await self._finish_checkouts(paid) if isinstance(r, Exception)]
+        if failed:
+            log.warning("%d paid holds not finished yet: %r", len(failed), failed[0])
 
     async def _reload(self, hold: Hold) -> None:
         """Memory said due, Redis did not free it: take Redis's record as the truth."""

@@ -38,6 +38,16 @@ class SigningKey:
     created_at: float
     retired_at: float | None = None
 
+    @cached_property
+    def ticket_mac(self) -> bytes:
+        """The HMAC key of the ticket tokens this key signs (HS256): derived from the private
+        key (HKDF-SHA256), so it is exactly as secret as the key, rotates and retires with it,
+        and is never published. Ticket tokens are checked only by the replicas that mint
+        them, so an asymmetric signature would buy nothing there (docs/security.md)."""
+        scalar = self.private.private_numbers().private_value.to_bytes(32, "big")
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ticketing",
+                    info=b"ticket token mac " + self.kid.encode()).derive(scalar)
+
     def public_jwk(self) -> dict[str, Any]:
         jwk = dict(ECAlgorithm.to_jwk(self.private.public_key(), as_dict=True))
         return jwk | {"kid": self.kid, "alg": ALG, "use": "sig"}
@@ -65,6 +75,10 @@ class KeyRing:
     def verifying(self, now: float) -> dict[str, ec.EllipticCurvePublicKey]:
         """kid -> public key of every key whose tokens can still be unexpired at `now`."""
         return {k.kid: self._publics[k.kid] for k in self.keys if self._published(k, now)}
+
+    def ticket_macs(self, now: float) -> dict[str, bytes]:
+        """kid -> HMAC key of ticket tokens, for the same keys as `verifying`."""
+        return {k.kid: k.ticket_mac for k in self.keys if self._published(k, now)}
 
     @cached_property
     def _publics(self) -> dict[str, ec.EllipticCurvePublicKey]:

@@ -1,35 +1,98 @@
 """The durable ledger of confirmed bookings: a Kafka topic, acks=all, idempotent producer.
 
-A booking is reported confirmed only after `append` returns, i.e. the broker has it on every
-in-sync replica. Records are keyed by event id; the booking id is derived from the hold, so a
-re-sent record (after a crash or by a zombie) is a duplicate readers drop, never a second sale.
+A booking is reported confirmed only after `append_batch` returns, i.e. the broker has it on
+every in-sync replica. A seat block's checkout batch goes out as one record batch (one produce
+request, written to its partition all or nothing) and is answered as a whole: either every
+booking of it is acknowledged, or the call raises and the caller confirms none of them.
+Records are keyed by event id (the partition is the Java client's murmur2 of it, which
+`read_bookings` reads back); the booking id is derived from the hold, so a re-sent record
+(after a failed produce that did land, a crash, or a zombie) is a duplicate readers drop,
+never a second sale.
+
+The producer is aiokafka on the owner's event loop, as the join log's: appending a batch is a
+builder call per booking and one send, with no sender thread and no per-record future.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from domain.errors import Unavailable
-from store.kafka_io import durable_producer, send_acked
+from store.records import compact_json
+
+MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
 
 
 class Ledger:
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
+    def __init__(self, producer: AIOKafkaProducer, topic: str, timeout_s: float) -> None:
+        self._producer = producer
         self._topic = topic
         self._timeout_s = timeout_s
-        self._producer = durable_producer(bootstrap)
+        self._partitions: list[int] = []
+
+    @classmethod
+    async def start(cls, bootstrap: str, topic: str, timeout_s: float) -> Ledger:
+        """Connect in the running loop; raises Unavailable when the broker cannot be reached."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+            max_batch_size=MAX_BATCH_BYTES, request_timeout_ms=int(timeout_s * 1000),
+            key_serializer=str.encode, value_serializer=lambda v: compact_json(v).encode())
+        try:
+            await asyncio.wait_for(producer.start(), timeout_s)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await producer.stop()
+            raise Unavailable(f"kafka unreachable: {exc!r}") from exc
+        return cls(producer, topic, timeout_s)
 
     async def append(self, booking: dict[str, Any]) -> None:
-        await send_acked(self._producer, self._topic, booking["event_id"], booking,
-                         self._timeout_s)
+        await self.append_batch([booking])
 
-    def close(self) -> None:
-        self._producer.close(timeout=5)
+    async def append_batch(self, bookings: list[dict[str, Any]]) -> None:
+        """Returns once every booking is acknowledged; raises Unavailable otherwise (then some
+        may still have been written: the caller treats them as not confirmed, and a re-send or
+        a replay of the same booking id is harmless)."""
+        try:
+            await asyncio.wait_for(self._send(bookings), self._timeout_s)
+        except TimeoutError as exc:
+            raise Unavailable("kafka write timed out") from exc
+        except (KafkaError, OSError) as exc:
+            raise Unavailable(f"kafka write failed: {exc!r}") from exc
+
+    async def _send(self, bookings: list[dict[str, Any]]) -> None:
+        if not self._partitions:
+            self._partitions = sorted(await self._producer.partitions_for(self._topic))
+        by_event: dict[str, list[dict[str, Any]]] = {}
+        for booking in bookings:
+            by_event.setdefault(booking["event_id"], []).append(booking)
+        acks = []
+        for event_id, group in by_event.items():
+            partition = partition_of(event_id, self._partitions)
+            for builder in _builders(self._producer, event_id, group):
+                acks.append(await self._producer.send_batch(builder, self._topic,
+                                                            partition=partition))
+        await asyncio.gather(*acks)
+
+    async def close(self) -> None:
+        await self._producer.stop()
+
+
+def _builders(producer: AIOKafkaProducer, key: str, group: list[dict[str, Any]]) -> list[Any]:
+    """The group's records in as few record batches as fit (one for any checkout batch
+    within CHECKOUT_BATCH_MAX_LIMIT)."""
+    builders = [producer.create_batch()]
+    for booking in group:
+        if builders[-1].append(key=key, value=booking, timestamp=None) is None:
+            builders.append(producer.create_batch())
+            builders[-1].append(key=key, value=booking, timestamp=None)
+    return builders
 
 
 def read_bookings(bootstrap: str, topic: str, event_id: str, block: int | None = None,

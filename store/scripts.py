@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from domain.errors import HoldNotActive, StaleOwner
 from store import keys
-from store.records import epoch_ms
+from store.records import compact_json, epoch_ms
 
 
 class HoldOutcome(StrEnum):
@@ -32,6 +32,16 @@ def load_script(name: str) -> str:
 HOLD_BATCH = load_script("hold_batch.lua")
 FREE_HOLDS = load_script("free_holds.lua")
 TRANSITION = load_script("transition.lua")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One hold's move to `record`, if it is `expected` now; with a booking, a sale."""
+
+    token: str
+    expected: str
+    record: str
+    booking: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,14 +82,25 @@ class BlockScripts:
 
     async def transition(self, token: str, expected: str, record: str,
                          booking: dict[str, Any] | None = None) -> None:
+        """One hold's transition; raises HoldNotActive when it is not in `expected`."""
+        [answer] = await self.transitions([Transition(token, expected, record, booking)])
+        if answer is not None:
+            raise answer
+
+    async def transitions(self, batch: list[Transition]) -> list[HoldNotActive | None]:
+        """Several holds' transitions in one fenced call (a checkout batch): None for each
+        applied, HoldNotActive for each whose hold was not in its expected status (that one
+        alone is not written). Raises StaleOwner, writing nothing, for a zombie caller."""
+        if not batch:
+            return []
         raw = await self._transition(self._keys, [
-            self._epoch, self._block, token, expected, record,
-            "sell" if booking is not None else "none", json.dumps(booking or {}),
+            self._epoch, self._block, compact_json([
+                [t.token, t.expected, t.record,
+                 compact_json(t.booking) if t.booking is not None else ""] for t in batch]),
             self._log_max])
-        text = _text(raw)
-        if text.startswith("state:"):
-            raise HoldNotActive(f"hold is {text[6:] or 'missing'}, expected {expected}")
-        _json(raw)
+        return [None if answer == "ok" else HoldNotActive(
+                    f"hold is {answer[6:] or 'missing'}, expected {t.expected}")
+                for t, answer in zip(batch, _json(raw), strict=True)]
 
     async def _free_call(self, status: str, now: float, tokens: list[str]) -> list[str]:
         raw = await self._free(self._keys, [self._epoch, self._block, status, epoch_ms(now),

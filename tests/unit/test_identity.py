@@ -143,3 +143,35 @@ async def test_the_openapi_document_renders_with_the_identity_routes() -> None:
         paths = (await c.get("/openapi.json")).json()["paths"]
     for path in ("/v1/dev/token", "/.well-known/jwks.json", "/v1/events/{event_id}/queue/challenge"):
         assert path in paths
+
+
+async def test_a_verified_user_token_is_trusted_again_until_it_expires_not_after(
+        jwks_url: str) -> None:
+    identity = Identity(production(jwks_url, new_ring()))
+    token = idp_token(exp=int(time.time()) + 2)
+    assert await identity.user(token) == "user-4711"
+    assert await identity.user(token) == "user-4711"  # from the cache
+    head, _body, signature = token.split(".")
+    other = jwt.utils.base64url_encode(json.dumps(
+        jwt.decode(token, options={"verify_signature": False}) | {"sub": "mallory"}).encode())
+    with pytest.raises(Unauthorized):  # the cached signature under another payload
+        await identity.user(f"{head}.{other.decode()}.{signature}")
+    while time.time() <= jwt.decode(token, options={"verify_signature": False})["exp"]:
+        time.sleep(0.05)
+    with pytest.raises(Unauthorized, match="expired"):
+        await identity.user(token)
+
+
+async def test_the_user_token_cache_is_bounded_and_holds_only_verified_tokens(
+        jwks_url: str) -> None:
+    settings = production(jwks_url, new_ring())
+    identity = Identity(Settings.from_env({}, **{
+        **{f: getattr(settings, f) for f in ("production", "token_secret", "admin_token",
+                                             "signing_keys", "auth_issuer", "auth_jwks_url",
+                                             "auth_audience")},
+        "user_token_cache_max": 2}))
+    for n in range(3):
+        await identity.user(idp_token(sub=f"user-{n}"))
+    with pytest.raises(Unauthorized):
+        await identity.user(idp_token(iss="https://evil.example/"))
+    assert len(identity._users) == 2

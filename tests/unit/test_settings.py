@@ -104,6 +104,10 @@ def test_unrelated_env_variables_are_ignored():
     {"HOLD_BATCH_WAIT_S": "-0.001"},
     {"JOIN_BATCH_MAX": "0"},
     {"JOIN_BATCH_WAIT_MS": "-1"},
+    {"CHECKOUT_BATCH_MAX": "0"},
+    {"CHECKOUT_BATCH_MAX": "513"},
+    {"CHECKOUT_BATCH_WAIT_MS": "-1"},
+    {"CHECKOUT_BATCH_WAIT_MS": "1000", "KAFKA_TIMEOUT_S": "29.5"},
     {"INGEST_COMMIT_INTERVAL_MS": "-1"},
     {"INGEST_WAIT_MS": "0"},
     {"INGEST_FETCH_WAIT_MS": "0"},
@@ -118,6 +122,14 @@ def test_settings_that_cannot_work_together_fail_at_start(env):
 
 def test_a_zero_batch_wait_is_allowed():
     assert Settings.from_env(SECRETS | {"HOLD_BATCH_WAIT_S": "0"}).hold_batch_wait_s == 0.0
+    assert Settings.from_env(SECRETS | {"CHECKOUT_BATCH_WAIT_MS": "0"}).checkout_batch_wait_ms == 0
+
+
+def test_a_checkout_batch_may_not_outlast_the_actor_call_that_waits_for_it():
+    fits = {"CHECKOUT_BATCH_WAIT_MS": "500", "KAFKA_TIMEOUT_S": "29", "ACTOR_CALL_TIMEOUT_S": "30"}
+    assert Settings.from_env(SECRETS | fits).checkout_batch_wait_ms == 500
+    with pytest.raises(ValueError, match="actor_call_timeout_s"):
+        Settings.from_env(SECRETS | fits | {"KAFKA_TIMEOUT_S": "30"})
 
 
 @pytest.mark.parametrize("name", ["TICKETING_TOKEN_SECRET", "TICKETING_ADMIN_TOKEN"])

@@ -194,3 +194,59 @@ def test_a_key_ring_survives_its_json_and_refuses_a_broken_one():
 def test_the_development_key_is_derived_from_the_token_secret():
     assert keyring.derived("unit-test-secret-0123456789", TTL).active().kid == KEY.kid
     assert keyring.derived("another-secret-0123456789", TTL).active().kid != KEY.kid
+
+
+def test_a_ticket_token_is_a_standard_hs256_jwt_under_a_mac_derived_from_its_ring_key():
+    token = sign(KEY, claims(kind=TICKET), NOW, "jti-t")
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "HS256" and header["kid"] == KEY.kid
+    data = jwt.decode(token, KEY.ticket_mac, algorithms=["HS256"], issuer=ISSUER,
+                      options={"verify_exp": False, "verify_aud": False})
+    assert (data["sub"], data["aud"], data["kind"], data["tid"]) == (
+        "alice", EVENT, TICKET, "tq0123456789abcdef")
+    assert verify(RING.ticket_macs(NOW), token, TICKET, EVENT, NOW).subject == "tq0123456789abcdef"
+    other = keyring.derived("another-secret-0123456789", TTL).active()
+    assert other.ticket_mac != KEY.ticket_mac and len(KEY.ticket_mac) == 32
+
+
+def test_a_ticket_is_checked_with_its_mac_key_only_never_with_a_public_key():
+    ticket = sign(KEY, claims(kind=TICKET), NOW, "j")
+    with pytest.raises(Unauthorized):  # the public keys do not check tickets
+        verify(keys(), ticket, TICKET, EVENT, NOW)
+    admission = sign(KEY, claims(), NOW, "j")
+    with pytest.raises(Unauthorized):  # and MAC keys check nothing but tickets
+        verify(RING.ticket_macs(NOW), admission, ADMISSION, EVENT, NOW)
+    payload = {"iss": ISSUER, "sub": "alice", "aud": EVENT, "exp": NOW + 600, "jti": "j",
+               "kind": ADMISSION, "tid": ""}
+    signing_input = f"{b64({'alg': 'HS256', 'kid': KEY.kid})}.{b64(payload)}"
+    for secret in (KEY.ticket_mac, json.dumps(RING.jwks(NOW)["keys"][0]).encode()):
+        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        forged = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+        with pytest.raises(Unauthorized):  # an HS256 admission, whatever its MAC key
+            verify(keys(), forged, ADMISSION, EVENT, NOW)
+        with pytest.raises(Unauthorized):  # and as a ticket it is of the wrong kind
+            verify(RING.ticket_macs(NOW), forged, TICKET, EVENT, NOW)
+
+
+def test_a_ticket_with_a_tampered_payload_or_stray_signature_bits_is_refused():
+    ticket = sign(KEY, claims(kind=TICKET), NOW, "j")
+    head, body, mac = ticket.split(".")
+    mallory = b64({"iss": ISSUER, "sub": "mallory", "aud": EVENT, "exp": NOW + 600, "jti": "j",
+                   "kind": TICKET, "tid": "tq0123456789abcdef"})
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(mac[-1])
+    stray = mac[:-1] + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last | 1]
+    assert stray != mac  # a 32-byte MAC leaves 2 unused bits in its last character
+    for forged in (f"{head}.{mallory}.{mac}", f"{head}.{body}.{stray}", f"{head}.{body}.{mac}==",
+                   f"{head}.{body}", f"{head}.{body}.{mac}.x", f"{head}.{body}.{mac[:-1]}!"):
+        with pytest.raises(Unauthorized):
+            verify(RING.ticket_macs(NOW), forged, TICKET, EVENT, NOW)
+
+
+def test_after_a_rotation_old_tickets_verify_until_their_key_is_dropped():
+    old_ticket = sign(KEY, claims(kind=TICKET, expires_at=NOW + TTL), NOW, "j")
+    rotated = RING.rotate(keyring.from_private_key(ec.generate_private_key(ec.SECP256R1()),
+                                                   NOW + 10), NOW + 10)
+    assert verify(rotated.ticket_macs(NOW + 20), old_ticket, TICKET, EVENT, NOW + 20)
+    assert KEY.kid not in rotated.ticket_macs(NOW + 10 + TTL)
+    with pytest.raises(Unauthorized):
+        verify(rotated.ticket_macs(NOW + 10 + TTL), old_ticket, TICKET, EVENT, NOW + 10 + TTL)
