@@ -142,8 +142,16 @@ class Http:
         if not hmac.compare_digest(given, self.settings.admin_token.encode()):
             raise errors.Unauthorized("admin token required")
 
-    def claims(self, request: Request, kind: str, event_id: str) -> tokens.Claims:
-        return self.identity.verify(self.bearer(request), kind, event_id)
+    def claims(self, request: Request, kind: str, event_id: str,
+               grace_s: float = 0.0) -> tokens.Claims:
+        return self.identity.verify(self.bearer(request), kind, event_id, grace_s)
+
+    def holder(self, request: Request, event: Event) -> tokens.Claims:
+        """Who may see, release or pay for a hold: an admission to its event, also one that
+        lapsed less than a hold's lifetime ago. A hold can only be made while admitted and
+        lives `hold_ttl_s`, so this lets a fan finish the holds they have without letting
+        anyone make a new one after their admission (docs/security.md)."""
+        return self.claims(request, tokens.ADMISSION, event.event_id, event.hold_ttl_s)
 
     def check_pow(self, event: Event, user_id: str, body: Any) -> None:
         """A join of an event with a difficulty carries a solution of a challenge this stack
@@ -468,8 +476,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         responses: {200: {description: the hold}}
         """
         ref = parse_hold_id(request.path_params["hold_id"])
-        claims = http.claims(request, tokens.ADMISSION, ref.event_id)
         event = await client.event(ref.event_id)
+        claims = http.holder(request, event)
         if ref.block >= len(event.venue.blocks):
             raise errors.NotFound("no such hold")
         hold = await catalog.load_hold(client.redis, ref, event.venue.blocks[ref.block])
@@ -483,8 +491,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         responses: {204: {description: released}}
         """
         ref = parse_hold_id(request.path_params["hold_id"])
-        claims = http.claims(request, tokens.ADMISSION, ref.event_id)
         event = await client.event(ref.event_id)
+        claims = http.holder(request, event)
         if ref.block >= len(event.venue.blocks):
             raise errors.NotFound("no such hold")
         await client.call(client.block(ref.event_id, ref.block).release.remote(
@@ -499,10 +507,10 @@ def build_routes(http: Http) -> list[BaseRoute]:
                     410: {description: the hold expired}}
         """
         ref = parse_hold_id(request.path_params["hold_id"])
-        claims = http.claims(request, tokens.ADMISSION, ref.event_id)
+        event = await client.event(ref.event_id)
+        claims = http.holder(request, event)
         key = commands.parse_idempotency_key(request.headers.get("idempotency-key"))
         payment_token = commands.parse_payment_token(await http.json(request))
-        event = await client.event(ref.event_id)
         if ref.block >= len(event.venue.blocks):
             raise errors.NotFound("no such hold")
         booking = await client.checkout(ref.event_id, ref.block, ref.hold_id, claims.user_id,

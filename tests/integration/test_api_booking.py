@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -161,6 +162,22 @@ async def test_tokens_forged_expired_or_for_another_event_or_kind_are_refused(
         response = await hold(http, event["event_id"], headers, seat_ids=["A-1-1"])
         assert response.status_code == status, name
         assert set(response.json()["error"]) == {"code", "message"}, name
+
+
+async def test_an_admission_that_lapsed_still_pays_for_its_hold_but_makes_no_new_one(
+        http, new_event, admission) -> None:
+    event = await new_event(hold_ttl_s=60)  # the hold outlives the admission
+    auth = admission("late", event["event_id"], ttl_s=1.5)
+    held = await hold(http, event["event_id"], auth, seat_ids=["A-3-1"])
+    assert held.status_code == 201, held.text
+    await asyncio.sleep(2.0)  # the admission has lapsed; the hold has not
+    assert (await hold(http, event["event_id"], auth, seat_ids=["A-3-2"])).status_code == 401
+    seen = await http.get(f"/v1/holds/{held.json()['hold_id']}", headers=auth)
+    assert seen.status_code == 200
+    booked = await checkout(http, held.json()["hold_id"], auth)
+    assert booked.status_code == 201, booked.text
+    stranger = admission("someone-else", event["event_id"])
+    assert (await checkout(http, held.json()["hold_id"], stranger, "k2")).status_code in (403, 404)
 
 
 BAD_HOLDS = [
