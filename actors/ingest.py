@@ -26,6 +26,7 @@ from typing import Any, cast
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from actors import directory
+from actors.reminders import Heartbeat
 from domain import placement
 from domain.settings import Settings
 from domain.waiting.tickets import Join
@@ -53,13 +54,14 @@ class JoinIngest:
         self._caught_up = False
         self.last_used = time.monotonic()
         self._busy_at = time.monotonic()
-        self._reminded_at = 0.0
+        self._heartbeat = Heartbeat(self._redis, self._entity_id,
+                                    settings.entity_heartbeat_s)
 
     async def activate(self) -> None:
         s = self._settings
         await asyncio.to_thread(ensure_topic, s.kafka_bootstrap, self._topic, s.join_partitions,
                                 s.kafka_replication_factor, s.kafka_min_insync_replicas)
-        await self._heartbeat()
+        await self._heartbeat.beat()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def deactivate(self) -> None:
@@ -83,15 +85,7 @@ class JoinIngest:
         return self._caught_up and now - self._busy_at > self._settings.passivate_after_s
 
     async def on_due(self) -> None:
-        await self._heartbeat()
-
-    async def _heartbeat(self) -> None:
-        now = time.monotonic()
-        if now - self._reminded_at < self._settings.entity_heartbeat_s / 3:
-            return
-        self._reminded_at = now
-        due = int(time.time() * 1000 + self._settings.entity_heartbeat_s * 1000)
-        await self._redis.zadd(keys.due_index(), {self._entity_id: due})
+        await self._heartbeat.beat()
 
     def _connect(self) -> Consumer:
         consumer = Consumer({
@@ -153,7 +147,7 @@ class JoinIngest:
             if batch:
                 self._busy_at = time.monotonic()
             self._caught_up = not batch and not any(behind.values())
-            await self._heartbeat()
+            await self._heartbeat.beat()
             stalled_since = _stall_clock(stalled_since, bool(batch), any(behind.values()))
             if time.monotonic() - (stalled_since or time.monotonic()) > self._settings.ingest_stall_s:
                 raise RuntimeError("behind but fetching nothing: rebuilding the consumer")
