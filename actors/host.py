@@ -61,13 +61,24 @@ class Entity(Protocol):
 
 
 class Shared:
-    """What the entities of one host share: one Redis pool, one ledger producer."""
+    """What the entities of one host share: one Redis pool, one ledger producer, one joins
+    consumer (actors/join_consumer.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = Redis.from_url(settings.redis_url, max_connections=256)
         self._ledger: Any = None
         self._ledger_lock = asyncio.Lock()
+        self._join_consumer: Any = None
+
+    @property
+    def join_consumer(self) -> Any:
+        """Made on first use (a host with no ingest imports no Kafka consumer)."""
+        if self._join_consumer is None:
+            from actors.join_consumer import JoinConsumer
+
+            self._join_consumer = JoinConsumer(self.settings)
+        return self._join_consumer
 
     async def ledger(self) -> Any:
         async with self._ledger_lock:
@@ -300,6 +311,15 @@ class EntityHost:
     async def active(self) -> list[str]:
         """The entities active here (for tests, benchmarks and operators)."""
         return sorted(self._entities)
+
+    async def kafka_consumers(self) -> dict[str, int]:
+        """The Kafka clients this host process runs (counted from librdkafka's threads), the
+        ingest lanes its joins consumer reads for, and how many consumers it has built."""
+        from actors.join_consumer import kafka_clients
+
+        feed = self._shared._join_consumer
+        return {"kafka_clients": kafka_clients(), "lanes": feed.lanes() if feed else 0,
+                "consumers_made": feed.consumers_made if feed else 0}
 
     async def node(self) -> str:
         """The Ray node this host runs on (so tests and operators see where entities live)."""

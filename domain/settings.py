@@ -360,6 +360,12 @@ class Settings:
         """One joins topic per event, so each room commits its own offsets."""
         return f"{self.kafka_topic_prefix}.joins.{event_id}"
 
+    @property
+    def joins_group(self) -> str:
+        """The consumer group of every joins topic: each host's one consumer reads many events
+        (offsets are kept per topic and partition, so each event's stay apart)."""
+        return f"{self.kafka_topic_prefix}.joins"
+
 
 def secret_weakness(value: str) -> str:
     """Why `value` is too weak to guard production ("" when it is not): written in the source,
