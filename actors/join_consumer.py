@@ -329,8 +329,13 @@ class JoinConsumer:
                     log.warning("joins consumer: %s", error)
                 continue
             partition, offset = cast(int, m.partition()), cast(int, m.offset())
-            read.setdefault((cast(str, m.topic()), partition), []).append(
-                joins.decode(json.loads(cast(bytes, m.value())), partition, offset))
+            try:
+                join = joins.decode(json.loads(cast(bytes, m.value())), partition, offset)
+            except (ValueError, KeyError, TypeError):  # not a join: it must not stop the others
+                log.warning("joins consumer: skipped a malformed record at %s[%d]@%d",
+                            m.topic(), partition, offset)
+                continue
+            read.setdefault((cast(str, m.topic()), partition), []).append(join)
         positions = consumer.position([TopicPartition(t, p) for t, p, _ in reading])
         behind = {}
         for (topic, p, start), position in zip(reading, positions, strict=True):
