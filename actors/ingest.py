@@ -121,8 +121,9 @@ class JoinIngest:
             reported = time.monotonic()
             try:
                 room_epoch, offsets = await room.ingest.remote(joins.to_columns(batch), behind)
-            except Exception:
-                log.warning("room of %s did not take a batch; rewinding", self._event_id)
+            except Exception as error:
+                log.warning("room of %s did not take a batch (%s); rewinding", self._event_id,
+                            str(error)[-300:])
                 await lane.rewind()
                 await asyncio.sleep(0.5)
                 continue

@@ -30,8 +30,11 @@ What stays as it was, per entity:
   the loop commits them (every lane's in one request, a lane just detached included) before
   it assigns any lane again, so a rewind starts from the latest commit.
 - **rewind**: a lane's rewind unassigns its partitions, drops what it buffered and assigns
-  them again at the committed offsets (librdkafka fences by op version: nothing fetched before
-  the rewind is delivered after it); other lanes are not touched.
+  them again, one turn later, at the committed offsets; other lanes are not touched. Whatever
+  librdkafka does across such a re-assignment, a lane only takes a partition's records offset
+  after offset from where it was assigned (the topics are neither compacted nor transactional):
+  a hole or a step back rewinds the lane instead, so no join is skipped and the room's merge
+  never sees an offset go back.
 - **hand-off**: `detach` returns once the lane's partitions are unassigned, and the entity's
   deactivate waits for it: the old host has stopped reading before its host marks the entity
   due for the new one; the room's epoch fencing decides the rest.
@@ -87,6 +90,10 @@ class Lane:
         self.behind: Behind = {}  # per partition, after the last consume: more in Kafka
         self.paused: set[int] = set()
         self.delivered: set[int] = set()  # partitions with a record since they were assigned
+        self.next: dict[int, int] = {}  # per partition, the offset the next record must have
+        self.halted = False  # a hole was seen: nothing is handed to it until it is rewound
+        self.settling = False  # unassigned in this turn: assigned again in the next one
+        self.tries = 0  # assignments attempted (answered requests wait for the next one)
         self.committed: dict[int, int] = {}  # last offset committed (the room persisted it)
         self.to_commit: dict[int, int] = {}
         self._committed_at = -self._commit_interval_s
@@ -111,8 +118,8 @@ class Lane:
         n = min(len(self.records), self._batch_max)
         batch = [self.records.popleft() for _ in range(n)]
         waiting = {j.partition for j in self.records}
-        behind = {p: not self.assigned or self.behind.get(p, True) or p in waiting
-                  for p in self.partitions}
+        behind = {p: not self.assigned or self.halted or self.behind.get(p, True)
+                  or p in waiting for p in self.partitions}
         return batch, behind
 
     def commit(self, offsets: dict[int, int]) -> None:
@@ -136,6 +143,8 @@ class Lane:
         self.behind = {}
         self.paused.clear()
         self.delivered.clear()
+        self.next.clear()
+        self.halted = False
         self.stalled_since = None
 
 
@@ -145,6 +154,7 @@ class _Request:
     kind: str  # "attach" | "rewind" | "detach"
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
+    tries: int = -1  # the lane's assignment attempts when it was applied
 
 
 class JoinConsumer:
@@ -156,6 +166,7 @@ class JoinConsumer:
         self._by_partition: dict[tuple[str, int], Lane] = {}
         self._requests: list[_Request] = []
         self._leaving: list[Lane] = []  # detached, with a commit still to send
+        self._waiting: list[_Request] = []  # applied, answered once their lane is assigned
         self._consumer: Consumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
@@ -215,13 +226,28 @@ class JoinConsumer:
             broken = [r for r in requests if not self._apply(consumer, r)]
             if broken:
                 raise RuntimeError(f"could not {broken[0].kind} {broken[0].lane.entity_id}")
+            self._waiting += [r for r in requests if not r.done.done()]
             await self._commit(consumer)
             await self._assign(consumer)
-        finally:
-            for request in requests:  # answered once applied and assigned, or tried (then it
-                # reads nothing and reports its partitions behind until the loop assigns it)
+        except Exception:
+            for request in requests + self._waiting:
                 if not request.done.done():
                     request.done.set_result(None)
+            self._waiting = []
+            raise
+        finally:
+            for lane in self._lanes.values():
+                lane.settling = False
+        # An attach or a rewind is answered once its lane was assigned, or tried (then it
+        # reads nothing and reports its partitions behind until the loop assigns it).
+        still = []
+        for request in self._waiting:
+            lane = request.lane
+            if lane.tries > request.tries or self._lanes.get(lane.entity_id) is not lane:
+                request.done.set_result(None)
+            else:
+                still.append(request)
+        self._waiting = still
         if not any(lane.assigned for lane in self._lanes.values()):
             self._woken.clear()
             with contextlib.suppress(TimeoutError):
@@ -238,6 +264,7 @@ class JoinConsumer:
         A detach is answered here: the host reads nothing more for the lane (its queued commit
         still goes out); an attach or a rewind once the lane is assigned."""
         lane = request.lane
+        request.tries = lane.tries
         try:
             if request.kind == "attach":
                 for p in lane.partitions:  # an earlier lane of these partitions never detached
@@ -250,11 +277,16 @@ class JoinConsumer:
             elif request.kind == "detach":
                 self._remove(consumer, lane)
                 request.done.set_result(None)
-            else:
-                self._unassign(consumer, lane)  # rewind: assigned again at the committed offsets
+            else:  # rewind: assigned again at the committed offsets, in the next turn (after
+                # a consume has let librdkafka finish the removal, so nothing fetched before
+                # can follow what is fetched after)
+                lane.settling = lane.assigned
+                self._unassign(consumer, lane)
         except Exception:
             log.exception("joins consumer: %s of %s failed", request.kind, lane.entity_id)
             return False
+        if request.kind != "attach":
+            log.info("joins consumer: %s %s", request.kind, lane.entity_id)
         return True
 
     @staticmethod
@@ -285,9 +317,11 @@ class JoinConsumer:
         start; this raises instead and the loop tries again."""
         now = time.monotonic()
         pending = [lane for lane in self._lanes.values()
-                   if not lane.assigned and lane.assign_after <= now]
+                   if not lane.assigned and not lane.settling and lane.assign_after <= now]
         if not pending:
             return
+        for lane in pending:
+            lane.tries += 1
         tps = [tp for lane in pending for tp in lane.tps()]
         try:
             committed = await asyncio.to_thread(consumer.committed, tps, timeout=10)
@@ -307,10 +341,13 @@ class JoinConsumer:
         offsets = {(tp.topic, tp.partition): tp.offset for tp in committed}
         for lane in pending:
             lane.start = {p: offsets[(lane.topic, p)] for p in lane.partitions}
+            lane.next = {p: o for p, o in lane.start.items() if o >= 0}
             consumer.incremental_assign([
                 TopicPartition(lane.topic, p, o if o >= 0 else OFFSET_BEGINNING)
                 for p, o in lane.start.items()])
             lane.assigned = True
+            log.info("joins consumer reads %s %s from %s", lane.entity_id, lane.topic,
+                     lane.start)
 
     def _reading(self) -> list[tuple[str, int, int]]:
         return [(lane.topic, p, lane.start[p]) for lane in self._lanes.values() if lane.assigned
@@ -350,10 +387,13 @@ class JoinConsumer:
         fed = set()
         for key, records in read.items():
             lane = self._by_partition.get(key)
-            if lane is None or not lane.assigned:
+            if lane is None or not lane.assigned or lane.halted:
                 continue  # unassigned since (a rewind or a detach): read again or not ours
+            p = key[1]
+            if not self._in_sequence(lane, p, records):
+                continue
             lane.records.extend(records)
-            lane.delivered.add(key[1])
+            lane.delivered.add(p)
             lane.arrived.set()
             fed.add(lane.entity_id)
         for (topic, p), more in behind.items():
@@ -361,6 +401,26 @@ class JoinConsumer:
             if lane is not None and lane.assigned:
                 lane.behind[p] = more
         return fed
+
+    def _in_sequence(self, lane: Lane, partition: int, records: list[Join]) -> bool:
+        """Whether the records follow, offset by offset, what the lane was given (the topics
+        are neither compacted nor transactional, so offsets have no holes). A hole would lose
+        a user for good, so the lane is rewound instead (the room drops what it has); a
+        record already given is dropped."""
+        expected = lane.next.get(partition, records[0].offset)
+        while records and records[0].offset < expected:
+            records.pop(0)
+        if not records:
+            return False
+        if records[0].offset != expected or records[-1].offset - expected != len(records) - 1:
+            log.warning("joins consumer: %s[%d] jumped from %d to %d..%d (%d records); "
+                        "rewinding %s", lane.topic, partition, expected, records[0].offset,
+                        records[-1].offset, len(records), lane.entity_id)
+            self._requests.append(_Request(lane, "rewind"))
+            lane.halted = True  # nothing more handed to it until then
+            return False
+        lane.next[partition] = records[-1].offset + 1
+        return True
 
     def _pause_and_resume(self, consumer: Consumer) -> None:
         """A lane with 2 x INGEST_BATCH_MAX joins waiting stops fetching until its entity took

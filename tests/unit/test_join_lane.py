@@ -51,3 +51,20 @@ async def test_a_lane_queues_only_newer_offsets_of_its_own_partitions_at_most_ev
     time.sleep(0.001)
     lane.commit({0: 6})
     assert lane.to_commit == {0: 6, 2: 1}
+
+
+def _joins(partition: int, offsets: list[int]) -> list:
+    return [joins.decode(joins.encode(f"tq{o:016x}", "ev", f"u{o}", 1_000 + o, 3, True, None),
+                         partition, o) for o in offsets]
+
+
+async def test_a_lane_takes_records_only_offset_after_offset_and_is_rewound_at_a_hole() -> None:
+    lane = _lane()
+    feed = lane._feed
+    lane.assigned, lane.next = True, {0: 5}
+    assert feed._in_sequence(lane, 0, _joins(0, [5, 6, 7]))
+    assert lane.next[0] == 8
+    records = _joins(0, [6, 7, 8])  # two it already has, then the next one
+    assert feed._in_sequence(lane, 0, records) and [j.offset for j in records] == [8]
+    assert not feed._in_sequence(lane, 0, _joins(0, [10, 11]))  # 9 is missing: never skipped
+    assert lane.halted and [r.kind for r in feed._requests] == ["rewind"]
