@@ -15,7 +15,6 @@ that says sold out; the ledger and Redis agree and no seat is in two bookings.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import time
@@ -38,7 +37,7 @@ from domain.venue import Section
 from store import joins, keys
 from store.kafka_io import ensure_topic
 from store.queue import decode_admission
-from tests.integration.conftest import stop_event_actors
+from tests.integration.conftest import stop_pool
 from tests.integration.test_crash import audit
 
 pytestmark = pytest.mark.integration
@@ -164,11 +163,5 @@ async def test_losing_the_node_of_the_room_mid_onsale_loses_and_doubles_nobody(
         print(f"{len(tickets)} joined, {len(log)} admitted, {len(bought)} bought, "
               f"{len(refused)} refused, {len(waiting)} told sold out")
     finally:
-        stop_event_actors(settings, [eid])
-        for index in range(settings.host_pool_max):
-            with contextlib.suppress(ValueError):
-                ray.kill(ray.get_actor(directory.host_name(index),
-                                       namespace=settings.ray_namespace), no_restart=True)
-        for node in nodes:
-            ray_cluster.remove_node(node)
+        stop_pool(settings, ray_cluster, [eid], nodes)
         store.close()
