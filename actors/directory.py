@@ -8,18 +8,25 @@ looks like an actor handle — `await handle.hold.remote(batch)`, `ray.get(handl
 whose view of the members is a second old reaches the previous owner, which forwards the call
 once; the entity's epoch fencing keeps two hosts from ever both writing for it.
 
-Hosts are named, detached actors created on first use (`get_if_exists`), so any process — a
-Serve replica, a host, a test — reaches the same ones, and they come back after a crash.
+Hosts are named, detached actors, so any process — a Serve replica, a host, a test — reaches
+the same ones, and they come back after a crash. Only the pool's manager creates them: host 0
+is created on first use by whoever needs it (the pool always has it), every other host only by
+host 0 as the pool grows. A router that reaches a host by a stale view of the members finds
+it by name or is told it is unavailable (the client retries); it never starts one, which would
+live on outside the pool, a zombie holding a CPU (host 0 also stops any host it finds by name
+outside the pool).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from domain import placement
+from domain.errors import Unavailable
 from domain.event import Event
 from domain.settings import Settings
 from store import keys
@@ -67,21 +74,45 @@ class Directory:
     def owner(self, entity_id: str) -> int:
         return placement.owner(entity_id, self.members())
 
-    def host(self, index: int) -> ActorHandle:
-        """The host's handle (it is created if it does not exist: how the pool grows)."""
+    def host(self, index: int, create: bool = False) -> ActorHandle:
+        """The host's handle, found by name. It is created if it does not exist only when it
+        is host 0 or `create` says so (host 0 growing the pool); otherwise Unavailable."""
         with self._lock:
             cached = self._hosts.get(index)
             if cached is None or time.monotonic() - cached[0] > HANDLE_TTL_S:
-                from actors.host import EntityHostActor
-
-                s = self.settings
-                resources = {s.host_resource: HOST_RESOURCE_SHARE} if s.host_resource else {}
-                handle = EntityHostActor.options(
-                    name=host_name(index), namespace=s.ray_namespace, lifetime="detached",
-                    get_if_exists=True, num_cpus=s.host_cpus, resources=resources,
-                ).remote(s, index)
+                handle = (self._create(index) if create or index == 0 else self._find(index))
                 cached = self._hosts[index] = (time.monotonic(), handle)
             return cached[1]
+
+    def _create(self, index: int) -> ActorHandle:
+        from actors.host import EntityHostActor
+
+        s = self.settings
+        resources = {s.host_resource: HOST_RESOURCE_SHARE} if s.host_resource else {}
+        return EntityHostActor.options(
+            name=host_name(index), namespace=s.ray_namespace, lifetime="detached",
+            get_if_exists=True, num_cpus=s.host_cpus, resources=resources,
+        ).remote(s, index)
+
+    def _find(self, index: int) -> ActorHandle:
+        import ray
+
+        try:
+            return ray.get_actor(host_name(index), namespace=self.settings.ray_namespace)
+        except ValueError:
+            raise Unavailable(f"host {index} is not running; retry") from None
+
+    def named_hosts(self) -> list[int]:
+        """Indexes of every host actor that exists, whoever started it (a GCS query)."""
+        import ray
+
+        found = []
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            name = str(actor.get("name", ""))
+            if actor.get("namespace") == self.settings.ray_namespace and name.startswith(
+                    "host:") and name[5:].isdigit():
+                found.append(int(name[5:]))
+        return sorted(found)
 
     def started_hosts(self) -> list[int]:
         """Indexes of the hosts this process has a handle of (created or found)."""
@@ -158,6 +189,11 @@ def ingest(settings: Settings, event_id: str, index: int) -> EntityHandle:
 
 
 def hosts(settings: Settings) -> list[ActorHandle]:
-    """Handles of the live members (for health checks and broadcasts)."""
+    """Handles of the live members (for health checks and broadcasts); a member that is not
+    running (it left since the members were read) is left out."""
     directory = of(settings)
-    return [directory.host(i) for i in sorted(directory.members())]
+    found = []
+    for index in sorted(directory.members()):
+        with contextlib.suppress(Unavailable):
+            found.append(directory.host(index))
+    return found

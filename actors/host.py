@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 
 from actors import directory, logs
 from domain import placement
-from domain.errors import EventClosed, NotFound, TicketingError
+from domain.errors import EventClosed, NotFound, TicketingError, Unavailable
 from domain.settings import Settings
 from store import keys
 from store.codec import text
@@ -61,13 +61,24 @@ class Entity(Protocol):
 
 
 class Shared:
-    """What the entities of one host share: one Redis pool, one ledger producer."""
+    """What the entities of one host share: one Redis pool, one ledger producer, one joins
+    consumer (actors/join_consumer.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = Redis.from_url(settings.redis_url, max_connections=256)
         self._ledger: Any = None
         self._ledger_lock = asyncio.Lock()
+        self._join_consumer: Any = None
+
+    @property
+    def join_consumer(self) -> Any:
+        """Made on first use (a host with no ingest imports no Kafka consumer)."""
+        if self._join_consumer is None:
+            from actors.join_consumer import JoinConsumer
+
+            self._join_consumer = JoinConsumer(self.settings)
+        return self._join_consumer
 
     async def ledger(self) -> Any:
         async with self._ledger_lock:
@@ -253,12 +264,16 @@ class EntityHost:
         # The pool shrank: members beyond it hand off and stop, and so do hosts started for it
         # that never answered (pending on a node that never came, or still starting), or they
         # would live on outside the pool, keeping their resources and the autoscaler's nodes.
-        beyond = sorted((gone | set(self._directory.started_hosts())) - set(range(wanted)))
+        # So do host actors outside the pool found by name, whoever started them (a router
+        # with a stale view once could): they would host nothing and hold their CPUs.
+        named = await asyncio.to_thread(self._directory.named_hosts)
+        beyond = sorted((gone | set(self._directory.started_hosts()) | set(named))
+                        - set(range(wanted)))
         await asyncio.gather(*[self._retire(i, hand_off=i in current) for i in beyond])
 
     async def _answers(self, index: int) -> bool:
         try:
-            await asyncio.wait_for(self._directory.host(index).ping.remote(),
+            await asyncio.wait_for(self._directory.host(index, create=True).ping.remote(),
                                    self._settings.host_ping_timeout_s)
             return True
         except Exception:
@@ -267,7 +282,11 @@ class EntityHost:
     async def _retire(self, index: int, hand_off: bool) -> None:
         """Stop a host beyond the pool; a member first hands its entities off (one that never
         answered hosts none, and would only make this wait)."""
-        handle = self._directory.host(index)
+        try:
+            handle = self._directory.host(index)
+        except Unavailable:  # already gone
+            self._directory.forget_host(index)
+            return
         if hand_off:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(handle.retire.remote(), 30)
@@ -300,6 +319,15 @@ class EntityHost:
     async def active(self) -> list[str]:
         """The entities active here (for tests, benchmarks and operators)."""
         return sorted(self._entities)
+
+    async def kafka_consumers(self) -> dict[str, int]:
+        """The Kafka clients this host process runs (counted from librdkafka's threads), the
+        ingest lanes its joins consumer reads for, and how many consumers it has built."""
+        from actors.join_consumer import kafka_clients
+
+        feed = self._shared._join_consumer
+        return {"kafka_clients": kafka_clients(), "lanes": feed.lanes() if feed else 0,
+                "consumers_made": feed.consumers_made if feed else 0}
 
     async def node(self) -> str:
         """The Ray node this host runs on (so tests and operators see where entities live)."""

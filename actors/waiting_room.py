@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from actors import directory, logs
+from actors.reminders import Heartbeat
 from domain import placement
 from domain.errors import EventClosed, NotFound, StaleOwner
 from domain.settings import Settings
@@ -62,7 +63,8 @@ class WaitingRoom:
         self._ticker: asyncio.Task[None] | None = None
         self.last_used = time.monotonic()
         self._busy_at = time.monotonic()
-        self._reminded_at = 0.0
+        self._heartbeat = Heartbeat(self._redis, self._entity_id,
+                                    settings.entity_heartbeat_s)
         self._waiting = 0  # users in the lanes at the last admission step
         self._ingest_pinged_at = -math.inf
         logs.configure()
@@ -92,7 +94,7 @@ class WaitingRoom:
         self._rate = RateEstimator(event.admission_rate_per_s)
         self._outstanding = await self._load_outstanding()
         self._log_tail = await self._load_log_tail()
-        await self._heartbeat()
+        await self._heartbeat.beat()
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
         log.info("room %s ready at epoch %s", self._event_id, self._epoch)
 
@@ -132,16 +134,7 @@ class WaitingRoom:
     async def on_due(self) -> None:
         """Reached through the due index (on-sale, or a heartbeat after a host was lost)."""
         self._woken.set()
-        await self._heartbeat()
-
-    async def _heartbeat(self) -> None:
-        """While busy: a due entry a little ahead, refreshed well before it comes due."""
-        now = time.monotonic()
-        if now - self._reminded_at < self._settings.entity_heartbeat_s / 3:
-            return
-        self._reminded_at = now
-        due = now_ms() + int(self._settings.entity_heartbeat_s * 1000)
-        await self._redis.zadd(keys.due_index(), {self._entity_id: due})
+        await self._heartbeat.beat()
 
     async def _load_seed(self) -> bytes:
         return await lottery_seed(self._redis, self._event_id, secrets.token_bytes)
@@ -256,7 +249,7 @@ class WaitingRoom:
                 if self._waiting or self._merger.pending_count:
                     self._busy_at = time.monotonic()  # work left: not idle, whatever it wrote
                 if busy or self._waiting or self._awaiting_lottery():
-                    await self._heartbeat()
+                    await self._heartbeat.beat()
                 if self._merger.pending_count or self._awaiting_lottery():
                     self._keep_ingest_awake()
             except StaleOwner:

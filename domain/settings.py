@@ -186,7 +186,8 @@ class Settings:
         "INGEST_COMMIT_INTERVAL_MS", 1000, "Least time between an ingest actor's offset commits "
         "(each costs the broker ~2 ms of CPU; a crash replays at most this much, deduplicated).")
     ingest_stall_s: float = _setting(
-        "INGEST_STALL_S", 5.0, "An ingest consumer behind but fetching nothing this long is rebuilt.")
+        "INGEST_STALL_S", 5.0, "A host's joins consumer behind on a lane but fetching nothing this "
+        "long is rebuilt.")
     ingest_lag_ms: int = _setting(
         "INGEST_LAG_MS", 250, "Allowance for joins still on their way through Kafka, added to "
         "the clock uncertainty behind which the room merges partitions.")
@@ -388,6 +389,12 @@ class Settings:
     def joins_topic(self, event_id: str) -> str:
         """One joins topic per event, so each room commits its own offsets."""
         return f"{self.kafka_topic_prefix}.joins.{event_id}"
+
+    @property
+    def joins_group(self) -> str:
+        """The consumer group of every joins topic: each host's one consumer reads many events
+        (offsets are kept per topic and partition, so each event's stay apart)."""
+        return f"{self.kafka_topic_prefix}.joins"
 
 
 def secret_weakness(value: str) -> str:

@@ -205,3 +205,18 @@ def active_entities(settings: Settings) -> set[str]:
     d.refresh()
     return {e for host in directory.hosts(settings) for e in ray.get(host.active.remote(),
                                                                        timeout=30)}
+
+
+def stop_pool(settings: Settings, ray_cluster: Any, event_ids: list[str], nodes: list[Any]) -> None:
+    """End a test's own pool: close its events, stop its hosts for good, remove its nodes."""
+    import ray
+
+    from actors import directory
+
+    stop_event_actors(settings, event_ids)
+    for index in range(settings.host_pool_max):
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(directory.host_name(index), namespace=settings.ray_namespace),
+                     no_restart=True)
+    for node in nodes:
+        ray_cluster.remove_node(node)

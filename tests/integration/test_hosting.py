@@ -143,3 +143,34 @@ async def test_an_entity_whose_activation_failed_is_activated_again_on_the_next_
     await catalog.save_event(redis, event, time.time())
     assert await block.ping.remote() == 5  # not the first failure again
     await redis.aclose()
+
+
+ZOMBIE = 41  # far beyond the session pool (it never grows past a few hosts)
+
+
+async def test_a_router_never_starts_a_host_outside_the_pool(app_settings) -> None:
+    from domain.errors import Unavailable
+
+    with pytest.raises(Unavailable):
+        directory.of(app_settings).host(ZOMBIE)  # a stale view of the members asking for it
+    with pytest.raises(ValueError):
+        ray.get_actor(directory.host_name(ZOMBIE), namespace=app_settings.ray_namespace)
+
+
+async def test_host_0_stops_a_host_actor_it_finds_outside_the_pool(app_settings) -> None:
+    from actors.host import EntityHostActor
+
+    zombie = EntityHostActor.options(  # started the way a router with a stale view once did
+        name=directory.host_name(ZOMBIE + 1), namespace=app_settings.ray_namespace,
+        lifetime="detached", num_cpus=0).remote(app_settings, ZOMBIE + 1)
+
+    def gone() -> bool:
+        try:
+            ray.get_actor(directory.host_name(ZOMBIE + 1), namespace=app_settings.ray_namespace)
+            return False
+        except ValueError:
+            return True
+
+    await eventually(gone, 10 * app_settings.pool_check_interval_s + 10, step_s=0.5)
+    with pytest.raises(ray.exceptions.ActorDiedError, match=r"ray\.kill"):
+        await zombie.ping.remote()  # stopped for good, not restarted

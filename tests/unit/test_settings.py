@@ -57,6 +57,7 @@ def test_from_env_reads_each_type_from_its_env_name():
     assert s.kafka_timeout_s == 3.0 and isinstance(s.kafka_timeout_s, float)
     assert s.access_log is True
     assert (s.ledger_topic, s.joins_topic("ev1")) == ("t1.bookings", "t1.joins.ev1")
+    assert s.joins_group == "t1.joins"
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("TRUE", True), ("Yes", True),
