@@ -1,8 +1,8 @@
 """Baselines measured in the same run, after the on-sale, on the same Redis and Kafka.
 
 * naive: the seed document's design facing the same crowd: no waiting room, a per-seat Redis
-  lock `SET ticket:<seat>:lock <user> NX EX <hold ttl>`; a person picks seats from the map it
-  saw (random ones that looked free), locks them, pays (the same think time as ours), then
+  lock `SET ticket:<seat>:lock <user> NX EX <hold ttl>`; a person picks random seats from the
+  map it saw (the seats not sold a second before), locks them, pays (the same think time as ours), then
   `GET lock == user` (checked before paying, as the seed did), `SET sold`, `DEL lock`. Nothing
   checks `sold` and a lock can lapse while its holder pays: those are the double sales.
   Users come in arrival order as fast as Redis takes them (without a waiting room everyone
@@ -81,7 +81,8 @@ async def naive(redis_url: str, seat_ids: list[str], users: int, behaviour: Beha
         user = f"n{i}"
         p = behaviour.person(seed, i, user)
         for _ in range(NAIVE_ATTEMPTS):
-            seats = rng.sample(seat_ids, min(p.quantity, n_seats))
+            shown = view[0] or seat_ids
+            seats = rng.sample(shown, min(p.quantity, len(shown)))
             pipe = r.pipeline(transaction=False)
             for s in seats:
                 pipe.set(f"{run}:{s}:lock", user, nx=True, ex=lock_ttl_s)
@@ -101,18 +102,29 @@ async def naive(redis_url: str, seat_ids: list[str], users: int, behaviour: Beha
             commands += sum(1 for ok in got if ok)
         outcomes["refused_and_left"] += 1
 
+    view: list[list[str]] = [list(seat_ids)]
+
+    async def refresh_view() -> None:
+        """The seat map a person sees: the seats not sold a second ago."""
+        while len(sold_seats) < n_seats:
+            await asyncio.sleep(1.0)
+            view[0] = [s for s in seat_ids if s not in sold_seats]
+
     async def worker() -> None:
         nonlocal next_user
-        while next_user < users and time.perf_counter() < deadline:
+        while (next_user < users and time.perf_counter() < deadline
+               and len(sold_seats) < n_seats):
             i = next_user
             next_user += 1
             await person(i)
 
+    viewer = asyncio.ensure_future(refresh_view())
     await asyncio.gather(*[worker() for _ in range(concurrency)])
     arrived_s = time.perf_counter() - t0
     if pending:
         await asyncio.wait(list(pending), timeout=max(1.0, deadline - time.perf_counter()))
     elapsed = time.perf_counter() - t0
+    viewer.cancel()
     per_seat = Counter(s for s, _, _ in sales)
     await r.aclose()
     return {"users": next_user, "users_all_arrived_s": round(arrived_s, 2),
@@ -126,7 +138,8 @@ async def naive(redis_url: str, seat_ids: list[str], users: int, behaviour: Beha
             "redis_commands_per_s": round(commands / max(elapsed, 1e-9)),
             "outcomes": dict(outcomes),
             "note": "no waiting room, nobody is told anything: refused users leave after "
-                    f"{NAIVE_ATTEMPTS} tries; users beyond the seats still cost Redis calls"}
+                    f"{NAIVE_ATTEMPTS} tries; stops once every seat is sold (or at the "
+                    "timeout): `users` is how many of the crowd had come by then"}
 
 
 async def redis_set_nx_ceiling(redis_url: str, n: int, pipeline: int = 1000,

@@ -20,6 +20,8 @@ from typing import Any
 from benchmarks.onsale.crowd import Behaviour
 from domain.errors import (
     HoldExpired,
+    HoldNotActive,
+    NotFound,
     PaymentDeclined,
     SeatsUnavailable,
     TicketingError,
@@ -258,7 +260,7 @@ class BulkShoppers:
                     card = p.card
                     await asyncio.sleep(p.think_pay_s / 2)
                     continue
-                if isinstance(cause, HoldExpired):
+                if isinstance(cause, HoldExpired | HoldNotActive | NotFound):
                     t.latencies["checkout"].append(time.perf_counter() - t0)
                     t.errors["checkout_hold_expired"] += 1
                     return "expired"

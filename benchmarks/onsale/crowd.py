@@ -30,7 +30,7 @@ QUANTITY_WEIGHTS = (0.22, 0.38, 0.12, 0.18, 0.05, 0.05)  # 1..6 seats
 
 @dataclass(frozen=True)
 class CrowdShape:
-    prequeue_share: float = 0.01
+    prequeue_share: float = 0.002
     prequeue_s: float = 15.0
     burst_share: float = 0.7
     burst_s: float = 20.0

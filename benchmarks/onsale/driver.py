@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--chaos", action="append", default=[], help=chaos.__doc__)
     ap.add_argument("--http-clients", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--prequeue-share", type=float, default=0.01)
+    ap.add_argument("--prequeue-share", type=float, default=0.002)
     ap.add_argument("--prequeue-s", type=float, default=15.0)
     ap.add_argument("--burst-share", type=float, default=0.7)
     ap.add_argument("--burst-s", type=float, default=20.0)
@@ -590,12 +590,14 @@ def audit_run(s: Any, event: Any, r: Any, bulk: BulkShoppers, http_results: dict
     sync: Any = redis.Redis.from_url(s.redis_url, socket_timeout=120)
     e = event.event_id
     t0 = time.perf_counter()
-    joins = [json.loads(v) for v in read_topic(s.kafka_bootstrap, s.joins_topic(e))]
-    first: dict[str, dict[str, Any]] = {}
-    for j in joins:
+    joins_records = 0
+    first: dict[str, tuple[int, int]] = {}  # ticket -> (earliest stamp ms, its uncertainty ms)
+    for value in read_topic(s.kafka_bootstrap, s.joins_topic(e)):
+        j = json.loads(value)
+        joins_records += 1
         known = first.get(j["t"])
-        if known is None or j["at"] < known["at"]:
-            first[j["t"]] = j
+        if known is None or j["at"] < known[0]:
+            first[j["t"]] = (int(j["at"]), int(j["unc"]))
     log = [json.loads(x) for x in sync.lrange(keys.queue_log(e), 0, -1)]
     places = [k.decode() for k in sync.hkeys(keys.queue_places(e))]
     prequeue = [x.decode().split("|", 1)[0] for x in sync.lrange(keys.queue_prequeue(e), 0, -1)]
@@ -615,14 +617,14 @@ def audit_run(s: Any, event: Any, r: Any, bulk: BulkShoppers, http_results: dict
     rank = {t: i for i, t in enumerate(dict.fromkeys(log_tickets))}
     http_by_ticket = {c["ticket_id"]: c for c in http_results["clients"] if c.get("ticket_id")}
     lo, hi, rk = [], [], []
-    for t, j in first.items():
-        if j["at"] < onsale_ms:
+    for t, (at, unc) in first.items():
+        if at < onsale_ms:
             continue
         c = http_by_ticket.get(t)
         if c is not None:  # the client's own send..receive window (its true arrival is in it)
             a, b = c["join_send"] * 1000, c["join_recv"] * 1000
         else:
-            a, b = j["at"] - j["unc"], j["at"] + j["unc"]
+            a, b = at - unc, at + unc
         lo.append(a)
         hi.append(b)
         rk.append(rank.get(t, math.inf))
@@ -630,14 +632,14 @@ def audit_run(s: Any, event: Any, r: Any, bulk: BulkShoppers, http_results: dict
     sold = ledger.seats_sold
     turned_away = queue.told_sold_out + bulk.tally.outcomes.get("no_seats_after_admission", 0)
     return {
-        "joins_records": len(joins), "joined_users": queue.joined,
-        "joins_at_ms": sorted(j["at"] for j in first.values()),
+        "joins_records": joins_records, "joined_users": queue.joined,
+        "joins_at_ms": sorted(at for at, _ in first.values()),
         "admitted_at_ms": [x["admitted_at_ms"] for x in log],
         "admitted_at_by_seq": {x["seq"]: x["admitted_at_ms"] for x in log},
         "ledger": dataclasses.asdict(ledger), "queue": dataclasses.asdict(queue),
         "fairness": {"share": share, "inverted_pairs": inverted, "ordered_pairs": ordered,
                      "users_compared": len(lo),
-                     "prequeue_users_left_out": sum(1 for j in first.values() if j["at"] < onsale_ms),
+                     "prequeue_users_left_out": sum(1 for at, _ in first.values() if at < onsale_ms),
                      "how": "pairs ordered beyond the clock uncertainty (bulk: stamp +- 3 ms; "
                             "HTTP: the client's send..receive window) admitted in the other "
                             "order, or the earlier never admitted"},
@@ -657,7 +659,7 @@ async def measure_baselines(run: Run, result: dict[str, Any]) -> dict[str, Any]:
     print("baseline: naive SET NX EX, no waiting room ...", flush=True)
     out["naive_set_nx"] = await baselines.naive(
         s.redis_url, seat_ids, args.users, crowd.Behaviour(think_scale=args.think_scale),
-        args.seed, args.hold_ttl, args.naive_concurrency, timeout_s=args.timeout)
+        args.seed, args.hold_ttl, args.naive_concurrency, timeout_s=min(args.timeout, 180.0))
     print("baseline: raw Redis and Kafka ceilings ...", flush=True)
     out["redis_set_nx_ceiling"] = await baselines.redis_set_nx_ceiling(s.redis_url, 300_000)
     out["kafka_ceiling"] = await asyncio.to_thread(

@@ -196,9 +196,10 @@ class Client:
                     card = p["card"]
                     await asyncio.sleep(p["think_pay_s"] / 2)
                     continue
-                if status == 410:
-                    self.err("checkout_410_expired")
-                    break  # hold again
+                code = (data.get("error") or {}).get("code", "") if isinstance(data, dict) else ""
+                if status in (404, 410) or code == "hold_not_active":
+                    self.err(f"checkout_{status}_{code}")
+                    break  # the hold is gone: hold again
                 self.err(f"checkout_{status}")
                 await asyncio.sleep(0.5)
         self.outcome = self.outcome or "gave_up"

@@ -87,7 +87,7 @@ def summarize(args: Any, info: dict[str, Any], result: dict[str, Any], own_stack
     peak_checkouts = peak(sale_t)
 
     def ratio(x: float | None, y: float | None) -> float | None:
-        return round(x / y, 3) if x and y else None
+        return round(x / y, 4) if x and y else None
 
     summary: dict[str, Any] = {
         "event_id": event.event_id, "users": args.users, "seats": seats,
