@@ -32,9 +32,11 @@ NAIVE_ATTEMPTS = 3
 async def naive(redis_url: str, seat_ids: list[str], users: int, behaviour: Behaviour, seed: int,
                 lock_ttl_s: int, concurrency: int, timeout_s: float,
                 pay_scale: float = 1.0) -> dict[str, Any]:
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    r = Redis.from_url(redis_url, max_connections=concurrency + 16)
+    # the payers waiting to confirm share the pool with the arriving users: wait for a connection
+    r = Redis(connection_pool=BlockingConnectionPool.from_url(
+        redis_url, max_connections=2 * concurrency, timeout=60))
     run = f"naive:{time.time_ns()}"
     rng = random.Random(seed)
     sales: list[tuple[str, str, float]] = []

@@ -235,7 +235,7 @@ class Client:
                 return dict(data)
             code = (data.get("error") or {}).get("code", "") if isinstance(data, dict) else ""
             self.err(f"hold_{status}_{code}")
-            if status == 401 or code in ("admission_expired",):
+            if status in (401, 403) or code == "user_limit_exceeded":
                 return None
             await asyncio.sleep(0.3 + random.random() * 0.5)
         return None

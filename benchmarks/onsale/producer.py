@@ -56,12 +56,12 @@ def main() -> None:
         if skip[i]:
             continue
         due = onsale + float(times[i])
-        now = time.time()
-        if due > now:
+        wait = due - time.time()
+        if wait > 0:
             producer.poll(0)
-            # sleep in small steps so progress keeps flowing
-            while due > time.time():
-                time.sleep(min(0.005, due - time.time()) if due - time.time() > 0 else 0)
+            while wait > 0:  # in small steps, so progress keeps flowing
+                time.sleep(min(0.005, wait))
+                wait = due - time.time()
         user = f"b{i}"
         ticket = ticket_id_for(secret, event_id, user)
         value = dumps(joins.encode(ticket, event_id, user, int(time.time() * 1000), 3, True, None),

@@ -37,15 +37,17 @@ def peak(times_s: list[float], weights: list[float] | None = None) -> float:
 
 def position_lags(clients: list[dict[str, Any]], admitted_at_by_seq: dict[int, int]) -> list[float]:
     """Seconds from the room moving its head to h (the admission that made it h, from the log)
-    to a client receiving the `position` event with id h; first events of a connection are
-    left out (they are sent on connect, whenever the head moved)."""
+    to a client receiving the `position` event with id h; only events whose id moved past the
+    connection's previous one (the first event of a connection is sent on connect, and a
+    `sold_out` -> waiting change repeats the head)."""
     lags = []
     for c in clients:
+        previous = 0
         for recv, head, _position, first in c.get("positions", []):
-            if first or head <= 0:
-                continue
+            moved = head > previous and not first  # not a state change (e.g. sold_out -> waiting)
+            previous = head
             at = admitted_at_by_seq.get(head - 1)
-            if at is not None:
+            if moved and at is not None:
                 lags.append(recv - at / 1000)
     return lags
 
