@@ -60,8 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--burst-share", type=float, default=0.7)
     ap.add_argument("--burst-s", type=float, default=20.0)
     ap.add_argument("--tail-s", type=float, default=40.0)
-    ap.add_argument("--admission-rate", type=float, default=1000.0, help="admissions/s")
-    ap.add_argument("--hold-ttl", type=int, default=15, help="seconds a hold lives")
+    ap.add_argument("--admission-rate", type=float, default=250.0,
+                    help="admissions/s (matched to what checkout sustains on 2 cores)")
+    ap.add_argument("--hold-ttl", type=int, default=30, help="seconds a hold lives")
     ap.add_argument("--admission-ttl", type=int, default=120,
                     help="own stack: ADMISSION_TTL_S (how long an admission lets its user hold)")
     ap.add_argument("--think-scale", type=float, default=1.0)
@@ -129,6 +130,12 @@ class OwnStack:
         else:
             ray.init(address="local", num_cpus=2, include_dashboard=False,
                      namespace=s.ray_namespace, log_to_driver=False)
+        # Ray puts in its own SIGTERM handler, which exits without stopping our services
+        import signal
+
+        from benchmarks._common import _raise_interrupt
+
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         serve_app.deploy(s)
         wait_healthy(f"http://127.0.0.1:{s.http_port}")
 
@@ -388,6 +395,7 @@ class Bars:
 
     def __init__(self, users: int, seats: int, http_clients: int, quiet: bool) -> None:
         self.bars: dict[str, Any] = {}
+        self._next_line = 0.0
         if quiet:
             return
         from tqdm import tqdm
@@ -400,6 +408,12 @@ class Bars:
 
     def update(self, row: dict[str, Any]) -> None:
         if not self.bars:
+            if time.monotonic() >= self._next_line:  # quiet: a line every 10 s for the log
+                self._next_line = time.monotonic() + 10
+                print(f"t={row['t']:.0f}s joined={row['produced'] + row['http_joined']:,} "
+                      f"waiting={row['waiting']:,} admitted={row['admitted']:,} "
+                      f"held={row['held']:,} sold={row['sold']:,} http={row['http_states']}",
+                      flush=True)
             return
         told = sum(row["http_states"].get(k, 0) for k in ("admitted", "sold_out", "expired"))
         for key, value in (("joins", row["produced"] + row["http_joined"]),
