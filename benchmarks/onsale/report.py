@@ -100,7 +100,10 @@ def summarize(args: Any, info: dict[str, Any], result: dict[str, Any], own_stack
         "peak_joins_per_s": round(peak_joins), "joined_users": q["joined"],
         "admitted": q["admitted"], "told_sold_out": q["told_sold_out"],
         "fairness_inversion_share": a["fairness"]["share"],
-        "oversold": led["oversold"], "lost_users": q["lost_users"],
+        "oversold": led["oversold"],
+        # a run stopped before the ingest caught up has joins still on their way, not lost
+        "lost_users": q["lost_users"] if result["finished"] else None,
+        "not_placed_when_stopped": 0 if result["finished"] else q["lost_users"],
         "admitted_twice": q["admitted_twice"], "unsold_while_demand": a["unsold_while_demand"],
         "confirmed_not_in_ledger": led["confirmed_not_in_ledger"],
         "http_sample_clients": len(clients),
@@ -181,7 +184,10 @@ def headline_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("sell-out (s after on-sale)", num(s["sellout_s"]), num(naive.get("sellout_s")),
          num(r["sellout_s_ours_over_naive"])),
         ("oversold seats", num(s["oversold"]), num(naive.get("oversold")), ""),
-        ("users lost / admitted twice", f"{s['lost_users']} / {s['admitted_twice']}",
+        ("users lost / admitted twice", (f"{s['lost_users']} / {s['admitted_twice']}"
+                                         if s["lost_users"] is not None else
+                                         f"stopped early: {s['not_placed_when_stopped']:,} not "
+                                         f"yet placed / {s['admitted_twice']}"),
          "nobody is told anything", ""),
         ("unsold while demand", num(s["unsold_while_demand"]), num(naive.get("unsold_at_end")), ""),
         ("fairness inversion share", f"{s['fairness_inversion_share']:.2e}", "no order kept", ""),
