@@ -36,7 +36,11 @@ from store.queue import decode_admission
 
 HOLD_BATCH_MAX = 256
 HOLD_BATCH_WAIT_S = 0.01
-CALL_TIMEOUT_S = 30.0
+# Checkout calls in flight at once, as a few Serve replicas with bounded concurrency send them;
+# unbounded, thousands of admitted people queued thousands of calls at the hosts, each waited
+# longer than a hold lives and was sent again (the 1,000,000-user run of 2026-12-01).
+CHECKOUT_INFLIGHT = 64
+CALL_TIMEOUT_S = 120.0
 MAX_TRANSPORT_RETRIES = 120
 
 
@@ -126,6 +130,7 @@ class BulkShoppers:
         self.all_sold = False
         self.stop = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._checkout_slots = asyncio.Semaphore(CHECKOUT_INFLIGHT)
 
     # -- who is admitted -----------------------------------------------------------------
     async def follow_admissions(self) -> None:
@@ -248,8 +253,10 @@ class BulkShoppers:
         for _ in range(MAX_TRANSPORT_RETRIES):
             t0 = time.perf_counter()
             try:
-                booking = await asyncio.wait_for(self.handle_of(block).checkout.remote(
-                    hold.hold_id, user, key, card), CALL_TIMEOUT_S)
+                async with self._checkout_slots:
+                    t0 = time.perf_counter()  # the call, not the wait for a slot
+                    booking = await asyncio.wait_for(self.handle_of(block).checkout.remote(
+                        hold.hold_id, user, key, card), CALL_TIMEOUT_S)
             except Exception as exc:
                 cause = cause_of(exc)
                 if isinstance(cause, PaymentDeclined):
