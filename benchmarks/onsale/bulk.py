@@ -113,6 +113,8 @@ class HoldBatcher:
             results = [cause_of(exc)] * len(batch)
         finally:
             slots.release()
+        if not isinstance(results, list) or len(results) != len(batch):
+            results = [Unavailable(f"unexpected reply: {results!r:.80}")] * len(batch)
         for (_, _, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
@@ -131,15 +133,23 @@ class BulkShoppers:
         self.stop = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._checkout_slots = asyncio.Semaphore(CHECKOUT_INFLIGHT)
+        self._cursor = 0  # admission log entries read
 
     # -- who is admitted -----------------------------------------------------------------
     async def follow_admissions(self) -> None:
         """Read the admission log from where we left; start a person for each bulk user."""
-        cursor = 0
+        while not self.stop:
+            try:
+                await self._follow_admissions()
+            except Exception as exc:  # never stop following: it would strand the admitted
+                self.tally.errors[f"follow_{type(exc).__name__}"] += 1
+                await asyncio.sleep(0.5)
+
+    async def _follow_admissions(self) -> None:
         e = self.event.event_id
         while not self.stop:
             try:
-                raw = await self.redis.lrange(keys.queue_log(e), cursor, cursor + 4999)
+                raw = await self.redis.lrange(keys.queue_log(e), self._cursor, self._cursor + 4999)
             except Exception:
                 await asyncio.sleep(0.5)  # Redis restarting under chaos
                 continue
@@ -164,7 +174,7 @@ class BulkShoppers:
                     task = asyncio.ensure_future(self._person(a))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-            cursor += len(raw)
+            self._cursor += len(raw)
 
     @property
     def busy(self) -> int:

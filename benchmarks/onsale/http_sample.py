@@ -197,6 +197,10 @@ class Client:
                     await asyncio.sleep(p["think_pay_s"] / 2)
                     continue
                 code = (data.get("error") or {}).get("code", "") if isinstance(data, dict) else ""
+                if status in (401, 403):  # the admission lapsed: this person is done
+                    self.err(f"checkout_{status}")
+                    self.outcome = "admission_lapsed"
+                    return
                 if status in (404, 410) or code == "hold_not_active":
                     self.err(f"checkout_{status}_{code}")
                     break  # the hold is gone: hold again

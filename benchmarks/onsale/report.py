@@ -101,9 +101,9 @@ def summarize(args: Any, info: dict[str, Any], result: dict[str, Any], own_stack
         "admitted": q["admitted"], "told_sold_out": q["told_sold_out"],
         "fairness_inversion_share": a["fairness"]["share"],
         "oversold": led["oversold"],
-        # a run stopped before the ingest caught up has joins still on their way, not lost
+        # a run stopped early has users still waiting (or still in Kafka): not told yet, not lost
         "lost_users": q["lost_users"] if result["finished"] else None,
-        "not_placed_when_stopped": 0 if result["finished"] else q["lost_users"],
+        "not_admitted_or_told_when_stopped": 0 if result["finished"] else q["lost_users"],
         "admitted_twice": q["admitted_twice"], "unsold_while_demand": a["unsold_while_demand"],
         "confirmed_not_in_ledger": led["confirmed_not_in_ledger"],
         "http_sample_clients": len(clients),
@@ -186,8 +186,8 @@ def headline_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("oversold seats", num(s["oversold"]), num(naive.get("oversold")), ""),
         ("users lost / admitted twice", (f"{s['lost_users']} / {s['admitted_twice']}"
                                          if s["lost_users"] is not None else
-                                         f"stopped early: {s['not_placed_when_stopped']:,} not "
-                                         f"yet placed / {s['admitted_twice']}"),
+                                         f"stopped early: {s['not_admitted_or_told_when_stopped']:,}"
+                                         f" not yet admitted or told / {s['admitted_twice']}"),
          "nobody is told anything", ""),
         ("unsold while demand", num(s["unsold_while_demand"]), num(naive.get("unsold_at_end")), ""),
         ("fairness inversion share", f"{s['fairness_inversion_share']:.2e}", "no order kept", ""),
