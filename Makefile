@@ -2,7 +2,7 @@
 PYTHON ?= python
 export PYTHON
 
-.PHONY: install up down status env test lint demo
+.PHONY: install up down status env test lint demo bench
 
 install:
 	infra/install.sh
@@ -39,3 +39,13 @@ demo: export USER_RATE_PER_S ?= 1000000
 demo: export ADMISSION_TTL_S ?= 30
 demo: up
 	$(PYTHON) demo.py
+
+# The on-sale benchmark (benchmarks/onsale): its own Redis, Kafka, NTP, Ray and Serve on its own
+# ports, the crowd, the audit, the baselines; the report under benchmarks/results/onsale/<time>/.
+# BENCH_ARGS adds flags, e.g. BENCH_ARGS="--chaos kill-block@10 --base-url http://127.0.0.1:8000".
+# One benchmark at a time on a machine: the shared lock waits for any other.
+BENCH_USERS ?= 1000000
+BENCH_SEATS ?= 20000
+bench: install
+	flock /tmp/ticketing-bench.lock $(PYTHON) -m benchmarks.onsale --users $(BENCH_USERS) \
+		--seats $(BENCH_SEATS) $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""The end-to-end on-sale benchmark (issue 11): `python -m benchmarks.onsale --help`."""

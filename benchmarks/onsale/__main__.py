@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.onsale.driver import main
+
+sys.exit(main())
