@@ -16,6 +16,17 @@ CLIENTS = 2000
 ROWS, PER_ROW = 20, 25  # 500 seats
 
 
+async def post(http: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    """A POST sent again, as a browser would, when the ingress closed the connection without
+    answering (seen once, under a reused keep-alive connection; cause not yet known). Safe for
+    what this test checks: a checkout carries its Idempotency-Key, and a hold made by a lost
+    first attempt is only a hold nobody reported (counted in the final seat totals)."""
+    try:
+        return await http.post(url, **kwargs)
+    except httpx.RemoteProtocolError:
+        return await http.post(url, **kwargs)
+
+
 async def test_2000_clients_racing_for_500_seats_never_share_a_seat(
         api: str, new_event, admission) -> None:
     event = await new_event(rows=ROWS, seats_per_row=PER_ROW, max_seats_per_user=4)
@@ -43,14 +54,14 @@ async def test_2000_clients_racing_for_500_seats_never_share_a_seat(
                 body: dict[str, Any] = {"seat_ids": [f"A-{row}-{first}", f"A-{row}-{first + 1}"]}
             else:
                 body = {"section": "A", "quantity": rng.randint(1, 3)}
-            response = await http.post(f"/v1/events/{event_id}/holds", json=body, headers=auth)
+            response = await post(http, f"/v1/events/{event_id}/holds", json=body, headers=auth)
             return response.status_code, response.json(), auth
 
         watcher = asyncio.create_task(watch())
         results = await asyncio.gather(*[client(n) for n in range(CLIENTS)])
         buyers = [(body, auth) for status, body, auth in results if status == 201][::2]
-        bought = await asyncio.gather(*[http.post(  # one card per buyer (the cap is per card)
-            f"/v1/holds/{body['hold_id']}/checkout", json={"payment_token": f"tok_visa_{i}"},
+        bought = await asyncio.gather(*[post(  # one card per buyer (the cap is per card)
+            http, f"/v1/holds/{body['hold_id']}/checkout", json={"payment_token": f"tok_visa_{i}"},
             headers=auth | {"Idempotency-Key": "once"}) for i, (body, auth) in enumerate(buyers)])
         done.set()
         await watcher
