@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ray import serve
 from ray.serve.schema import LoggingConfig
 from redis.asyncio import Redis
@@ -42,6 +41,7 @@ from domain.holds import Hold
 from domain.ids import new_event_id, parse_booking_id, parse_hold_id
 from domain.settings import Settings
 from store import catalog
+from store.metrics import HTTP_DURATION, HTTP_REQUESTS
 from store.replicas import ReadRouter
 from store.seat_feed import SeatFeed, SeatFeeds
 
@@ -69,10 +69,6 @@ STATUS: dict[type[errors.TicketingError], int] = {
     errors.Unavailable: 503,
     errors.StaleOwner: 503,
 }
-
-REQUESTS = Counter("ticketing_http_requests_total", "HTTP requests", ["route", "status"])
-LATENCY = Histogram("ticketing_http_seconds", "HTTP latency", ["route"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
 
 
 def error_body(code: str, message: str, status: int) -> JSONResponse:
@@ -561,7 +557,10 @@ def build_routes(http: Http) -> list[BaseRoute]:
                             status_code=status)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Gone: metrics are on Ray's Prometheus endpoint of each node (store/metrics.py)."""
+        return error_body("moved", "metrics are served by Ray's metrics agent on every node, at "
+                          "http://<node>:<metrics_export_port>/metrics (`make status` shows the "
+                          "port); see README, Metrics", 410)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(SCHEMAS.get_schema(routes))
@@ -721,9 +720,8 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
 
 
 def metered(app: Any) -> Any:
-    """ASGI middleware: request counts and latency per route template. The labelled children
-    are looked up once per (route, status), not per request (`labels()` takes a lock and
-    builds a key each time)."""
+    """ASGI middleware: request counts and latency per route template, into children bound
+    once per (route, status) (store/metrics.py: a record is a Python add, not a Ray call)."""
     counters: dict[tuple[str, int], Any] = {}
     timers: dict[str, Any] = {}
 
@@ -745,10 +743,10 @@ def metered(app: Any) -> Any:
             name = getattr(route, "path", "unmatched")
             counter = counters.get((name, status[0]))
             if counter is None:
-                counter = counters[(name, status[0])] = REQUESTS.labels(name, str(status[0]))
+                counter = counters[(name, status[0])] = HTTP_REQUESTS.bind(name, str(status[0]))
             timer = timers.get(name)
             if timer is None:
-                timer = timers[name] = LATENCY.labels(name)
+                timer = timers[name] = HTTP_DURATION.bind(name)
             counter.inc()
             timer.observe(time.perf_counter() - start)
 

@@ -43,6 +43,7 @@ from domain.settings import Settings
 from store import keys
 from store.codec import text
 from store.ledger import read_bookings
+from store.metrics import CHECKOUT_ERRORS, HOLDS, REVENUE, SALES, SEATS_SOLD
 from store.payments import CardCaps, TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition
@@ -79,6 +80,8 @@ class SeatBlock:
             settings.checkout_batch_wait_ms / 1000)
         self._finishing: set[asyncio.Task[None]] = set()  # paid holds the sweep finishes
         self._ledger_batches: collections.deque[int] = collections.deque(maxlen=1000)
+        self._holds_made, self._sales = HOLDS.bind(event_id), SALES.bind(event_id)
+        self._seats_sold, self._revenue = SEATS_SOLD.bind(event_id), REVENUE.bind(event_id)
         self.last_used = time.monotonic()
         logs.configure()
 
@@ -197,6 +200,8 @@ class SeatBlock:
                        if o is not HoldOutcome.OK}
             for hold_id in refused:
                 self._inventory.forget(hold_id)
+            if len(fresh) > len(refused):
+                self._holds_made.inc(len(fresh) - len(refused))
         return [_refusal(refused[p.hold_id]) if isinstance(p, Hold) and p.hold_id in refused
                 else p for p in plans]
 
@@ -273,6 +278,9 @@ class SeatBlock:
         finished = await self._finish_checkouts([hold for _, hold in paid])
         for (position, _), result in zip(paid, finished, strict=True):
             results[position] = result
+        for result in results:
+            if isinstance(result, Exception):
+                CHECKOUT_ERRORS.bind(getattr(result, "code", "internal")).inc()
         return results
 
     async def _begin_checkouts(self, requests: list[CheckoutRequest],
@@ -383,6 +391,9 @@ class SeatBlock:
                 if answer is None:
                     self._inventory.put(hold)
                     results.append(booking)
+                    self._sales.inc()
+                    self._seats_sold.inc(len(hold.seat_ids))
+                    self._revenue.inc(hold.total_cents)
                 else:
                     results.append(answer)
         return results

@@ -43,6 +43,9 @@ KAFKA_VERSION = "4.1.1"
 RAY_GCS_PORT = 6385  # Ray's default 6379 is Redis's port
 REDIS_REPLICA_PORT = 6380  # `make up` starts one read replica of the primary here
 RAY_CLIENT_PORT = 10001
+# Ray's metrics agent serves every node's metrics (store/metrics.py) in the Prometheus format
+# at http://<node>:<port>/metrics; fixed here so a scrape config can name it.
+RAY_METRICS_EXPORT_PORT = 8085
 
 # Ray Serve ingress switches (see the notes on HAProxy ingress); set before Ray starts.
 SERVE_ENV = {
@@ -524,7 +527,7 @@ def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_G
     cmd = [ray, "start", "--head", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
            "--include-dashboard=false", "--dashboard-host=127.0.0.1",
            f"--ray-client-server-port={RAY_CLIENT_PORT}", f"--temp-dir={d / 'ray'}",
-           "--disable-usage-stats"]
+           f"--metrics-export-port={RAY_METRICS_EXPORT_PORT}", "--disable-usage-stats"]
     log_file = d / "ray-start.log"
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -679,6 +682,7 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
     if with_ray:
         address = start_ray(d, env=env)
         started["ray"] = address
+        started["metrics"] = metrics_url()
         if healthz_ok(settings.http_host, settings.http_port):
             started["serve"] = "already running"
         else:
@@ -700,6 +704,11 @@ def down(state: str | os.PathLike[str] | None = None) -> list[str]:
         if marker and _terminate(pid_file, marker, timeout_s=60):
             stopped.append(name)
     return stopped
+
+
+def metrics_url() -> str:
+    """Ray's Prometheus endpoint of the `make up` node (docs: README, Metrics)."""
+    return f"http://127.0.0.1:{RAY_METRICS_EXPORT_PORT}/metrics"
 
 
 def client_env(state: str | os.PathLike[str] | None = None,
@@ -729,6 +738,8 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
             out[pid_file.stem] = f"running (pid {pid})" if pid else "stopped (stale pid file)"
     out["ray"] = ("running" if ray_running() else "stopped") + (
         " (started here)" if (d / "ray.sid").exists() else "")
+    out["metrics"] = ("answering" if _port_open(RAY_METRICS_EXPORT_PORT) else "not answering") \
+        + f" {metrics_url()}"
     out["serve"] = ("healthy" if healthz_ok(settings.http_host, settings.http_port)
                     else "not answering") + f" http://{settings.http_host}:{settings.http_port}"
     return out

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -26,16 +25,12 @@ from redis.retry import Retry
 
 from domain.settings import Settings
 from store import keys
+from store.metrics import CACHE_READS, REPLICA_STALENESS
 
 log = logging.getLogger("ticketing.replicas")
 T = TypeVar("T")
 FAILURES = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
-STALENESS = Gauge("ticketing_redis_replica_staleness_seconds",
-                  "Measured replication delay of each read replica (-1 while unreachable)",
-                  ["replica"])
-READS = Counter("ticketing_cache_reads_total", "Cache reads by where they were served",
-                ["source"])
 
 
 @dataclass(frozen=True)
@@ -63,6 +58,7 @@ class Replica:
                                     retry=Retry(NoBackoff(), 0))
         self.staleness_s: float | None = None  # unknown until measured
         self.down_until = 0.0
+        self.staleness_gauge = REPLICA_STALENESS.bind(self.label)
 
     def usable(self, max_staleness_s: float, now: float) -> bool:
         return (now >= self.down_until and self.staleness_s is not None
@@ -76,6 +72,8 @@ class ReadRouter:
         self.replicas = [Replica(url) for url in settings.redis_replica_urls]
         self._next = 0
         self._prober: asyncio.Task[None] | None = None
+        self._from_replica = CACHE_READS.bind("replica")
+        self._from_primary = CACHE_READS.bind("primary")
 
     def pick(self) -> Replica | None:
         """A usable replica (round robin), or None for the primary."""
@@ -97,9 +95,9 @@ class ReadRouter:
             except FAILURES as error:
                 self.failed(replica, error)
             else:
-                READS.labels("replica").inc()
+                self._from_replica.inc()
                 return result, Source("replica", replica.staleness_s)
-        READS.labels("primary").inc()
+        self._from_primary.inc()
         return await fn(self.primary), PRIMARY
 
     def failed(self, replica: Replica, error: BaseException) -> None:
@@ -107,7 +105,7 @@ class ReadRouter:
             log.warning("replica %s failed (%s); reads go to the primary", replica.label, error)
         replica.down_until = time.monotonic() + self._settings.replica_retry_s
         replica.staleness_s = None
-        STALENESS.labels(replica.label).set(-1)
+        replica.staleness_gauge.set(-1)
 
     def _ensure_prober(self) -> None:
         if self.replicas and self._prober is None:
@@ -140,7 +138,7 @@ class ReadRouter:
             return
         replica.staleness_s = time.time() - written
         if time.monotonic() >= replica.down_until:
-            STALENESS.labels(replica.label).set(replica.staleness_s)
+            replica.staleness_gauge.set(replica.staleness_s)
 
     async def close(self) -> None:
         if self._prober is not None:
