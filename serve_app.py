@@ -720,8 +720,9 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
 
 
 def metered(app: Any) -> Any:
-    """ASGI middleware: request counts and latency per route template, into children bound
-    once per (route, status) (store/metrics.py: a record is a Python add, not a Ray call)."""
+    """ASGI middleware: request counts and latency per route template, recorded when the
+    response head is handed over (a stream counts at its start, not its end), into children
+    bound once per (route, status) (store/metrics.py: a record is a Python add, no Ray call)."""
     counters: dict[tuple[str, int], Any] = {}
     timers: dict[str, Any] = {}
 
@@ -729,26 +730,30 @@ def metered(app: Any) -> Any:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        start, status = time.perf_counter(), [500]
+        start, answered = time.perf_counter(), [False]
 
-        async def capture(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, capture)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            counter = counters.get((name, status[0]))
+        def record(status: int) -> None:
+            answered[0] = True
+            name = getattr(scope.get("route"), "path", "unmatched")
+            counter = counters.get((name, status))
             if counter is None:
-                counter = counters[(name, status[0])] = HTTP_REQUESTS.bind(name, str(status[0]))
+                counter = counters[(name, status)] = HTTP_REQUESTS.bind(name, str(status))
             timer = timers.get(name)
             if timer is None:
                 timer = timers[name] = HTTP_DURATION.bind(name)
             counter.inc()
             timer.observe(time.perf_counter() - start)
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                record(message["status"])
+            await send(message)
+
+        try:
+            await app(scope, receive, capture)
+        finally:
+            if not answered[0]:  # no head went out: the client left, or the app failed first
+                record(500)
 
     return wrapper
 

@@ -18,8 +18,12 @@ sees. Records come from the process's event loop; the flusher only reads them (i
 resets a value), so no update is lost to the thread switch.
 
 Histograms are exported laid out as Prometheus lays them out: cumulative `<name>_bucket{le}`,
-`<name>_sum` and `<name>_count` counters (Ray's own Histogram takes one observation per C++
-call, which is what the hot path must not pay), so `histogram_quantile` reads them as usual.
+`<name>_sum` and `<name>_count` series, so `histogram_quantile` and `rate` read them as usual.
+Ray's own Histogram takes one observation per C++ call, which is what the hot path must not
+pay, and a Ray Counter named `..._bucket` is exported as `..._bucket_total`; so they are Ray
+Gauges set to this process's running totals at every flush (TYPE gauge on the page; a restart
+starts them at 0 again, which `rate` treats as the counter reset it is). Ray drops a gauge not
+set for two export intervals, so a dead process's series end instead of freezing.
 """
 
 from __future__ import annotations
@@ -104,8 +108,8 @@ HTTP_REQUESTS = CounterMetric(
     "ticketing_http_requests_total", "HTTP requests answered, by route template and status",
     ("route", "status"))
 HTTP_DURATION = HistogramMetric(
-    "ticketing_http_request_duration_seconds", "HTTP request time to the last byte of the head "
-    "(streams: to the start of the stream), by route template", ("route",))
+    "ticketing_http_request_duration_seconds", "HTTP request time until the response head is "
+    "handed over (a stream: until it starts), by route template", ("route",))
 JOINS = CounterMetric(
     "ticketing_joins_total", "Joins acknowledged by Kafka (a rejoin counts again)", ("event",))
 CACHE_READS = CounterMetric(
@@ -213,23 +217,14 @@ class Histogram(Child):
         super().__init__(metric, values)
         assert isinstance(metric, HistogramMetric)
         self._bounds = metric.buckets
-        self.counts = [0] * (len(self._bounds) + 1)  # the last one is +Inf
+        self.counts = [0] * (len(self._bounds) + 1)  # per bucket; the last one is +Inf
         self.sum = 0.0
-        self._flushed_counts = [0] * len(self.counts)
-        self._flushed_sum = 0.0
         # the cumulative bucket tags, built once
         self._le_tags = [self.tags | {"le": _le(b)} for b in (*self._bounds, math.inf)]
 
     def observe(self, value: float) -> None:
         self.counts[bisect.bisect_left(self._bounds, value)] += 1
         self.sum += value
-
-    def _deltas(self) -> tuple[list[int], float]:
-        counts, total = list(self.counts), self.sum
-        deltas = [c - f for c, f in zip(counts, self._flushed_counts, strict=True)]
-        sum_delta = total - self._flushed_sum
-        self._flushed_counts, self._flushed_sum = counts, total
-        return deltas, sum_delta
 
 
 def _le(bound: float) -> str:
@@ -275,11 +270,9 @@ class Registry:
                 if isinstance(child, Counter):
                     delta = child._delta()
                     if delta > 0:
-                        self._exported(child.metric.name, Kind.COUNTER, child.metric.tags).inc(
-                            delta, tags=child.tags)
+                        self._exported(child.metric, "", Kind.COUNTER).inc(delta, tags=child.tags)
                 elif isinstance(child, Gauge):  # set every time: the last value is what counts
-                    self._exported(child.metric.name, Kind.GAUGE, child.metric.tags).set(
-                        child.value, tags=child.tags)
+                    self._exported(child.metric, "", Kind.GAUGE).set(child.value, tags=child.tags)
                 elif isinstance(child, Histogram):
                     self._flush_histogram(child)
         except Exception:  # a metrics failure must never take a request or an actor down
@@ -288,29 +281,25 @@ class Registry:
             self._failed = True
 
     def _flush_histogram(self, child: Histogram) -> None:
-        deltas, sum_delta = child._deltas()
-        if not any(deltas):
-            return
-        name, tags = child.metric.name, child.metric.tags
-        buckets = self._exported(name + "_bucket", Kind.COUNTER, (*tags, "le"))
+        counts, total = list(child.counts), child.sum
+        buckets = self._exported(child.metric, "_bucket", Kind.GAUGE, ("le",))
         cumulative = 0
-        for delta, le_tags in zip(deltas, child._le_tags, strict=True):
-            cumulative += delta
-            if cumulative:
-                buckets.inc(cumulative, tags=le_tags)
-        self._exported(name + "_count", Kind.COUNTER, tags).inc(sum(deltas), tags=child.tags)
-        if sum_delta > 0:
-            self._exported(name + "_sum", Kind.COUNTER, tags).inc(sum_delta, tags=child.tags)
+        for count, le_tags in zip(counts, child._le_tags, strict=True):
+            cumulative += count
+            buckets.set(cumulative, tags=le_tags)
+        self._exported(child.metric, "_count", Kind.GAUGE).set(cumulative, tags=child.tags)
+        self._exported(child.metric, "_sum", Kind.GAUGE).set(total, tags=child.tags)
 
-    def _exported(self, name: str, kind: Kind, tag_keys: tuple[str, ...]) -> Any:
+    def _exported(self, metric: Metric, suffix: str, kind: Kind,
+                  extra_tags: tuple[str, ...] = ()) -> Any:
         """The Ray metric object of one exported name (made on first use, in this thread)."""
+        name = metric.name + suffix
         made = self._ray.get(name)
         if made is None:
             from ray.util import metrics as ray_metrics
 
-            help_text = next((m.help for m in ALL if name.startswith(m.name)), name)
             cls = ray_metrics.Counter if kind is Kind.COUNTER else ray_metrics.Gauge
-            made = self._ray[name] = cls(name, help_text, tag_keys=tag_keys)
+            made = self._ray[name] = cls(name, metric.help, tag_keys=(*metric.tags, *extra_tags))
         return made
 
 

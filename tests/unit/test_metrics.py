@@ -91,7 +91,8 @@ class FakeRay:
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> tuple[metrics.Registry, FakeRay]:
     registry, ray = metrics.Registry(interval_s=3600), FakeRay()
-    monkeypatch.setattr(registry, "_exported", lambda name, kind, keys: ray.metric(name, kind))
+    monkeypatch.setattr(registry, "_exported", lambda metric, suffix, kind, extra=(): ray.metric(
+        metric.name + suffix, kind))
     monkeypatch.setattr(metrics, "REGISTRY", registry)
     return registry, ray
 
@@ -127,17 +128,25 @@ def test_a_histogram_is_exported_as_cumulative_buckets_a_count_and_a_sum(registr
     reg.flush()
     buckets = {r[3]["le"]: r[2] for r in ray.records
                if r[0] == "ticketing_position_update_lag_seconds_bucket"}
-    # le 0.05 has 1, 0.25 and above have 3, +Inf all 4; empty leading buckets are not sent
-    assert buckets["0.05"] == 1 and buckets["0.1"] == 1 and buckets["0.25"] == 3
-    assert buckets["60.0"] == 3 and buckets["+Inf"] == 4
-    assert ("ticketing_position_update_lag_seconds_count", "inc", 4, {"event": "ev1"}) in ray.records
+    assert buckets == {"0.05": 1, "0.1": 1, "0.25": 3, "0.5": 3, "1.0": 3, "2.0": 3, "5.0": 3,
+                       "10.0": 3, "30.0": 3, "60.0": 3, "+Inf": 4}
+    assert ("ticketing_position_update_lag_seconds_count", "set", 4, {"event": "ev1"}) in ray.records
     total = next(r[2] for r in ray.records if r[0] == "ticketing_position_update_lag_seconds_sum")
     assert math.isclose(total, 100.43)
-    ray.records.clear()
+
+
+def test_a_histogram_is_handed_its_running_totals_at_every_flush(registry) -> None:
+    """Ray drops a gauge not set for two export intervals: an idle histogram is set again."""
+    reg, ray = registry
+    lag = metrics.POSITION_LAG.bind("ev2")
     lag.observe(0.5)
     reg.flush()
-    buckets = {r[3]["le"]: r[2] for r in ray.records if r[0].endswith("_bucket")}
-    assert "0.25" not in buckets and buckets["0.5"] == 1 and buckets["+Inf"] == 1
+    ray.records.clear()
+    reg.flush()
+    lag.observe(0.5)
+    reg.flush()
+    infs = [r[2] for r in ray.records if r[0].endswith("_bucket") and r[3]["le"] == "+Inf"]
+    assert infs == [1, 2]
 
 
 def test_a_value_on_a_bucket_bound_counts_in_that_bucket(registry) -> None:
@@ -145,7 +154,7 @@ def test_a_value_on_a_bucket_bound_counts_in_that_bucket(registry) -> None:
     metrics.LEDGER_APPEND.bind("ok").observe(0.005)
     reg.flush()
     buckets = {r[3]["le"]: r[2] for r in ray.records if r[0].endswith("_bucket")}
-    assert "0.0025" not in buckets and buckets["0.005"] == 1
+    assert buckets["0.0025"] == 0 and buckets["0.005"] == 1
 
 
 def test_a_failing_flush_is_logged_once_and_never_raises(registry, monkeypatch, caplog) -> None:
