@@ -41,6 +41,7 @@ log = logging.getLogger("ticketing.metrics")
 
 EXPORT_PREFIX = "ray_"  # what Ray's exporter puts before every application metric's name
 FLUSH_INTERVAL_S = 1.0
+REFRESH_S = 5.0  # an unchanged histogram is set again this often (Ray drops one unset 2 x 10 s)
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                      10.0, 30.0)
 LAG_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -219,6 +220,7 @@ class Histogram(Child):
         self._bounds = metric.buckets
         self.counts = [0] * (len(self._bounds) + 1)  # per bucket; the last one is +Inf
         self.sum = 0.0
+        self._flushed: tuple[int, float] = (-1, -math.inf)  # (observations, monotonic time)
         # the cumulative bucket tags, built once
         self._le_tags = [self.tags | {"le": _le(b)} for b in (*self._bounds, math.inf)]
 
@@ -281,7 +283,10 @@ class Registry:
             self._failed = True
 
     def _flush_histogram(self, child: Histogram) -> None:
-        counts, total = list(child.counts), child.sum
+        counts, total, now = list(child.counts), child.sum, time.monotonic()
+        if sum(counts) == child._flushed[0] and now - child._flushed[1] < REFRESH_S:
+            return  # nothing new, and set lately enough that Ray keeps it
+        child._flushed = (sum(counts), now)
         buckets = self._exported(child.metric, "_bucket", Kind.GAUGE, ("le",))
         cumulative = 0
         for count, le_tags in zip(counts, child._le_tags, strict=True):

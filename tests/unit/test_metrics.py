@@ -135,18 +135,22 @@ def test_a_histogram_is_exported_as_cumulative_buckets_a_count_and_a_sum(registr
     assert math.isclose(total, 100.43)
 
 
-def test_a_histogram_is_handed_its_running_totals_at_every_flush(registry) -> None:
+def test_a_histogram_is_handed_its_running_totals_when_they_change_or_every_refresh(
+        registry, monkeypatch) -> None:
     """Ray drops a gauge not set for two export intervals: an idle histogram is set again."""
     reg, ray = registry
+    clock = [1000.0]
+    monkeypatch.setattr(metrics.time, "monotonic", lambda: clock[0])
     lag = metrics.POSITION_LAG.bind("ev2")
     lag.observe(0.5)
     reg.flush()
-    ray.records.clear()
-    reg.flush()
+    reg.flush()  # unchanged, set just now: skipped
     lag.observe(0.5)
     reg.flush()
+    clock[0] += metrics.REFRESH_S
+    reg.flush()  # unchanged, but due for a refresh
     infs = [r[2] for r in ray.records if r[0].endswith("_bucket") and r[3]["le"] == "+Inf"]
-    assert infs == [1, 2]
+    assert infs == [1, 2, 2]
 
 
 def test_a_value_on_a_bucket_bound_counts_in_that_bucket(registry) -> None:
