@@ -414,9 +414,10 @@ class RoomReport:
         self._stalled.set(max(0.0, (now - self._progress_ms) / 1000 - pace_s))
 
     def stopped(self) -> None:
-        """Passivated or handed off: this incarnation no longer speaks for the event."""
-        for gauge in (self._waiting, self._oldest, self._stalled, self._measured):
-            gauge.set(0.0)
+        """Passivated or handed off: this incarnation no longer speaks for the event, so its
+        gauges are no longer exported (their series end; counters stay, as counters do)."""
+        metrics.REGISTRY.release(self._waiting, self._oldest, self._stalled, self._seats,
+                                 self._rate, self._measured)
 
 
 def _log_failure(done: asyncio.Future[object]) -> None:

@@ -256,6 +256,15 @@ class Registry:
                     self._thread.start()
         return child
 
+    def release(self, *children: Child) -> None:
+        """Stop exporting these (an entity passivated): Ray drops a gauge no longer set after
+        two export intervals, so its series ends instead of repeating its last value."""
+        with self._lock:
+            for child in children:
+                key = (child.metric.name, tuple(child.tags.values()))
+                if self._children.get(key) is child:
+                    del self._children[key]
+
     def children(self) -> list[Child]:
         with self._lock:
             return list(self._children.values())

@@ -51,11 +51,13 @@ def test_a_paused_or_sold_out_room_or_one_with_nobody_waiting_is_not_stalled() -
     assert _stalled("ev-idle") == 0
 
 
-def test_a_passivated_room_stops_speaking_for_its_event() -> None:
+def test_a_passivated_room_stops_exporting_its_gauges() -> None:
     report, t0 = RoomReport("ev-gone", admit_interval_s=0.1), now_ms()
     report.step(t0, admittable=3, waiting=3, seats=3, oldest_wait_s=1, rate_per_s=1,
                 measured_per_s=1)
     report.tick(t0 + 5000)
     assert _stalled("ev-gone") > 0
+    stalled = metrics.ADMISSION_STALLED.bind("ev-gone")
     report.stopped()
-    assert _stalled("ev-gone") == 0 and metrics.QUEUE_WAITING.bind("ev-gone").value == 0
+    assert stalled not in metrics.REGISTRY.children()
+    assert metrics.ADMISSION_STALLED.bind("ev-gone") is not stalled  # a new incarnation's own
