@@ -12,6 +12,7 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from infra import promtool
 from store import metrics
@@ -93,4 +94,22 @@ def test_promtool_rule_tests_fire_the_chaos_matrix_alerts_and_nothing_when_healt
     done = subprocess.run([promtool_path, "test", "rules", metric_refs.ALERT_TESTS.name],
                           cwd=metric_refs.ALERT_TESTS.parent, capture_output=True, text=True,
                           timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_parses_every_panel_expression(promtool_path, tmp_path) -> None:
+    """Each panel's PromQL, with Grafana's variables given values, as a recording rule:
+    `promtool check rules` parses it as Prometheus would."""
+    grafana = {"$event": ".*", "$__range": "30m", "$__rate_interval": "1m"}
+    rules = []
+    for n, expr in enumerate(e for title, exprs in metric_refs.dashboard_expressions().items()
+                             if not title.startswith("$") for e in exprs):
+        for variable, value in grafana.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, expr
+        rules.append({"record": f"ticketing:panel_{n}", "expr": expr})
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    done = subprocess.run([promtool_path, "check", "rules", str(path)], capture_output=True,
+                          text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
