@@ -16,9 +16,11 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from starlette.responses import Response
 
 from domain import seatmap_codec as codec
 from domain.availability import (
@@ -35,35 +37,63 @@ from domain.availability import (
 )
 from domain.event import Event
 from domain.settings import Settings
-from store import catalog, keys
+from store import catalog, eager, keys
 from store.replicas import FAILURES, ReadRouter, Source
 
 log = logging.getLogger("ticketing.seat_feed")
 
+Send = Callable[[dict[str, Any]], Awaitable[None]]  # an ASGI connection's `send`
+
 
 class Subscriber:
-    """One stream's outbox: encoded messages waiting to be written, bounded."""
+    """One stream, written straight to its connection's ASGI `send` by whoever has news for it
+    (the feed's flush, heartbeat or reload), in that caller's turn: no task per stream wakes
+    up per delta (see store/eager.py). While a write waits on a slow client, later messages
+    queue behind it, bounded; past the bound the stream ends, and its client reconnects and
+    resumes with Last-Event-ID."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, send: Send, limit: int) -> None:
+        self._send = send
         self._limit = limit
-        self._out: deque[bytes] = deque()
-        self._ready = asyncio.Event()
-        self.dropped = False
+        self._queued: deque[bytes] = deque()
+        self._writing: asyncio.Task[None] | None = None
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def push(self, message: bytes) -> None:
-        if len(self._out) >= self._limit:
-            self.dropped = True  # too slow: it is ended, reconnects and resumes
-        else:
-            self._out.append(message)
-        self._ready.set()
+        if self.ended.done():
+            return
+        if self._writing is not None:
+            if len(self._queued) >= self._limit:
+                self.end()  # too slow: it is ended, reconnects and resumes
+            else:
+                self._queued.append(message)
+            return
+        try:
+            self._writing = eager.start(self._write(message))
+        except Exception as error:  # the connection failed: its client reconnects
+            log.debug("availability stream write failed: %r", error)
+            self.end()
 
-    async def next(self) -> bytes:
-        """Everything queued so far, as one write; waits until there is something."""
-        await self._ready.wait()
-        self._ready.clear()
-        chunk = b"".join(self._out)
-        self._out.clear()
-        return chunk
+    async def _write(self, message: bytes) -> None:
+        """Write `message` and then, if that had to wait, what queued meanwhile, as one."""
+        try:
+            await self._send({"type": "http.response.body", "body": message, "more_body": True})
+            while self._queued and not self.ended.done():
+                chunk = b"".join(self._queued)
+                self._queued.clear()
+                await self._send({"type": "http.response.body", "body": chunk,
+                                  "more_body": True})
+        except Exception as error:
+            if self._writing is None:
+                raise  # raised before it waited: push() sees it
+            log.debug("availability stream write failed: %r", error)
+            self.end()
+        finally:
+            self._writing = None
+
+    def end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 async def read_snapshot(redis: Redis, event: Event) -> tuple[SeatBoard, str]:
@@ -125,16 +155,21 @@ class SeatFeed:
             subscriber.push(self.snapshot(subscriber in self._compact))
 
     # -- streams -------------------------------------------------------------------------
-    def subscribe(self, last_seen: int | None, compact: bool = False) -> Subscriber:
-        """A new stream: a resume delta when `last_seen` is recent enough, else a snapshot;
-        `compact` streams get seatmap-v1, the others seat-id JSON."""
-        subscriber = Subscriber(self._settings.seat_stream_queue_max)
+    def subscribe(self, send: Send, last_seen: int | None, compact: bool = False,
+                  first: bytes = b"") -> Subscriber:
+        """A new stream on `send` (its response head already sent): `first`, then a resume
+        delta when `last_seen` is recent enough, else a snapshot; `compact` streams get
+        seatmap-v1, the others seat-id JSON."""
+        subscriber = Subscriber(send, self._settings.seat_stream_queue_max)
         resumed = (self._history.resume(last_seen, self.board.version)
                    if last_seen is not None else None)
         if resumed is None:
-            subscriber.push(self.snapshot(compact))
+            subscriber.push(first + self.snapshot(compact))
         elif resumed.seats:
-            subscriber.push(compact_delta_message(resumed) if compact else delta_message(resumed))
+            subscriber.push(first + (compact_delta_message(resumed) if compact
+                                     else delta_message(resumed)))
+        elif first:
+            subscriber.push(first)
         self._subscribers.add(subscriber)
         if compact:
             self._compact.add(subscriber)
@@ -247,6 +282,8 @@ class SeatFeed:
 
     def close(self) -> None:
         self.closed = True
+        for subscriber in self._subscribers:
+            subscriber.end()
         for task in self._tasks:
             task.cancel()
         if self._flush_at is not None:
@@ -292,3 +329,34 @@ class SeatFeeds:
                 if feed.idle_for() > self._settings.seat_feed_idle_s:
                     feed.close()
                     del self._feeds[event_id]
+
+
+class SeatStream(Response):
+    """An availability stream as a plain ASGI response: it sends the head and subscribes its
+    connection's `send` to the feed, which writes every message itself; this only waits for
+    the stream to end (the client left, it fell behind, or the feed closed)."""
+
+    def __init__(self, feed: SeatFeed, last_seen: int | None, compact: bool, first: bytes,
+                 headers: dict[str, str]) -> None:
+        self.status_code, self.media_type, self.background = 200, "text/event-stream", None
+        self.init_headers(headers)  # no body: no Content-Length, so the body is chunked
+        self._feed, self._last_seen, self._compact, self._first = feed, last_seen, compact, first
+
+    async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        subscriber = self._feed.subscribe(send, self._last_seen, self._compact, self._first)
+        watch = asyncio.get_running_loop().create_task(_until_disconnect(receive, subscriber))
+        try:
+            await subscriber.ended
+        finally:
+            watch.cancel()
+            self._feed.unsubscribe(subscriber)
+        with contextlib.suppress(OSError):  # ended by us: the client sees the end, reconnects
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _until_disconnect(receive: Any, subscriber: Subscriber) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscriber.end()
