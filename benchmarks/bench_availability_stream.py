@@ -155,13 +155,15 @@ class Services:
     """Redis, Kafka, Ray + Serve and uvicorn on the benchmark's ports; all stopped on exit."""
 
     def __init__(self, replicas: int = 1, uvicorn: bool = True,
-                 block_max_seats: int | None = None, delta_interval_s: float = 0.2) -> None:
+                 block_max_seats: int | None = None, delta_interval_s: float = 0.2,
+                 delta_phases: int = 4) -> None:
         self.uvicorn: subprocess.Popen[bytes] | None = None
         self.settings: Any = None
         self.replicas = replicas
         self.with_uvicorn = uvicorn
         self.block_max_seats = block_max_seats
         self.delta_interval_s = delta_interval_s
+        self.delta_phases = delta_phases
 
     def __enter__(self) -> Services:
         from infra import stack
@@ -183,6 +185,7 @@ class Services:
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
                 kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT,
                 serve_replicas=self.replicas, seat_delta_interval_s=self.delta_interval_s,
+                seat_delta_phases=self.delta_phases,
                 **credentials.random_settings_secrets(),
                 **({"block_max_seats": self.block_max_seats} if self.block_max_seats else {}))
             os.environ.update(SERVE_ENV)
@@ -196,7 +199,8 @@ class Services:
             env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(REPO),
                        TICKETING_TOKEN_SECRET=self.settings.token_secret,
                        TICKETING_ADMIN_TOKEN=self.settings.admin_token,
-                       SEAT_DELTA_INTERVAL_S=str(self.delta_interval_s))
+                       SEAT_DELTA_INTERVAL_S=str(self.delta_interval_s),
+                       SEAT_DELTA_PHASES=str(self.delta_phases))
             with open(Path(STATE) / "uvicorn.log", "ab") as log:
                 if not self.with_uvicorn:
                     _wait_http(f"http://127.0.0.1:{SERVE_PORT}/healthz")
@@ -483,6 +487,8 @@ def main() -> None:
                              "replica does (default), or POST /holds through the same replicas")
     parser.add_argument("--delta-interval-s", type=float, default=0.2,
                         help="seat_delta_interval_s of both servers (the coalescing window)")
+    parser.add_argument("--delta-phases", type=int, default=4,
+                        help="seat_delta_phases of both servers (1: every stream in one burst)")
     parser.add_argument("--out", default="", help="results file name (default from the knobs)")
     args = parser.parse_args()
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
@@ -494,7 +500,8 @@ def main() -> None:
                "stream entry time (the hold's Lua script), per client and change"}}
     with Services(args.replicas, uvicorn="uvicorn" in args.servers,
                   block_max_seats=args.block_max_seats or None,
-                  delta_interval_s=args.delta_interval_s) as services:
+                  delta_interval_s=args.delta_interval_s,
+                  delta_phases=args.delta_phases) as services:
         result["runs"] = asyncio.run(bench(services, args))
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,13 @@
 
 Each `SeatFeed` loads a consistent snapshot (the seat version and every block's bitmaps in
 one MULTI), then follows the event's change stream with a blocking XREAD, keeping a
-`SeatBoard` current (by seat id, and as seatmap-v1 codes per block). Changes are merged for
-`seat_delta_interval_s` and the encoded delta is handed to every stream of this replica at
-once, so 7,500 clients cost one Redis reader and one encoding per window and form (JSON or
-compact), not one per client. Reads go through the `ReadRouter` (a replica when one is fresh),
-and a failed read falls back to the primary and continues from the same stream id.
+`SeatBoard` current (by seat id, and as seatmap-v1 codes per block). The replica's streams
+are split into `seat_delta_phases` phases written in turn, one every interval / phases, each
+with one delta (encoded once per form, JSON or compact) of every change since its last turn:
+so 7,500 clients cost one Redis reader and a few encodings per interval, not one per client,
+and their writes are spread over the interval instead of one burst that all wait behind.
+Reads go through the `ReadRouter` (a replica when one is fresh), and a failed read falls back
+to the primary and continues from the same stream id.
 """
 
 from __future__ import annotations
@@ -116,6 +118,14 @@ async def read_snapshot(redis: Redis, event: Event) -> tuple[SeatBoard, str]:
     return SeatBoard(statuses, int(version or 0), codes), last_id
 
 
+class Phase:
+    """Streams written in the same turn, and the seat version all of them have been sent."""
+
+    def __init__(self, version: int = 0) -> None:
+        self.subscribers: set[Subscriber] = set()
+        self.version = version
+
+
 class SeatFeed:
     def __init__(self, event: Event, reads: ReadRouter, settings: Settings) -> None:
         self.event = event
@@ -127,14 +137,17 @@ class SeatFeed:
         self.source: Source = Source("primary")
         self._window = Coalescer(0)
         self._history = History(settings.seat_resume_max)
-        self._subscribers: set[Subscriber] = set()
+        self._subscribers: dict[Subscriber, Phase] = {}
+        self._phases = [Phase() for _ in range(settings.seat_delta_phases)]
+        self._turn = 0
+        self._turn_s = settings.seat_delta_interval_s / settings.seat_delta_phases
         self._compact: set[Subscriber] = set()  # the subset that asked for seatmap-v1
         self._snapshot: dict[bool, tuple[int, bytes]] = {}
         self.layout_body = codec.layout_body(event.venue)
         self.layout_etag = codec.etag_of(self.layout_body)
         self._advanced = asyncio.Condition()
-        self._flush_at: asyncio.TimerHandle | None = None
-        self._last_flush = 0.0
+        self._turn_at: asyncio.TimerHandle | None = None
+        self._last_turn = 0.0
         self._idle_since = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self.closed = False
@@ -151,6 +164,8 @@ class SeatFeed:
         self._window = Coalescer(self.board.version)
         self._history = History(self._settings.seat_resume_max)
         self._snapshot = {}
+        for phase in self._phases:
+            phase.version = self.board.version
         for subscriber in self._subscribers:
             subscriber.push(self.snapshot(subscriber in self._compact))
 
@@ -170,13 +185,17 @@ class SeatFeed:
                                      else delta_message(resumed)))
         elif first:
             subscriber.push(first)
-        self._subscribers.add(subscriber)
+        phase = min(self._phases, key=lambda p: len(p.subscribers))
+        phase.subscribers.add(subscriber)
+        self._subscribers[subscriber] = phase
         if compact:
             self._compact.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        phase = self._subscribers.pop(subscriber, None)
+        if phase is not None:
+            phase.subscribers.discard(subscriber)
         self._compact.discard(subscriber)
         if not self._subscribers:
             self._idle_since = time.monotonic()
@@ -243,33 +262,54 @@ class SeatFeed:
             self._last_id = entry_id.decode()
         async with self._advanced:
             self._advanced.notify_all()
-        self._schedule_flush()
+        self._schedule_turn()
 
     async def _reload_later(self) -> None:
         await asyncio.sleep(0.05)
         await self._load()
 
-    def _schedule_flush(self) -> None:
-        """Send now if the last send is a window ago, else once the window has passed."""
-        if self._flush_at is not None:
+    def _schedule_turn(self) -> None:
+        """Write the next phase now if its turn has come, else when it comes."""
+        if self._turn_at is not None:
             return
-        wait = self._last_flush + self._settings.seat_delta_interval_s - time.monotonic()
+        wait = self._last_turn + self._turn_s - time.monotonic()
         if wait <= 0:
-            self._flush()
+            self._take_turn()
         else:
-            self._flush_at = asyncio.get_running_loop().call_later(wait, self._flush)
+            self._turn_at = asyncio.get_running_loop().call_later(wait, self._take_turn)
 
-    def _flush(self) -> None:
-        self._flush_at = None
-        self._last_flush = time.monotonic()
+    def _take_turn(self) -> None:
+        self._turn_at = None
+        self._last_turn = time.monotonic()
         delta = self._window.take()
-        if delta is None:
+        if delta is not None:
+            self._history.add(delta)
+        newest = self._history.newest
+        if newest is None:
             return
-        self._history.add(delta)
-        compact = compact_delta_message(delta) if self._compact else b""
-        plain = delta_message(delta) if len(self._compact) < len(self._subscribers) else b""
-        for subscriber in self._subscribers:  # each form encoded once, only if someone has it
-            subscriber.push(compact if subscriber in self._compact else plain)
+        phase = self._phases[self._turn]
+        self._turn = (self._turn + 1) % len(self._phases)
+        self._write(phase, newest)
+        if any(p.version < newest for p in self._phases):
+            self._schedule_turn()  # the other phases' turns
+
+    def _write(self, phase: Phase, newest: int) -> None:
+        """Every change since the phase's last turn, as one delta per form, to its streams."""
+        since, phase.version = phase.version, max(phase.version, newest)
+        delta = self._history.resume(since, newest) if phase.subscribers else None
+        if delta is None or not delta.seats:
+            if delta is None and phase.subscribers:  # older than the history keeps
+                for subscriber in phase.subscribers:
+                    subscriber.push(self.snapshot(subscriber in self._compact))
+            return
+        compact = plain = b""
+        for subscriber in phase.subscribers:  # each form encoded once, only if someone has it
+            if subscriber in self._compact:
+                compact = compact or compact_delta_message(delta)
+                subscriber.push(compact)
+            else:
+                plain = plain or delta_message(delta)
+                subscriber.push(plain)
 
     async def _heartbeat(self) -> None:
         while not self.closed:
@@ -286,8 +326,8 @@ class SeatFeed:
             subscriber.end()
         for task in self._tasks:
             task.cancel()
-        if self._flush_at is not None:
-            self._flush_at.cancel()
+        if self._turn_at is not None:
+            self._turn_at.cancel()
 
 
 class SeatFeeds:

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from domain.availability import SeatBoard
+from domain.event import parse_event
+from domain.settings import Settings
 from store import eager
-from store.seat_feed import SeatStream, Subscriber
+from store.seat_feed import SeatFeed, SeatStream, Subscriber
 
 
 class Connection:
@@ -182,3 +185,52 @@ async def test_a_seat_stream_is_chunked_written_by_the_feed_and_left_when_the_cl
     gone.set()
     await serving
     assert feed.subscribers == []
+
+
+def feed_with_streams(streams: int, phases: int) -> tuple[SeatFeed, list[Connection]]:
+    """A feed of a 10-seat event (no Redis: changes are applied as the stream would bring
+    them) with `streams` JSON streams written to in-memory connections."""
+    event = parse_event({"name": "Show", "sections": [
+        {"name": "A", "rows": 1, "seats_per_row": 10, "price_cents": 100}]}, "ev0123456789ab",
+        0.0, default_ttl_s=600, default_max_seats=6, block_max_seats=100, max_quantity=50)
+    settings = Settings.development(seat_delta_interval_s=0.2, seat_delta_phases=phases)
+    feed = SeatFeed(event, None, settings)  # type: ignore[arg-type]
+    feed.board = SeatBoard({f"A-1-{n}": "available" for n in range(1, 11)}, 0)
+    connections = [Connection() for _ in range(streams)]
+    for connection in connections:
+        feed.subscribe(connection.send, None)
+    return feed, connections
+
+
+async def change(feed: SeatFeed, version: int, seat_index: int) -> None:
+    await feed._apply([(f"{version}-0".encode(), {
+        b"v": str(version).encode(), b"b": b"0", b"s": b"held", b"i": str(seat_index).encode()})])
+
+
+def versions(connection: Connection) -> list[int]:
+    return [int(body.split(b"\n", 1)[0].removeprefix(b"id: ")) for body in connection.bodies[1:]]
+
+
+async def test_streams_in_each_phase_are_written_in_turn_and_each_gets_every_change() -> None:
+    feed, connections = feed_with_streams(streams=4, phases=2)
+    await change(feed, 1, 0)  # the first phase's turn comes at once: streams 1 and 3
+    assert [versions(c) for c in connections] == [[1], [], [1], []]
+    await change(feed, 2, 1)
+    await asyncio.sleep(0.25)  # the other phase's turn, then the first's again
+    for connection in connections:
+        assert versions(connection)[-1] == 2
+        assert b'"A-1-1":"held"' in b"".join(connection.bodies[1:])
+        assert b'"A-1-2":"held"' in b"".join(connection.bodies[1:])
+    feed.close()
+
+
+async def test_each_stream_gets_at_most_one_delta_per_interval() -> None:
+    feed, connections = feed_with_streams(streams=3, phases=3)
+    for version in range(1, 9):
+        await change(feed, version, version)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    for connection in connections:
+        assert 1 <= len(versions(connection)) <= 3  # 0.16 s of changes + 0.3 s: 3 turns at most
+        assert versions(connection)[-1] == 8
+    feed.close()
