@@ -244,7 +244,7 @@ def brokers(bootstrap: str) -> list[int]:
     """Node ids of the brokers the cluster's metadata lists (the live, unfenced ones)."""
     admin = _admin(bootstrap)
     try:
-        return sorted(b["node_id"] for b in admin.describe_cluster()["brokers"])
+        return sorted(int(b["broker_id"]) for b in admin.describe_cluster()["brokers"])
     finally:
         admin.close()
 
@@ -254,9 +254,9 @@ def partition_state(bootstrap: str, topic: str, partition: int) -> tuple[int, li
     admin = _admin(bootstrap)
     try:
         [described] = admin.describe_topics([topic])
-        for p in described["partitions"]:
-            if p["partition"] == partition:
-                return int(p["leader"]), sorted(p["isr"])
+        for p in described["partitions"]:  # kafka-python 3: the protocol's field names
+            if p["partition_index"] == partition:
+                return int(p["leader_id"]), sorted(p["isr_nodes"])
         raise stack.StackError(f"{topic} has no partition {partition}")
     finally:
         admin.close()

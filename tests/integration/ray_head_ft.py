@@ -117,8 +117,8 @@ def owners_state(settings: Settings, store: redis.Redis, event_id: str) -> dict[
     pids: dict[str, int] = {}
     for index in sorted(directory.of(settings).members()):
         host = directory.of(settings).host(index)
-        pids[str(index)] = ray.get(host.__ray_call__.remote(lambda _self: os.getpid()),
-                                   timeout=30)
+        pid: Any = ray.get(host.__ray_call__.remote(lambda _self: os.getpid()), timeout=30)
+        pids[str(index)] = int(pid)
     holds = {text(k): text(v).partition("|")[0]
              for k, v in store.hgetall(keys.block_holds(event_id, 0)).items()}
     epoch = store.get(keys.block_epoch(event_id, 0))

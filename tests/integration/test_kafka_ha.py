@@ -61,7 +61,7 @@ async def test_a_ledger_leader_killed_during_checkouts_loses_no_confirmed_bookin
     s = ha_settings
     store = redis_sync.Redis.from_url(s.redis_url)
     store.flushdb()
-    event = Event(f"ev{time.time_ns() // 1000:012x}", "Kafka HA", time.time(), 600, 6,
+    event = Event(f"ev{int(time.time() * 1000):012x}", "Kafka HA", time.time(), 600, 6,
                   (Section("A", ROWS, SEATS_PER_ROW, 1000),), ROWS * SEATS_PER_ROW)
     redis = Redis.from_url(s.redis_url)
     await catalog.save_event(redis, event, time.time())
