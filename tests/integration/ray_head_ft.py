@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -131,7 +132,7 @@ def recovery(buyer: Buyer, event_id: str, seat: str, killed_at: float,
 
     def sold() -> bool:
         hold_id, user = buyer.hold(event_id, seat)
-        return wait_until("checkout", lambda: buyer.checkout(event_id, hold_id, user) == 200, 30)
+        return wait_until("checkout", lambda: buyer.checkout(event_id, hold_id, user) == 201, 30)
 
     wait_until("a new hold and checkout", sold, timeout_s)
     return round(time.monotonic() - killed_at, 2)
@@ -158,7 +159,7 @@ def run(settings: Settings, state: Path, gcs_redis_port: int, result: dict[str, 
         event_id = buyer.create_event()
         held = [buyer.hold(event_id, f"A-1-{n}") for n in range(1, 7)]
         for hold_id, user in held[:3]:
-            assert buyer.checkout(event_id, hold_id, user) == 200
+            assert buyer.checkout(event_id, hold_id, user) == 201
         before = owners_state(settings, store, event_id)
         result["before"] = before
 
@@ -171,14 +172,14 @@ def run(settings: Settings, state: Path, gcs_redis_port: int, result: dict[str, 
         result["gcs_restart_s"] = recovery(buyer, event_id, "A-2-1", killed_at, 120)
         result["after_gcs_restart"] = owners_state(settings, store, event_id)
         result["old_hold_paid_after_gcs_restart"] = buyer.checkout(
-            event_id, *held[3]) == 200
+            event_id, *held[3]) == 201
 
         # 2. the whole head: a new head process on the same port and Redis
         port = int(cluster.address.rsplit(":", 1)[1])
         ray.shutdown()
         killed_at = time.monotonic()
         cluster.remove_node(head, allow_graceful=False)
-        cluster.add_node(port=port, **HEAD_ARGS)
+        cluster.add_node(gcs_server_port=port, **HEAD_ARGS)
         ray.init(address=cluster.address, namespace=settings.ray_namespace, log_to_driver=False)
         result["head_back_s"] = round(time.monotonic() - killed_at, 2)
         wait_until("serve /healthz after the head restart", buyer.healthy, 180, 0.5)
@@ -186,7 +187,7 @@ def run(settings: Settings, state: Path, gcs_redis_port: int, result: dict[str, 
         result["head_restart_s"] = recovery(buyer, event_id, "A-2-2", killed_at, 180)
         result["after_head_restart"] = owners_state(settings, store, event_id)
         result["old_hold_paid_after_head_restart"] = buyer.checkout(
-            event_id, *held[4]) == 200
+            event_id, *held[4]) == 201
         result["nodes_alive"] = sum(1 for n in ray.nodes() if n["Alive"])
         store.close()
     finally:
@@ -209,7 +210,7 @@ def main() -> int:
     try:
         run(settings, state, args.gcs_redis_port, result)
     except BaseException as error:  # reported to the test, which fails with it
-        result["error"] = f"{type(error).__name__}: {error}"
+        result["error"] = f"{type(error).__name__}: {error}\n{traceback.format_exc()[-1500:]}"
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

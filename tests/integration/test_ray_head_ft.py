@@ -56,7 +56,10 @@ def test_a_restarted_head_keeps_the_owners_state_and_the_event_sells_on(
     settings = dataclasses.replace(
         app_settings, redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/7",
         ray_namespace="headft", http_port=HTTP_PORT, host_cpus=1, host_resource="hostnode",
-        host_pool_min=1, host_pool_max=1, ingress_resource="ingress")
+        host_pool_min=1, host_pool_max=1, ingress_resource="ingress",
+        # an owner idle through the restart stays active: a passivated and reactivated block
+        # would take a new epoch, which is what the test looks for to see a lost owner
+        passivate_after_s=600.0)
     state = stack_state_dir / f"ft-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
