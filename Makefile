@@ -7,8 +7,9 @@ export PYTHON
 install:
 	infra/install.sh
 
+# HA=1: HA mode (a three-node Kafka cluster, topics with three replicas and two in sync).
 up: install
-	$(PYTHON) -m infra.stack up
+	$(PYTHON) -m infra.stack up $(if $(filter 1,$(HA)),--ha)
 
 down:
 	$(PYTHON) -m infra.stack down

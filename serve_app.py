@@ -43,7 +43,7 @@ from domain.settings import Settings
 from store import catalog
 from store.metrics import HTTP_DURATION, HTTP_REQUESTS
 from store.replicas import ReadRouter
-from store.seat_feed import SeatFeed, SeatFeeds
+from store.seat_feed import SeatFeed, SeatFeeds, SeatStream
 
 log = logging.getLogger("ticketing.http")
 
@@ -640,22 +640,7 @@ def build_live_routes(http: Http) -> list[BaseRoute]:
         feed = await http.feeds.get(event)
         last_seen = availability.parse_last_event_id(
             request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-        subscriber = feed.subscribe(last_seen, compact)
-
-        async def messages() -> Any:
-            try:
-                yield availability.retry_hint(random.random())
-                while not subscriber.dropped and not feed.closed:
-                    yield await subscriber.next()
-            except asyncio.CancelledError:
-                raise  # the client left
-            except Exception:
-                log.exception("availability stream of %s failed", event.event_id)
-                yield availability.sse("error", {"code": "internal", "message": "stream failed"})
-            finally:
-                feed.unsubscribe(subscriber)
-
-        return StreamingResponse(messages(), media_type="text/event-stream", headers={
+        return SeatStream(feed, last_seen, compact, availability.retry_hint(random.random()), {
             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} | feed.source.headers())
 
     async def home(request: Request) -> Response:

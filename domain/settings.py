@@ -250,6 +250,11 @@ class Settings:
     seat_delta_interval_s: float = _setting(
         "SEAT_DELTA_INTERVAL_S", 0.2, "Availability deltas are coalesced and sent at most this "
         "often per stream (fewer, larger messages for thousands of clients).")
+    seat_delta_phases: int = _setting(
+        "SEAT_DELTA_PHASES", 4, "A replica's streams are split into this many phases, written "
+        "in turn across each delta interval, so its writes are spread over the interval instead "
+        "of one burst that every stream waits behind (each stream still gets at most one delta "
+        "per interval, with every change up to its turn).")
     seat_resume_max: int = _setting(
         "SEAT_RESUME_MAX", 2000, "Seat changes each replica keeps in memory per event so a "
         "reconnect (Last-Event-ID) resumes without a snapshot or a Redis read.")
@@ -320,9 +325,10 @@ class Settings:
         if self.admit_batch_max < 1 or self.room_idle_tick_max_s < self.admit_interval_s:
             problems.append("admit_batch_max must be >= 1 and room_idle_tick_max_s >= "
                             "admit_interval_s")
-        if self.seat_log_max < 100 or self.seat_resume_max < 1 or self.seat_delta_interval_s < 0:
+        if (self.seat_log_max < 100 or self.seat_resume_max < 1 or self.seat_delta_interval_s < 0
+                or self.seat_delta_phases < 1):
             problems.append("seat_log_max must be >= 100, seat_resume_max >= 1, "
-                            "seat_delta_interval_s >= 0")
+                            "seat_delta_interval_s >= 0, seat_delta_phases >= 1")
         if self.ingest_commit_interval_ms < 0 or min(self.ingest_wait_ms,
                                                      self.ingest_fetch_wait_ms) < 1:
             problems.append("ingest_commit_interval_ms must be >= 0, ingest_wait_ms and "

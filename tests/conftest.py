@@ -5,6 +5,7 @@ Services start lazily: only a test that asks for `redis_url`, `kafka_bootstrap`,
 A unit-only run (`pytest tests/unit`) starts nothing. Ray and Serve are not started here.
 
     Redis 6391, Kafka 19092 (controller 19093), NTP 11124; state in /tmp/ticketing-test-<pid>
+    HA mode's three-node Kafka (`kafka_ha_bootstrap`): 29092..29097
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ TEST_KAFKA_PORT = 19092 + _OFFSET
 TEST_KAFKA_CONTROLLER_PORT = 19093 + _OFFSET
 TEST_NTP_PORT = 11124 + _OFFSET
 TEST_REDIS_REPLICA_PORT = 6392 + _OFFSET
+TEST_KAFKA_HA_BASE_PORT = 29092 + _OFFSET  # three nodes: broker ports +0, +2, +4
+TEST_KAFKA_HA_HEAP = "384m"
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +82,17 @@ def kafka_restart(kafka_bootstrap: str, stack_state_dir: Path) -> Callable[[], s
         return stack.start_kafka(TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, stack_state_dir)
 
     return restart
+
+
+@pytest.fixture(scope="session")
+def kafka_ha_bootstrap(stack_state_dir: Path) -> Iterator[str]:
+    """HA mode's Kafka: three KRaft nodes (`infra.kafka_cluster`), started once per session."""
+    from infra import kafka_cluster
+
+    bootstrap = kafka_cluster.start_cluster(TEST_KAFKA_HA_BASE_PORT, stack_state_dir,
+                                            heap=TEST_KAFKA_HA_HEAP)
+    yield bootstrap
+    kafka_cluster.stop_cluster(TEST_KAFKA_HA_BASE_PORT, stack_state_dir)
 
 
 @pytest.fixture(scope="session")
