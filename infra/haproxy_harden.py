@@ -17,11 +17,12 @@ What `harden()` changes:
   is closed), `timeout http-keep-alive`, `timeout client` (streams send heartbeats every 15 s,
   so a live stream is never idle that long), a cap on concurrent connections per source
   address (stick table, `tcp-request connection reject`), and `option idle-close-on-response`:
-  Serve reloads HAProxy (`-sf`) whenever its targets change, and by default the old process
-  then closes idle keep-alive connections at once, so a request a client sends on one at that
-  moment gets no response ("Server disconnected without sending a response", seen once in
-  test_concurrency); with the option the old process answers that request, with
-  `Connection: close`, before it closes;
+  Serve reloads HAProxy (`-sf`) whenever its targets change, and by default the soft-stopping
+  old process closes idle keep-alive connections, so a request a client sends on one at that
+  moment gets no response; with the option the old process answers that request, with
+  `Connection: close`, before it closes (HAProxy's documentation of the option). This is a
+  suspected, not a confirmed, cause of test_concurrency's one "Server disconnected without
+  sending a response": an integration test could not make the race happen on demand;
 - the client address: every client-sent `X-Forwarded-For`, `Forwarded` and
   `<client_addr_header>` is deleted, then HAProxy writes `<client_addr_header>: %[src]` and its
   own X-Forwarded-For. The replica counts rate limits by that header only

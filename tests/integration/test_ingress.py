@@ -12,7 +12,6 @@ import socket
 import stat
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -139,65 +138,3 @@ async def test_haproxy_stats_and_metrics_listen_on_loopback_only_and_its_socket_
     assert socket_path is not None
     assert stat.S_IMODE(Path(socket_path.group(1)).stat().st_mode) == 0o600
 
-
-
-def _haproxy_pids() -> set[int]:
-    """This session's HAProxy processes (the hardened config names our ingress port)."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(b"haproxy" in part for part in cmd[:1]) and any(
-                    part.endswith(b".hardened") and _hardened_for_us(part) for part in cmd):
-                pids.add(int(proc.name))
-    return pids
-
-
-def _hardened_for_us(path: bytes) -> bool:
-    try:
-        return re.search(rf"bind 127\.0\.0\.1:{HTTP_PORT}\n", Path(path.decode()).read_text()) \
-            is not None
-    except OSError:
-        return False
-
-
-def _get(sock: socket.socket) -> bytes:
-    """GET /healthz on a kept-alive connection; the response head ("" if closed unanswered)."""
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    received = b""
-    while b"\r\n\r\n" not in received and (chunk := sock.recv(4096)):
-        received += chunk
-    return received
-
-
-async def test_a_request_on_an_idle_keep_alive_connection_is_answered_across_an_ingress_reload(
-        api: str) -> None:
-    """Serve reloads HAProxy when its targets change (here: a second app comes and goes). The
-    old process must answer a request a client then sends on a connection it kept alive, not
-    close it unanswered (`option idle-close-on-response`). A raw socket, because an HTTP
-    client's pool would notice a close that came first and quietly open a new connection."""
-    from ray import serve
-
-    @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
-    class Probe:
-        async def __call__(self, request: object) -> str:
-            return "probe"
-
-    with socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=30) as sock:
-        assert (await asyncio.to_thread(_get, sock)).startswith(b"HTTP/1.1 200")  # now idle
-        before = _haproxy_pids()
-        probe: Any = Probe
-        await asyncio.to_thread(serve.run, probe.bind(), name="reload-probe",
-                                route_prefix="/reload-probe")
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and _haproxy_pids() <= before:
-                await asyncio.sleep(0.2)  # until the new HAProxy process is up
-            assert _haproxy_pids() - before, "Serve did not reload HAProxy"
-            await asyncio.sleep(1.0)  # the old process is soft-stopping now
-            assert (await asyncio.to_thread(_get, sock)).startswith(b"HTTP/1.1 200")
-        finally:
-            await asyncio.to_thread(serve.delete, "reload-probe")
