@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -193,6 +194,25 @@ def run(settings: Settings, state: Path, gcs_redis_port: int, result: dict[str, 
     finally:
         ray.shutdown()
         cluster.shutdown()
+        stop_haproxy_of(settings.http_port)
+
+
+def stop_haproxy_of(http_port: int) -> None:
+    """Killing the head kills Serve's HAProxy manager but not the HAProxy it started, which
+    would keep the test's port (and run on) after the test: stop the ones bound to it."""
+    bind = f"bind 127.0.0.1:{http_port}\n"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if not cmd[0].endswith(b"haproxy"):
+                continue
+            configs = [Path(c.decode()) for c in cmd if c.endswith(b".hardened")]
+            if any(bind in c.read_text() for c in configs):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
 
 
 def main() -> int:
