@@ -152,14 +152,24 @@ class WaitingRoom:
         return fairness.LogEntry(**json.loads(raw)) if raw is not None else None
 
     # -- ingest --------------------------------------------------------------------------
-    async def ingest(self, batch: joins.Columns,
-                     behind: dict[int, bool]) -> tuple[int, dict[int, int]]:
+    async def ingest(self, batch: joins.Columns, behind: dict[int, bool],
+                     seen_epoch: int | None = None) -> tuple[int, dict[int, int]]:
         """Take a batch (`store.joins.to_columns`); returns this incarnation's epoch and the
         offsets safe to commit.
 
         `behind` says, per partition of the caller, whether joins still wait in Kafka: such a
         partition keeps holding the merge back, as does one whose ingest has gone quiet.
+
+        `seen_epoch` is the room epoch the ingest's lane last heard (None for a lane that has
+        heard none and so reads from the committed offsets). A batch read for an older
+        incarnation is refused, nothing taken: it may start past joins the old incarnation
+        buffered and lost (Ray retries a call in flight when a host dies into the restarted
+        room), and once taken the lane's rewind to the committed offsets would look like an
+        offset going back. Refused, the ingest learns the epoch, rewinds and sends again from
+        the committed offsets, so this incarnation's merge starts where nothing is missing.
         """
+        if seen_epoch is not None and seen_epoch != self._epoch:
+            return self._epoch, {}
         async with self._lock:
             now = now_ms()
             arrived = joins.from_columns(batch)
