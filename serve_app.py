@@ -232,11 +232,14 @@ def hold_view(hold: Hold) -> dict[str, Any]:
         "expires_in_s": max(0.0, round(hold.expires_at - time.time(), 3))}
 
 
-def event_view(event: Event, free: dict[int, int]) -> dict[str, Any]:
+def event_view(event: Event, free: dict[int, int], now: float) -> dict[str, Any]:
     per_section = {s.name: 0 for s in event.sections}
     for block in event.venue.blocks:
         per_section[block.section] += free.get(block.index, block.seats_total)
+    lowest, highest = event.price_range_cents
     return {"event_id": event.event_id, "name": event.name, "onsale_at": iso(event.onsale_at),
+            "state": event.sale_state(sum(per_section.values()), now).value,
+            "price_min_cents": lowest, "price_max_cents": highest,
             "ends_at": iso(event.ends_at) if event.ends_at is not None else None,
             "closed_at": iso(event.closed_at) if event.closed_at is not None else None,
             "hold_ttl_s": event.hold_ttl_s, "max_seats_per_user": event.max_seats_per_user,
@@ -266,7 +269,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
                             settings.admission_rate_per_s, settings.event_length_s)
         event = await client.call(client.owner(event).create.remote(event))
         free = {b.index: b.seats_total for b in event.venue.blocks}
-        return JSONResponse(event_view(event, free), status_code=201)
+        return JSONResponse(event_view(event, free, time.time()), status_code=201)
 
     async def close_event(request: Request) -> Response:
         """
@@ -277,8 +280,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         event = await client.event(request.path_params["event_id"])
         closed = await client.call(client.owner(event).close.remote())
         client.forget(event.event_id)
-        return JSONResponse(event_view(closed, await catalog.availability(client.redis,
-                                                                         event.event_id)))
+        free = await catalog.availability(client.redis, event.event_id)
+        return JSONResponse(event_view(closed, free, time.time()))
 
     async def get_event(request: Request) -> Response:
         """
@@ -290,7 +293,19 @@ def build_routes(http: Http) -> list[BaseRoute]:
             lambda redis: catalog.event_details(redis, event_id))
         if event is None:
             raise errors.NotFound(f"no such event: {event_id[:40]}")
-        data = json_bytes(event_view(event, free))
+        data = json_bytes(event_view(event, free, time.time()))
+        return conditional(request, Body(data, codec.etag_of(data)), source.headers())
+
+    async def list_events(request: Request) -> Response:
+        """
+        summary: The events open now, newest first (name, date, sections, prices, seats left,
+          sale state); ?limit=1..100, default 50
+        responses: {200: {description: the events}, 400: {description: bad limit}}
+        """
+        limit = commands.parse_limit(request.query_params.get("limit"))
+        events, source = await http.reads.read(lambda redis: catalog.open_events(redis, limit))
+        now = time.time()
+        data = json_bytes({"events": [event_view(e, free, now) for e, free in events]})
         return conditional(request, Body(data, codec.etag_of(data)), source.headers())
 
     async def layout(request: Request) -> Response:
@@ -323,7 +338,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
         updated = await client.call(client.owner(event).set_price.remote(
             request.path_params["name"], price))
         free = await catalog.availability(client.redis, event.event_id)
-        return JSONResponse(event_view(updated, free))
+        return JSONResponse(event_view(updated, free, time.time()))
 
     async def seats(request: Request) -> Response:
         """
@@ -436,8 +451,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         rate = parse_rate(commands.field(await http.json(request), "admission_rate_per_s"))
         updated = await client.call(client.owner(event).set_admission_rate.remote(rate))
         client.forget(event.event_id)
-        return JSONResponse(event_view(updated, await catalog.availability(client.redis,
-                                                                          event.event_id)))
+        free = await catalog.availability(client.redis, event.event_id)
+        return JSONResponse(event_view(updated, free, time.time()))
 
     async def event_fairness(request: Request) -> Response:
         """
@@ -567,6 +582,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
 
     routes = [
         Route("/v1/events", create_event, methods=["POST"]),
+        Route("/v1/events", list_events, methods=["GET"]),
         Route("/v1/events/{event_id}", get_event, methods=["GET"]),
         Route("/v1/events/{event_id}/sections/{name}", set_price, methods=["PATCH"]),
         Route("/v1/events/{event_id}/seats", seats, methods=["GET"]),
