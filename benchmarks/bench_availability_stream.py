@@ -70,8 +70,11 @@ EVENTS = {  # --seats: the theatre of the first runs, or the stadium of issue 14
         for k in range(12)]}}
 CATEGORIES = [("haproxy", "haproxy"), ("ServeReplica", "serve_replica"),
               ("_sse_clients", "load_generator"), ("uvicorn", "uvicorn"),
-              ("redis-server", "redis"), ("SeatBlock", "seat_block_actor"),
-              ("kafka.Kafka", "kafka"), ("raylet", "raylet"), ("gcs_server", "gcs_server")]
+              ("redis-server", "redis"), ("EntityHost", "entity_hosts"),
+              ("ServeController", "serve_controller"), ("kafka.Kafka", "kafka"),
+              ("raylet", "raylet"), ("gcs_server", "gcs_server"),
+              ("dashboard", "ray_agents"), ("log_monitor", "ray_agents"),
+              ("monitor.py", "ray_agents")]
 
 
 # -------------------------------------------------------------------------------------------
