@@ -7,8 +7,9 @@ export PYTHON
 install:
 	infra/install.sh
 
+# HA=1: Redis as a primary, two replicas and three Sentinels (infra/sentinel.py).
 up: install
-	$(PYTHON) -m infra.stack up
+	$(PYTHON) -m infra.stack up $(if $(filter 1,$(HA)),--ha)
 
 down:
 	$(PYTHON) -m infra.stack down

@@ -7,6 +7,19 @@ fencing epoch (so an old incarnation can no longer write), reloads its holds fro
 replays the ledger, and settles checkouts a crash interrupted. Its next hold expiry is its
 reminder in the due index (written before a hold is made), so a passivated block, or one
 whose host died, is activated again in time to expire its holds.
+
+Redis failover (Sentinel promotes a replica; replication is asynchronous, so the newest writes
+of a dying primary can be lost). A seat the ledger sold is never sold again, because:
+
+- the fencing epoch an activation takes is on a replica (`redis_clients.replicated`) before
+  the owner writes anything, so a failover cannot hand an older incarnation its epoch back;
+- a checkout's begin (active -> confirming) is on a replica before its payment and ledger
+  write, so the hold a booking is written for cannot come back active for another checkout;
+- the owner plans on memory, which has every hold and sale it made; Redis only rechecks. A
+  sale whose final Redis write was lost is still sold in memory, and any new incarnation
+  replays the ledger before it serves (`_replay_ledger`): the ledger decides.
+Sentinel promotes the most up-to-date replica, so a write one replica acknowledged survives
+the loss of the primary (not of the primary and that replica at once). See docs/design.md.
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ from domain.holds import Hold, HoldStatus
 from domain.ids import HoldRef, parse_hold_id
 from domain.inventory import BlockInventory, HoldRequest
 from domain.settings import Settings
-from store import keys
+from store import keys, redis_clients
 from store.codec import text
 from store.ledger import read_bookings
 from store.payments import CardCaps, TestPaymentProvider
@@ -96,6 +109,7 @@ class SeatBlock:
         block = self._event.venue.blocks[self._index]
         self._inventory = BlockInventory(block, self._event.price_of(block.section))
         epoch = await self._redis.incr(keys.block_epoch(self._event_id, self._index))
+        await redis_clients.replicated(self._redis, self._settings)  # survives a failover
         self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch,
                                      self._settings.seat_log_max)
         self._ledger = await self._shared.ledger()
@@ -256,6 +270,13 @@ class SeatBlock:
                 results[position] = error
         if not begun:
             return results
+        try:  # confirming on a replica before anything is charged or written to the ledger
+            await redis_clients.replicated(self._redis, self._settings)
+        except Unavailable as error:
+            await self._set_back([hold for _, hold, _ in begun])
+            for position, _, _ in begun:
+                results[position] = error
+            return results
         await self._delay("before_charge")
         failures = await asyncio.gather(*[
             self._pay(requests[position], hold, paid_before)
@@ -385,6 +406,11 @@ class SeatBlock:
                     results.append(booking)
                 else:
                     results.append(answer)
+        try:  # best effort: sold by the ledger already, this keeps Redis's view across failover
+            await redis_clients.replicated(self._redis, self._settings)
+        except Unavailable as error:
+            log.warning("%d sales not acknowledged by a replica (%s); the ledger has them",
+                        len(paid), error)
         return results
 
     async def _set_back(self, confirming: list[Hold]) -> None:

@@ -39,7 +39,7 @@ from domain.waiting.presale import PresaleCode, check_code
 from domain.waiting.queue_order import QueueTier, is_prequeue
 from domain.waiting.status import Admission
 from domain.waiting.tickets import Join
-from store import catalog, joins, keys
+from store import catalog, joins, keys, redis_clients
 from store.codec import text
 from store.queue import Member, RoomScripts, decode_admission, lottery_seed, room_fields
 
@@ -80,6 +80,7 @@ class WaitingRoom:
         self._onsale_ms = int(event.onsale_at * 1000)
         self._codes = [PresaleCode(c) for c in event.presale_codes]
         self._epoch = await self._redis.incr(keys.room_epoch(self._event_id))
+        await redis_clients.replicated(self._redis, self._settings)  # survives a failover
         self._scripts = RoomScripts(self._redis, self._event_id, self._epoch)
         self._seed = await self._load_seed()
         self._room = await room_fields(self._redis, self._event_id)
@@ -169,6 +170,9 @@ class WaitingRoom:
                 if lagging:
                     self._merger.touch(partition, now)
             await self._persist(now)
+            # The offsets are committed in Kafka on this answer: the joins behind them must be
+            # on a replica first, or a Redis failover could lose joins Kafka no longer replays.
+            await redis_clients.replicated(self._redis, self._settings)
             if arrived:
                 self._busy_at = time.monotonic()
                 self._woken.set()  # joins are in: admit without waiting out an idle tick

@@ -210,8 +210,9 @@ def redis_ping(url: str, timeout_s: float = 1.0) -> bool:
 
 
 def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
-                replicaof: int | None = None, timeout_s: float = 20.0) -> str:
-    """Start redis-server on 127.0.0.1:port (AOF in the state dir); return its URL."""
+                replicaof: int | None = None, timeout_s: float = 20.0, extra: str = "") -> str:
+    """Start redis-server on 127.0.0.1:port (AOF in the state dir); return its URL. `extra`
+    is more config (infra/sentinel.py's HA nodes)."""
     d = state_dir(state)
     name = f"redis-{port}"
     url = f"redis://127.0.0.1:{port}/0"
@@ -224,9 +225,8 @@ def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
     data_dir = d / name
     data_dir.mkdir(exist_ok=True)
     log_file = d / f"{name}.log"
-    extra = ""
     if replicaof is not None:
-        extra = f"replicaof 127.0.0.1 {replicaof}\nreplica-read-only yes\n"
+        extra += f"replicaof 127.0.0.1 {replicaof}\nreplica-read-only yes\n"
     conf = d / f"{name}.conf"
     conf.write_text(_redis_conf(port, data_dir, log_file, extra))
     redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -237,11 +237,11 @@ def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
 
 def start_redis_replica(port: int, primary_port: int,
                         state: str | os.PathLike[str] | None = None,
-                        timeout_s: float = 30.0) -> str:
+                        timeout_s: float = 30.0, extra: str = "") -> str:
     """Start a read-only replica of 127.0.0.1:primary_port; return once it has synced."""
     import redis
 
-    url = start_redis(port, state, replicaof=primary_port, timeout_s=timeout_s)
+    url = start_redis(port, state, replicaof=primary_port, timeout_s=timeout_s, extra=extra)
 
     def synced() -> bool:
         client = redis.Redis.from_url(url, socket_timeout=1)
@@ -633,20 +633,28 @@ def _redis_port(url: str) -> int:
 
 
 def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None = None,
-       with_ray: bool = True) -> dict[str, str]:
+       with_ray: bool = True, ha: bool = False) -> dict[str, str]:
     """Start what is not running yet; services named explicitly in env are only checked.
 
     The first start generates the stack's secrets into the state dir (`infra.credentials`);
-    later starts reuse them, and variables set in env override them."""
+    later starts reuse them, and variables set in env override them. `ha`: Redis is a primary,
+    two replicas and three Sentinels (infra/sentinel.py)."""
     from domain.settings import Settings
+    from infra import sentinel
 
     d = state_dir(state)
+    if not ha and (d / sentinel.ENV_FILE).exists():
+        raise StackError(f"{d} runs Redis HA: `up --ha` (make up HA=1), or `down` first")
     credentials.ensure(d)
     env = credentials.stack_env(dict(os.environ if env is None else env), d)
     settings = Settings.from_env(env)
     started: dict[str, str] = {}
 
-    if _explicit(env, "REDIS_URL"):
+    if ha and not _explicit(env, "REDIS_SENTINELS"):
+        started |= sentinel.start(_redis_port(settings.redis_url), sentinel.REPLICA_PORTS,
+                                  sentinel.SENTINEL_PORTS, d)
+        env |= sentinel.settings_env(sentinel.SENTINEL_PORTS)
+    elif _explicit(env, "REDIS_URL"):
         _check_external("REDIS_URL", settings.redis_url, lambda: redis_ping(settings.redis_url))
         started["redis"] = f"external {settings.redis_url}"
     else:
@@ -689,13 +697,17 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
 
 def down(state: str | os.PathLike[str] | None = None) -> list[str]:
     """Stop what up() started in this state dir (by pid files); idempotent."""
+    from infra import sentinel
+
     d = state_dir(state)
     stopped = []
     if stop_ray(d):
         stopped.append("ray")
+    stopped += sentinel.stop(d)  # before the nodes: no failover while they stop
     for pid_file in sorted(d.glob("*.pid")):
         name = pid_file.stem
-        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd",
+                  "sentinel": "redis-server"}.get(
             name.split("-")[0])
         if marker and _terminate(pid_file, marker, timeout_s=60):
             stopped.append(name)
@@ -705,8 +717,13 @@ def down(state: str | os.PathLike[str] | None = None) -> list[str]:
 def client_env(state: str | os.PathLike[str] | None = None,
                base: dict[str, str] | None = None) -> dict[str, str]:
     """What a client of the `make up` stack needs: its secrets and how to reach its Ray."""
-    env = credentials.stack_env(dict(os.environ if base is None else base), state_dir(state))
+    from infra import sentinel
+
+    d = state_dir(state)
+    env = credentials.stack_env(dict(os.environ if base is None else base), d)
     env.setdefault("RAY_ADDRESS", f"127.0.0.1:{RAY_GCS_PORT}")
+    for name, value in sentinel.client_env(d).items():  # `up --ha`: clients ask the Sentinels
+        env.setdefault(name, value)
     return env
 
 
@@ -722,11 +739,21 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
     settings = client_settings(d)
     out: dict[str, str] = {}
     for pid_file in sorted(d.glob("*.pid")):
-        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd",
+                  "sentinel": "redis-server"}.get(
             pid_file.stem.split("-")[0])
         if marker:
             pid = _read_pid(pid_file, marker)
             out[pid_file.stem] = f"running (pid {pid})" if pid else "stopped (stale pid file)"
+    if settings.redis_ha:  # `up --ha`: where the Sentinels say the primary is now
+        from infra import sentinel
+
+        master = next((m for m in (sentinel.sentinel_master(_host_port(a, 26379)[1])
+                                   for a in settings.redis_sentinels) if m), None)
+        out["redis-primary"] = (f"127.0.0.1:{master['port']} ({master.get('flags')}, "
+                                f"{master.get('num-slaves')} replicas, "
+                                f"{int(master.get('num-other-sentinels', 0)) + 1} sentinels)"
+                                if master else "no Sentinel answers")
     out["ray"] = ("running" if ray_running() else "stopped") + (
         " (started here)" if (d / "ray.sid").exists() else "")
     out["serve"] = ("healthy" if healthz_ok(settings.http_host, settings.http_port)
@@ -737,13 +764,14 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in ("up", "down", "status", "env"):
-        print("usage: python -m infra.stack up|down|status|env", file=sys.stderr)
+    ha = args[1:] == ["--ha"] and args[0] == "up"
+    if len(args) != 1 + ha or args[0] not in ("up", "down", "status", "env"):
+        print("usage: python -m infra.stack up [--ha]|down|status|env", file=sys.stderr)
         return 2
     d = state_dir()
     try:
         if args[0] == "up":
-            for service, where in up(state=d).items():
+            for service, where in up(state=d, ha=ha).items():
                 print(f"{service:6} {where}")
             print(f"state, logs and pid files in {d}")
             print(f"admin token in {credentials.admin_token_file(d)} (mode 600); for a shell "
@@ -751,7 +779,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args[0] == "env":
             env = client_env(d)
             for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH",
-                         *credentials.GENERATED):
+                         *credentials.GENERATED, "REDIS_SENTINELS", "REDIS_MASTER_NAME",
+                         "REDIS_WAIT_REPLICAS"):
                 if env.get(name):
                     print(f"export {name}={shlex.quote(env[name])}")
         elif args[0] == "down":
