@@ -185,7 +185,17 @@ class WaitingRoom:
                 self._merger.touch(partition, now)
 
     async def _persist(self, now: int) -> None:
-        lanes = self._by_lane(self._merger.release(now))
+        """Store the joins the merge releases; if Redis fails (a failover), they go back to
+        the merge and the next step stores them again (the script keeps a join queued once),
+        so no join the merge has seen, and will drop as a replay, is lost."""
+        released = self._merger.release(now)
+        try:
+            await self._enqueue(self._by_lane(released), now)
+        except BaseException:
+            self._merger.requeue(released)
+            raise
+
+    async def _enqueue(self, lanes: dict[QueueTier, list[Join]], now: int) -> None:
         for lane in (QueueTier.PRESALE, QueueTier.PREQUEUE):
             if lanes[lane]:
                 await self._scripts.enqueue(lane, lanes[lane])
