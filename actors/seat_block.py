@@ -31,8 +31,10 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from actors import logs
 from actors.batching import Batcher
@@ -61,6 +63,12 @@ from store.records import booking_of, decode_hold, encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition
 
 log = logging.getLogger("ticketing.seat_block")
+
+# Bookings already in the ledger whose sold write hits a Redis failover keep being confirmed
+# this long (a Sentinel failover takes ~2-5 s, infra/sentinel.py), so their buyers hear the
+# booking rather than a 503 for a sale that stands.
+CONFIRM_RETRY_S = 10.0
+CONFIRM_RETRY_INTERVAL_S = 0.25
 
 HoldResult = Hold | TicketingError
 Booking = dict[str, Any]
@@ -390,15 +398,26 @@ class SeatBlock:
             await self._set_back(paid)
             return [error] * len(paid)
         await self._delay("after_ledger")
+        confirmed = [rules.confirm(hold) for hold in paid]
+        sales = [Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING, self._encode(hold),
+                            booking) for hold, booking in zip(confirmed, bookings, strict=True)]
+        deadline = time.monotonic() + CONFIRM_RETRY_S
+        while True:
+            async with self._lock:
+                try:
+                    answers = await self._scripts.transitions(sales)
+                    break
+                except RedisError as error:  # sold in the ledger: keep confirming them
+                    if not redis_clients.is_failover_error(error) or (
+                            time.monotonic() > deadline):
+                        return [Unavailable(f"checkout failed: {error!r}")] * len(paid)
+                except Exception as error:  # in the ledger: a new owner confirms them on replay
+                    return [error] * len(paid)
+            await asyncio.sleep(CONFIRM_RETRY_INTERVAL_S)
+            # The failed call may have applied (on the old primary, replicated): whatever
+            # Redis says now, the ledger has these bookings, so they are sold (as on replay).
+            sales = [replace(sale, expected="") for sale in sales]
         async with self._lock:
-            confirmed = [rules.confirm(hold) for hold in paid]
-            try:
-                answers = await self._scripts.transitions([
-                    Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
-                               self._encode(hold), booking)
-                    for hold, booking in zip(confirmed, bookings, strict=True)])
-            except Exception as error:  # in the ledger: a new owner confirms them on replay
-                return [error] * len(paid)
             results: list[CheckoutResult] = []
             for hold, booking, answer in zip(confirmed, bookings, answers, strict=True):
                 if answer is None:
