@@ -75,9 +75,11 @@ def sentinel_master(port: int, master_name: str = MASTER_NAME,
                     timeout_s: float = 1.0) -> dict[str, str] | None:
     """What the Sentinel on 127.0.0.1:port knows of the primary (None if it does not answer)."""
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     client = redis.Redis(port=port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                         decode_responses=True)
+                         decode_responses=True, retry=Retry(NoBackoff(), 0))
     try:
         state = client.execute_command("SENTINEL", "MASTER", master_name)
     except redis.RedisError:

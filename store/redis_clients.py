@@ -21,6 +21,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
@@ -74,7 +75,7 @@ def primary_sync(settings: Settings, **options: Any) -> redis.Redis:
     if not settings.redis_ha:
         return redis.Redis.from_url(settings.redis_url, **options)
     sentinel = redis.sentinel.Sentinel(sentinel_addresses(settings),
-                                       sentinel_kwargs=_sentinel_kwargs())
+                                       sentinel_kwargs=_sentinel_kwargs(asyncio=False))
     return sentinel.master_for(settings.redis_master_name, redis_class=redis.Redis,
                                **(connection_options(settings) | options))
 
@@ -83,7 +84,7 @@ def read_replicas(settings: Settings) -> list[tuple[str, redis.asyncio.Redis]]:
     """(label, client) of each read replica for cached reads. With Sentinel: one client that
     spreads its connections over the replicas Sentinel reports now (the primary when there is
     none), so a promoted replica is no longer read as one."""
-    no_retry = REPLICA_OPTIONS | {"retry": Retry(NoBackoff(), 0)}
+    no_retry = REPLICA_OPTIONS | {"retry": AsyncRetry(NoBackoff(), 0)}
     if settings.redis_ha:
         sentinel = redis.asyncio.sentinel.Sentinel(
             sentinel_addresses(settings), sentinel_kwargs=_sentinel_kwargs())
@@ -94,8 +95,11 @@ def read_replicas(settings: Settings) -> list[tuple[str, redis.asyncio.Redis]]:
             for url in settings.redis_replica_urls]
 
 
-def _sentinel_kwargs() -> dict[str, Any]:
-    return {"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S}
+def _sentinel_kwargs(asyncio: bool = True) -> dict[str, Any]:
+    """No retries on a Sentinel: a dead one is skipped for the next at once."""
+    retry = AsyncRetry(NoBackoff(), 0) if asyncio else Retry(NoBackoff(), 0)
+    return {"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S,
+            "retry": retry}
 
 
 def is_failover_error(error: BaseException) -> bool:

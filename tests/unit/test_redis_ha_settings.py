@@ -95,3 +95,31 @@ def test_errors_of_a_moving_primary_are_retryable(error):
 
 def test_other_redis_errors_are_not_mistaken_for_a_failover():
     assert not redis_clients.is_failover_error(ResponseError("WRONGTYPE Operation against a key"))
+
+
+def test_clients_of_an_ha_stack_get_its_sentinel_settings_from_its_state_dir(tmp_path):
+    from infra import stack
+
+    assert "REDIS_SENTINELS" not in stack.client_env(tmp_path, base={})
+    (tmp_path / sentinel.ENV_FILE).write_text("".join(
+        f"{k}={v}\n" for k, v in sentinel.settings_env(sentinel.SENTINEL_PORTS).items()))
+    env = stack.client_env(tmp_path, base={})
+    assert env["REDIS_SENTINELS"] == "127.0.0.1:26379,127.0.0.1:26380,127.0.0.1:26381"
+    assert env["REDIS_WAIT_REPLICAS"] == "1"
+
+
+def test_a_plain_up_is_refused_on_a_state_dir_that_runs_redis_ha(tmp_path):
+    from infra import stack
+
+    (tmp_path / sentinel.ENV_FILE).write_text("REDIS_MASTER_NAME=ticketing\n")
+    with pytest.raises(stack.StackError, match="runs Redis HA"):
+        stack.up(env={}, state=tmp_path, with_ray=False)
+
+
+def test_the_sentinels_last_written_primary_is_where_a_restart_starts_the_primary(tmp_path):
+    conf = tmp_path / "sentinel-1" / "sentinel.conf"  # port 1: nothing answers there
+    conf.parent.mkdir()
+    conf.write_text("port 1\nsentinel monitor ticketing 127.0.0.1 6381 2\n")
+    # no Sentinel answers: the config they rewrote at the failover decides
+    assert sentinel.current_primary(tmp_path, (1,), 6379) == 6381
+    assert sentinel.current_primary(tmp_path / "new", (1,), 6379) == 6379
