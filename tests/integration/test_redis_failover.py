@@ -4,7 +4,7 @@ replica and the platform sells on (issue 12).
 The app here is a second Serve application (under /ha, its own Ray namespace, hosts and Kafka
 topics) whose every Redis client finds the primary through the session's Sentinels; the
 session's usual app and Redis are not touched. Buyers join the waiting room, wait for their
-admission, hold a seat and check out, retrying a 503 as a browser would; when a third of the
+admission, hold a seat and check out, retrying a 503 as a browser would; when a sixth of the
 seats are sold the primary is killed and a second wave of buyers joins.
 """
 
@@ -31,9 +31,11 @@ from tests.integration.conftest import HTTP_PORT, identity_of, stop_event_actors
 pytestmark = pytest.mark.integration
 
 ROWS, SEATS_PER_ROW = 6, 10  # 60 seats
-FIRST_WAVE, SECOND_WAVE = 60, 30  # buyers before and after the kill
-ARRIVAL_GAP_S = 0.15  # the first wave arrives over 9 s, so the kill lands mid-sale
-KILL_AFTER_BOOKINGS = 20
+# Buyers before and after the kill: half the seats are left for the second wave, so holds,
+# joins and checkouts are still to be made after the kill however fast the first wave buys.
+FIRST_WAVE, SECOND_WAVE = 30, 60
+ARRIVAL_GAP_S = 0.1  # the first wave arrives over 3 s
+KILL_AFTER_BOOKINGS = 10  # the kill lands while the first wave holds and checks out
 RTO_LIMIT_S = 30.0
 DEADLINE_S = 75.0  # every buyer must have an answer by then
 APP_NAME, PREFIX = "ticketing-ha", "/ha"
