@@ -44,6 +44,7 @@ APP_NAME, PREFIX = "ticketing-ha", "/ha"
 @dataclass
 class Run:
     killed_at: float | None = None
+    booked_at_kill = 0
     bookings: list[dict[str, Any]] = field(default_factory=list)
     outcome: dict[str, str] = field(default_factory=dict)  # user -> final state
     holds_ok_at: list[float] = field(default_factory=list)
@@ -158,6 +159,7 @@ async def _buy(http: httpx.AsyncClient, run: Run, event_id: str, token: str, n: 
 async def _kill_when_sold(run: Run, state: Path) -> int:
     while len(run.bookings) < KILL_AFTER_BOOKINGS:
         await asyncio.sleep(0.05)
+    run.booked_at_kill = len(run.bookings)
     port = await asyncio.to_thread(sentinel.kill_primary, state, TEST_SENTINEL_PORTS)
     run.killed_at = time.monotonic()
     return port
@@ -200,8 +202,9 @@ async def test_a_killed_primary_is_replaced_and_the_onsale_sells_on_without_a_do
     assert run.killed_at is not None
     hold_rto = min((t for t in run.holds_ok_at if t > run.killed_at), default=1e9) - run.killed_at
     join_rto = min((t for t in run.joins_ok_at if t > run.killed_at), default=1e9) - run.killed_at
-    print(f"\nRedis primary {killed_port} killed after {len(run.bookings)} bookings "
-          f"({run.killed_at - started:.1f} s in); new primary {primary}; first hold after "
+    print(f"\nRedis primary {killed_port} killed after {run.booked_at_kill} bookings "
+          f"({run.killed_at - started:.1f} s in, {len(run.bookings)} at the end); new primary "
+          f"{primary}; first hold after "
           f"{hold_rto:.2f} s, first join after {join_rto:.2f} s; answers {dict(run.statuses)}; "
           f"outcomes {Counter(run.outcome.values())}; 5xx {Counter(run.bodies).most_common(4)}")
     assert hold_rto < RTO_LIMIT_S and join_rto < RTO_LIMIT_S
