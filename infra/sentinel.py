@@ -37,9 +37,17 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
 MIN_REPLICAS_TO_WRITE = 1
 MIN_REPLICAS_MAX_LAG_S = 5
-# `make up HA=1`: the primary on REDIS_URL's port (6379), these two replicas, these Sentinels.
+# `make up HA=1`: the primary on REDIS_URL's port (6379), the replicas on the next two ports
+# (6380, 6381), the Sentinels 20000 above the three (26379-26381).
+SENTINEL_PORT_SHIFT = 20000
 REPLICA_PORTS = (6380, 6381)
 SENTINEL_PORTS = (26379, 26380, 26381)
+
+
+def topology_ports(primary_port: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(replica ports, Sentinel ports) of the topology whose primary starts on primary_port."""
+    nodes = (primary_port, primary_port + 1, primary_port + 2)
+    return nodes[1:], tuple(port + SENTINEL_PORT_SHIFT for port in nodes)
 # What `up --ha` tells every client of the stack (read back by infra.stack.client_env).
 ENV_FILE = "redis-ha.env"
 

@@ -651,9 +651,10 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
     started: dict[str, str] = {}
 
     if ha and not _explicit(env, "REDIS_SENTINELS"):
-        started |= sentinel.start(_redis_port(settings.redis_url), sentinel.REPLICA_PORTS,
-                                  sentinel.SENTINEL_PORTS, d)
-        env |= sentinel.settings_env(sentinel.SENTINEL_PORTS)
+        primary = _redis_port(settings.redis_url)
+        replicas, sentinels = sentinel.topology_ports(primary)
+        started |= sentinel.start(primary, replicas, sentinels, d)
+        env |= sentinel.settings_env(sentinels)
     elif _explicit(env, "REDIS_URL"):
         _check_external("REDIS_URL", settings.redis_url, lambda: redis_ping(settings.redis_url))
         started["redis"] = f"external {settings.redis_url}"

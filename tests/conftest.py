@@ -4,8 +4,9 @@ Services start lazily: only a test that asks for `redis_url`, `kafka_bootstrap`,
 (or a fixture built on them) starts that service, once per session; it stops at session end.
 A unit-only run (`pytest tests/unit`) starts nothing. Ray and Serve are not started here.
 
-    Redis 6391 (replica 6392), Kafka 19092 (controller 19093), NTP 11124, Redis HA 6396-6398
-    with Sentinels 26396-26398; state in /tmp/ticketing-test-<pid>
+    Redis 6391 (replica 6392), Kafka 19092 (controller 19093), NTP 11124, Redis HA 6401-6403
+    with Sentinels 26401-26403 (`up --ha` in test_stack.py: 6411-6413, 26411-26413);
+    state in /tmp/ticketing-test-<pid>
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ TEST_KAFKA_CONTROLLER_PORT = 19093 + _OFFSET
 TEST_NTP_PORT = 11124 + _OFFSET
 TEST_REDIS_REPLICA_PORT = 6392 + _OFFSET
 # Redis HA (infra/sentinel.py): a primary and two replicas, three Sentinels
-TEST_REDIS_HA_PORTS = (6396 + _OFFSET, 6397 + _OFFSET, 6398 + _OFFSET)
-TEST_SENTINEL_PORTS = (26396 + _OFFSET, 26397 + _OFFSET, 26398 + _OFFSET)
+TEST_REDIS_HA_PORTS = (6401 + _OFFSET, 6402 + _OFFSET, 6403 + _OFFSET)
+TEST_SENTINEL_PORTS = (26401 + _OFFSET, 26402 + _OFFSET, 26403 + _OFFSET)
+# `up --ha` in test_stack.py: primary here, replicas on the next two, Sentinels 20000 above
+TEST_UP_HA_PORT = 6411 + _OFFSET
 
 
 @pytest.fixture(scope="session")

@@ -123,3 +123,7 @@ def test_the_sentinels_last_written_primary_is_where_a_restart_starts_the_primar
     # no Sentinel answers: the config they rewrote at the failover decides
     assert sentinel.current_primary(tmp_path, (1,), 6379) == 6381
     assert sentinel.current_primary(tmp_path / "new", (1,), 6379) == 6379
+
+
+def test_make_up_ha_runs_its_replicas_on_the_next_ports_and_sentinels_20000_above():
+    assert sentinel.topology_ports(6379) == (sentinel.REPLICA_PORTS, sentinel.SENTINEL_PORTS)
