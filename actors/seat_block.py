@@ -100,6 +100,7 @@ class SeatBlock:
             settings.checkout_batch_wait_ms / 1000)
         self._finishing: set[asyncio.Task[None]] = set()  # paid holds the sweep finishes
         self._ledger_batches: collections.deque[int] = collections.deque(maxlen=1000)
+        self._resync_needed = False  # set by a failover-like Redis error (`_resync`)
         self.last_used = time.monotonic()
         logs.configure()
 
@@ -205,22 +206,61 @@ class SeatBlock:
     async def hold(self, requests: list[tuple[str, HoldRequest]]) -> list[HoldResult]:
         """Hold a batch of (hold_id, request): one Redis round trip for the whole batch."""
         async with self._lock:
-            now = time.time()
-            known = {hold_id for hold_id, _ in requests if hold_id in self._inventory.holds}
-            plans = [self._plan(hold_id, request, now) for hold_id, request in requests]
-            fresh = [p for p in plans if isinstance(p, Hold) and p.hold_id not in known]
-            if fresh:  # the reminder first: a hold must never outlive a crash unexpired
-                soonest = int(min(h.expires_at for h in fresh) * 1000)
-                await self._redis.zadd(keys.due_index(), {self._entity_id: soonest}, lt=True)
-            await self._delay("after_plan")
-            outcomes = await self._scripts.hold_batch(
-                [self._planned(h) for h in fresh], self._event.max_seats_per_user) if fresh else []
-            refused = {h.hold_id: o for h, o in zip(fresh, outcomes, strict=True)
-                       if o is not HoldOutcome.OK}
-            for hold_id in refused:
-                self._inventory.forget(hold_id)
+            try:
+                return await self._hold_locked(requests)
+            except RedisError as error:
+                self._diverged(error)
+                raise
+
+    async def _hold_locked(self, requests: list[tuple[str, HoldRequest]]) -> list[HoldResult]:
+        if self._resync_needed:
+            await self._resync()
+        now = time.time()
+        known = {hold_id for hold_id, _ in requests if hold_id in self._inventory.holds}
+        plans = [self._plan(hold_id, request, now) for hold_id, request in requests]
+        fresh = [p for p in plans if isinstance(p, Hold) and p.hold_id not in known]
+        if fresh:  # the reminder first: a hold must never outlive a crash unexpired
+            soonest = int(min(h.expires_at for h in fresh) * 1000)
+            await self._redis.zadd(keys.due_index(), {self._entity_id: soonest}, lt=True)
+        await self._delay("after_plan")
+        outcomes = await self._scripts.hold_batch(
+            [self._planned(h) for h in fresh], self._event.max_seats_per_user) if fresh else []
+        refused = {h.hold_id: o for h, o in zip(fresh, outcomes, strict=True)
+                   if o is not HoldOutcome.OK}
+        for hold_id in refused:
+            self._inventory.forget(hold_id)
         return [_refusal(refused[p.hold_id]) if isinstance(p, Hold) and p.hold_id in refused
                 else p for p in plans]
+
+    def _diverged(self, error: BaseException) -> None:
+        """A Redis failure of the kind a failover causes: memory may now hold what the promoted
+        replica lacks (a hold whose script failed or whose write was lost with the primary)."""
+        if redis_clients.is_failover_error(error):
+            self._resync_needed = True
+
+    async def _resync(self) -> None:
+        """After a Redis failover, take Redis's holds as the truth for the active ones: an active
+        hold in memory that Redis does not have (lost with the primary, or whose script failed)
+        gives its seats back; one Redis has that memory lacks is taken in. Confirming and
+        confirmed holds stay as memory has them: their begin was acknowledged by a replica
+        and the ledger decides their sale. Then the block's availability is recounted."""
+        records = await self._redis.hgetall(keys.block_holds(self._event_id, self._index))
+        stored = {text(token): record for token, record in records.items()}
+        for hold in list(self._inventory.holds.values()):
+            record = stored.get(self._ref_of(hold).token)
+            if hold.status is HoldStatus.ACTIVE and (record is None or not text(record).startswith(
+                    HoldStatus.ACTIVE.value + "|")):
+                self._inventory.forget(hold.hold_id)
+                if record is not None:
+                    self._inventory.put(decode_hold(record, self._ref_of(hold),
+                                                    self._inventory.block))
+        for token, record in stored.items():
+            if self._ref(token).hold_id not in self._inventory.holds:
+                self._inventory.put(decode_hold(record, self._ref(token), self._inventory.block))
+        await self._recount()
+        self._resync_needed = False
+        log.warning("block %s/%s resynced its holds with Redis after a failover",
+                    self._event_id, self._index)
 
     def _plan(self, hold_id: str, request: HoldRequest, now: float) -> HoldResult:
         known = self._inventory.holds.get(hold_id)
@@ -340,6 +380,7 @@ class SeatBlock:
                     Transition(self._ref_of(hold).token, HoldStatus.ACTIVE, self._encode(hold))
                     for _, hold, _ in begun])
             except Exception as error:
+                self._diverged(error)
                 for position, _, _ in begun:
                     results[position] = error
                 return [], replays
@@ -348,7 +389,8 @@ class SeatBlock:
                 if answer is None:
                     self._inventory.put(hold)
                     applied.append((position, hold, paid_before))
-                else:
+                else:  # memory said active: Redis lost it (a failover) or moved it
+                    self._resync_needed = True
                     results[position] = answer
         return applied, replays
 
