@@ -18,6 +18,9 @@ of a dying primary can be lost). A seat the ledger sold is never sold again, bec
 - the owner plans on memory, which has every hold and sale it made; Redis only rechecks. A
   sale whose final Redis write was lost is still sold in memory, and any new incarnation
   replays the ledger before it serves (`_replay_ledger`): the ledger decides.
+A hold, by contrast, may be lost with the primary (its checkout is refused, the buyer holds
+again); after a failover-like error the block resyncs its active holds with Redis (`_resync`)
+so such seats are for sale again at once.
 Sentinel promotes the most up-to-date replica, so a write one replica acknowledged survives
 the loss of the primary (not of the primary and that replica at once). See docs/design.md.
 """
