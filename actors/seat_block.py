@@ -322,7 +322,7 @@ class SeatBlock:
         if not begun:
             return results
         try:  # confirming on a replica before anything is charged or written to the ledger
-            await redis_clients.replicated(self._redis, self._settings)
+            await self._begun_durably([hold for _, hold, _ in begun])
         except Unavailable as error:
             await self._set_back([hold for _, hold, _ in begun])
             for position, _, _ in begun:
@@ -396,6 +396,27 @@ class SeatBlock:
                     self._resync_needed = True
                     results[position] = answer
         return applied, replays
+
+    async def _begun_durably(self, confirming: list[Hold]) -> None:
+        """Return once these holds are `confirming` on a replica (Unavailable after
+        CONFIRM_RETRY_S). A failed acknowledgement mid-failover leaves it unknown whether the
+        promoted primary has them, so they are written again (this owner alone writes them and
+        memory has them confirming) and acknowledged again: never set back through a Redis
+        that is down, which would leave them confirming for good."""
+        deadline = time.monotonic() + CONFIRM_RETRY_S
+        while True:
+            try:
+                await redis_clients.replicated(self._redis, self._settings)
+                return
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(CONFIRM_RETRY_INTERVAL_S)
+            async with self._lock:
+                with contextlib.suppress(RedisError):
+                    await self._scripts.transitions([
+                        Transition(self._ref_of(hold).token, "", self._encode(hold))
+                        for hold in confirming])
 
     async def _paid_before(self, hold: Hold) -> bool:
         """An active hold whose earlier checkout was charged (its ledger write failed, or its
