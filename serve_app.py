@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ray import serve
 from ray.serve.schema import LoggingConfig
 from redis.exceptions import RedisError
@@ -42,8 +41,9 @@ from domain.holds import Hold
 from domain.ids import new_event_id, parse_booking_id, parse_hold_id
 from domain.settings import Settings
 from store import catalog, redis_clients
+from store.metrics import HTTP_DURATION, HTTP_REQUESTS
 from store.replicas import ReadRouter
-from store.seat_feed import SeatFeed, SeatFeeds
+from store.seat_feed import SeatFeed, SeatFeeds, SeatStream
 
 log = logging.getLogger("ticketing.http")
 
@@ -69,10 +69,6 @@ STATUS: dict[type[errors.TicketingError], int] = {
     errors.Unavailable: 503,
     errors.StaleOwner: 503,
 }
-
-REQUESTS = Counter("ticketing_http_requests_total", "HTTP requests", ["route", "status"])
-LATENCY = Histogram("ticketing_http_seconds", "HTTP latency", ["route"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
 
 
 def error_body(code: str, message: str, status: int) -> JSONResponse:
@@ -573,7 +569,10 @@ def build_routes(http: Http) -> list[BaseRoute]:
                             status_code=status)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Gone: metrics are on Ray's Prometheus endpoint of each node (store/metrics.py)."""
+        return error_body("moved", "metrics are served by Ray's metrics agent on every node, at "
+                          "http://<node>:<metrics_export_port>/metrics (`make status` shows the "
+                          "port); see README, Metrics", 410)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(SCHEMAS.get_schema(routes))
@@ -653,22 +652,7 @@ def build_live_routes(http: Http) -> list[BaseRoute]:
         feed = await http.feeds.get(event)
         last_seen = availability.parse_last_event_id(
             request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-        subscriber = feed.subscribe(last_seen, compact)
-
-        async def messages() -> Any:
-            try:
-                yield availability.retry_hint(random.random())
-                while not subscriber.dropped and not feed.closed:
-                    yield await subscriber.next()
-            except asyncio.CancelledError:
-                raise  # the client left
-            except Exception:
-                log.exception("availability stream of %s failed", event.event_id)
-                yield availability.sse("error", {"code": "internal", "message": "stream failed"})
-            finally:
-                feed.unsubscribe(subscriber)
-
-        return StreamingResponse(messages(), media_type="text/event-stream", headers={
+        return SeatStream(feed, last_seen, compact, availability.retry_hint(random.random()), {
             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} | feed.source.headers())
 
     async def home(request: Request) -> Response:
@@ -733,9 +717,9 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
 
 
 def metered(app: Any) -> Any:
-    """ASGI middleware: request counts and latency per route template. The labelled children
-    are looked up once per (route, status), not per request (`labels()` takes a lock and
-    builds a key each time)."""
+    """ASGI middleware: request counts and latency per route template, recorded when the
+    response head is handed over (a stream counts at its start, not its end), into children
+    bound once per (route, status) (store/metrics.py: a record is a Python add, no Ray call)."""
     counters: dict[tuple[str, int], Any] = {}
     timers: dict[str, Any] = {}
 
@@ -743,26 +727,30 @@ def metered(app: Any) -> Any:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        start, status = time.perf_counter(), [500]
+        start, answered = time.perf_counter(), [False]
+
+        def record(status: int) -> None:
+            answered[0] = True
+            name = getattr(scope.get("route"), "path", "unmatched")
+            counter = counters.get((name, status))
+            if counter is None:
+                counter = counters[(name, status)] = HTTP_REQUESTS.bind(name, str(status))
+            timer = timers.get(name)
+            if timer is None:
+                timer = timers[name] = HTTP_DURATION.bind(name)
+            counter.inc()
+            timer.observe(time.perf_counter() - start)
 
         async def capture(message: Any) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                record(message["status"])
             await send(message)
 
         try:
             await app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            counter = counters.get((name, status[0]))
-            if counter is None:
-                counter = counters[(name, status[0])] = REQUESTS.labels(name, str(status[0]))
-            timer = timers.get(name)
-            if timer is None:
-                timer = timers[name] = LATENCY.labels(name)
-            counter.inc()
-            timer.observe(time.perf_counter() - start)
+            if not answered[0]:  # no head went out: the client left, or the app failed first
+                record(500)
 
     return wrapper
 

@@ -61,6 +61,7 @@ from domain.settings import Settings
 from store import keys, redis_clients
 from store.codec import text
 from store.ledger import read_bookings
+from store.metrics import CHECKOUT_ERRORS, HOLDS, REVENUE, SALES, SEATS_SOLD
 from store.payments import CardCaps, TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition
@@ -104,6 +105,8 @@ class SeatBlock:
         self._finishing: set[asyncio.Task[None]] = set()  # paid holds the sweep finishes
         self._ledger_batches: collections.deque[int] = collections.deque(maxlen=1000)
         self._resync_needed = False  # set by a failover-like Redis error (`_resync`)
+        self._holds_made, self._sales = HOLDS.bind(event_id), SALES.bind(event_id)
+        self._seats_sold, self._revenue = SEATS_SOLD.bind(event_id), REVENUE.bind(event_id)
         self.last_used = time.monotonic()
         logs.configure()
 
@@ -232,6 +235,8 @@ class SeatBlock:
                    if o is not HoldOutcome.OK}
         for hold_id in refused:
             self._inventory.forget(hold_id)
+        if len(fresh) > len(refused):
+            self._holds_made.inc(len(fresh) - len(refused))
         return [_refusal(refused[p.hold_id]) if isinstance(p, Hold) and p.hold_id in refused
                 else p for p in plans]
 
@@ -345,6 +350,9 @@ class SeatBlock:
         finished = await self._finish_checkouts([hold for _, hold in paid])
         for (position, _), result in zip(paid, finished, strict=True):
             results[position] = result
+        for result in results:
+            if isinstance(result, Exception):
+                CHECKOUT_ERRORS.bind(getattr(result, "code", "internal")).inc()
         return results
 
     async def _begin_checkouts(self, requests: list[CheckoutRequest],
@@ -489,6 +497,9 @@ class SeatBlock:
                 if answer is None:
                     self._inventory.put(hold)
                     results.append(booking)
+                    self._sales.inc()
+                    self._seats_sold.inc(len(hold.seat_ids))
+                    self._revenue.inc(hold.total_cents)
                 else:
                     results.append(answer)
         try:  # best effort: sold by the ledger already, this keeps Redis's view across failover

@@ -16,7 +16,13 @@ What `harden()` changes:
 - in the HTTP frontend: `timeout http-request` (a client that has not sent its headers by then
   is closed), `timeout http-keep-alive`, `timeout client` (streams send heartbeats every 15 s,
   so a live stream is never idle that long), a cap on concurrent connections per source
-  address (stick table, `tcp-request connection reject`);
+  address (stick table, `tcp-request connection reject`), and `option idle-close-on-response`:
+  Serve reloads HAProxy (`-sf`) whenever its targets change, and by default the soft-stopping
+  old process closes idle keep-alive connections, so a request a client sends on one at that
+  moment gets no response; with the option the old process answers that request, with
+  `Connection: close`, before it closes (HAProxy's documentation of the option). This is a
+  suspected, not a confirmed, cause of test_concurrency's one "Server disconnected without
+  sending a response": an integration test could not make the race happen on demand;
 - the client address: every client-sent `X-Forwarded-For`, `Forwarded` and
   `<client_addr_header>` is deleted, then HAProxy writes `<client_addr_header>: %[src]` and its
   own X-Forwarded-For. The replica counts rate limits by that header only
@@ -74,6 +80,7 @@ def harden(config: str, h: Hardening) -> str:
         f"    http-request del-header {header}",
         f"    http-request set-header {header} %[src]",
         "    option forwardfor",
+        "    option idle-close-on-response",
     ])
     out, n = re.subn(r"(frontend http_frontend\n\s+bind [^\n]+\n)", lambda m: m.group(1) + rules
                      + "\n", out)

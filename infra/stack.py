@@ -43,6 +43,11 @@ KAFKA_VERSION = "4.1.1"
 RAY_GCS_PORT = 6385  # Ray's default 6379 is Redis's port
 REDIS_REPLICA_PORT = 6380  # `make up` starts one read replica of the primary here
 RAY_CLIENT_PORT = 10001
+RAY_GCS_REDIS_PORT = 6387  # the Redis of Ray's GCS fault tolerance, not the app's data Redis
+RAY_GCS_NAMESPACE = "ticketing"  # RAY_external_storage_namespace: this cluster's keys there
+# Ray's metrics agent serves every node's metrics (store/metrics.py) in the Prometheus format
+# at http://<node>:<port>/metrics; fixed here so a scrape config can name it.
+RAY_METRICS_EXPORT_PORT = 8085
 
 # Ray Serve ingress switches (see the notes on HAProxy ingress); set before Ray starts.
 SERVE_ENV = {
@@ -499,10 +504,40 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
+def gcs_ft_env(redis_port: int, namespace: str = RAY_GCS_NAMESPACE) -> dict[str, str]:
+    """What makes a head's GCS fault tolerant (Ray's own mechanism): it keeps its tables (nodes,
+    actors, placement groups, jobs, the internal KV where Serve checkpoints) in this Redis,
+    under this namespace, and a GCS started again on them carries the cluster on."""
+    return {"RAY_REDIS_ADDRESS": f"127.0.0.1:{redis_port}",
+            "RAY_external_storage_namespace": namespace}
+
+
+def forget_ray_gcs(state: str | os.PathLike[str] | None = None,
+                   redis_port: int = RAY_GCS_REDIS_PORT) -> bool:
+    """Empty the GCS Redis this state dir runs (after stop_ray): the next head starts a new
+    cluster instead of recovering a stopped one."""
+    import redis
+
+    if not _read_pid(state_dir(state) / f"redis-{redis_port}.pid", "redis-server"):
+        return False
+    client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=5)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return True
+
+
 def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_GCS_PORT,
               num_cpus: int = 2, env: dict[str, str] | None = None,
-              timeout_s: float = 120.0) -> str:
+              timeout_s: float = 120.0, gcs_redis_port: int | None = None,
+              metrics_export_port: int = RAY_METRICS_EXPORT_PORT) -> str:
     """`ray start --head` with the Serve switches and token auth; return the GCS address.
+
+    With gcs_redis_port, the GCS keeps its state in that Redis (`gcs_ft_env`): a head killed
+    and started again here (same port, same Redis) recovers its cluster: worker nodes
+    reconnect, detached actors (the entity hosts, Serve's controller) are still known, and
+    the ones that lived on the head are restarted.
 
     The auth token is the stack's own (`infra.credentials`: `RAY_AUTH_TOKEN_PATH` in the state
     dir), not `~/.ray/auth_token`, which `ray start` neither creates nor needs then.
@@ -518,13 +553,15 @@ def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_G
         return address
     credentials.ensure(d)
     env = credentials.stack_env(dict(os.environ if env is None else env), d)
+    if gcs_redis_port is not None:
+        env.update(gcs_ft_env(gcs_redis_port))
     # the `ray` of this interpreter first: a shim on PATH may depend on HOME (pyenv)
     sibling = Path(sys.executable).with_name("ray")
     ray = str(sibling) if sibling.exists() else shutil.which("ray") or "ray"
     cmd = [ray, "start", "--head", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
            "--include-dashboard=false", "--dashboard-host=127.0.0.1",
            f"--ray-client-server-port={RAY_CLIENT_PORT}", f"--temp-dir={d / 'ray'}",
-           "--disable-usage-stats"]
+           f"--metrics-export-port={metrics_export_port}", "--disable-usage-stats"]
     log_file = d / "ray-start.log"
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -637,8 +674,11 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
     """Start what is not running yet; services named explicitly in env are only checked.
 
     The first start generates the stack's secrets into the state dir (`infra.credentials`);
-    later starts reuse them, and variables set in env override them. `ha`: Redis is a primary,
-    two replicas and three Sentinels (infra/sentinel.py)."""
+    later starts reuse them, and variables set in env override them. `ha` (HA mode): Redis is
+    a primary, two replicas and three Sentinels (infra/sentinel.py); Kafka is a three-node
+    cluster (`infra.kafka_cluster`) and topics get three replicas, two in sync. Ray's head
+    always keeps its GCS in a Redis of its own (`start_ray`), so a restarted head gets its
+    cluster and detached actors back."""
     from domain.settings import Settings
     from infra import sentinel
 
@@ -671,6 +711,13 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
         _check_external("KAFKA_BOOTSTRAP", settings.kafka_bootstrap,
                         lambda: kafka_answers(settings.kafka_bootstrap))
         started["kafka"] = f"external {settings.kafka_bootstrap}"
+    elif ha:
+        from infra import kafka_cluster
+
+        _, port = _host_port(settings.kafka_bootstrap.split(",")[0], 9092)
+        env["KAFKA_BOOTSTRAP"] = started["kafka"] = kafka_cluster.start_cluster(port, d)
+        env.setdefault("KAFKA_REPLICATION_FACTOR", str(kafka_cluster.REPLICATION_FACTOR))
+        env.setdefault("KAFKA_MIN_INSYNC_REPLICAS", str(kafka_cluster.MIN_INSYNC_REPLICAS))
     else:
         _, port = _host_port(settings.kafka_bootstrap.split(",")[0], 9092)
         started["kafka"] = start_kafka(port, port + 1, d)
@@ -686,8 +733,10 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
         env["NTP_SERVERS"] = ",".join(settings.ntp_servers)
 
     if with_ray:
-        address = start_ray(d, env=env)
+        started["ray-gcs-redis"] = start_redis(RAY_GCS_REDIS_PORT, d)
+        address = start_ray(d, env=env, gcs_redis_port=RAY_GCS_REDIS_PORT)
         started["ray"] = address
+        started["metrics"] = metrics_url()
         if healthz_ok(settings.http_host, settings.http_port):
             started["serve"] = "already running"
         else:
@@ -704,7 +753,14 @@ def down(state: str | os.PathLike[str] | None = None) -> list[str]:
     stopped = []
     if stop_ray(d):
         stopped.append("ray")
+    forget_ray_gcs(d)  # a deliberate stop ends the cluster: no state to recover
     stopped += sentinel.stop(d)  # before the nodes: no failover while they stop
+    from infra import kafka_cluster
+
+    bootstrap = kafka_cluster.running_bootstrap(d)
+    if bootstrap:
+        _, port = _host_port(bootstrap.split(",")[0], 9092)
+        stopped += kafka_cluster.stop_cluster(port, d)
     for pid_file in sorted(d.glob("*.pid")):
         name = pid_file.stem
         marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd",
@@ -715,16 +771,26 @@ def down(state: str | os.PathLike[str] | None = None) -> list[str]:
     return stopped
 
 
+def metrics_url() -> str:
+    """Ray's Prometheus endpoint of the `make up` node (docs: README, Metrics)."""
+    return f"http://127.0.0.1:{RAY_METRICS_EXPORT_PORT}/metrics"
+
+
 def client_env(state: str | os.PathLike[str] | None = None,
                base: dict[str, str] | None = None) -> dict[str, str]:
     """What a client of the `make up` stack needs: its secrets and how to reach its Ray."""
-    from infra import sentinel
+    from infra import kafka_cluster, sentinel
 
     d = state_dir(state)
     env = credentials.stack_env(dict(os.environ if base is None else base), d)
     env.setdefault("RAY_ADDRESS", f"127.0.0.1:{RAY_GCS_PORT}")
     for name, value in sentinel.client_env(d).items():  # `up --ha`: clients ask the Sentinels
         env.setdefault(name, value)
+    bootstrap = kafka_cluster.running_bootstrap(d)
+    if bootstrap:  # HA mode
+        env.setdefault("KAFKA_BOOTSTRAP", bootstrap)
+        env.setdefault("KAFKA_REPLICATION_FACTOR", str(kafka_cluster.REPLICATION_FACTOR))
+        env.setdefault("KAFKA_MIN_INSYNC_REPLICAS", str(kafka_cluster.MIN_INSYNC_REPLICAS))
     return env
 
 
@@ -757,6 +823,8 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
                                 if master else "no Sentinel answers")
     out["ray"] = ("running" if ray_running() else "stopped") + (
         " (started here)" if (d / "ray.sid").exists() else "")
+    out["metrics"] = ("answering" if _port_open(RAY_METRICS_EXPORT_PORT) else "not answering") \
+        + f" {metrics_url()}"
     out["serve"] = ("healthy" if healthz_ok(settings.http_host, settings.http_port)
                     else "not answering") + f" http://{settings.http_host}:{settings.http_port}"
     return out
@@ -765,8 +833,10 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = sys.argv[1:] if argv is None else argv
-    ha = args[1:] == ["--ha"] and args[0] == "up"
-    if len(args) != 1 + ha or args[0] not in ("up", "down", "status", "env"):
+    ha = args[:2] == ["up", "--ha"]
+    if ha:
+        args = ["up"]
+    if len(args) != 1 or args[0] not in ("up", "down", "status", "env"):
         print("usage: python -m infra.stack up [--ha]|down|status|env", file=sys.stderr)
         return 2
     d = state_dir()
@@ -780,8 +850,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args[0] == "env":
             env = client_env(d)
             for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH",
-                         *credentials.GENERATED, "REDIS_SENTINELS", "REDIS_MASTER_NAME",
-                         "REDIS_WAIT_REPLICAS"):
+                         "KAFKA_BOOTSTRAP", "KAFKA_REPLICATION_FACTOR",
+                         "KAFKA_MIN_INSYNC_REPLICAS", *credentials.GENERATED,
+                         "REDIS_SENTINELS", "REDIS_MASTER_NAME", "REDIS_WAIT_REPLICAS"):
                 if env.get(name):
                     print(f"export {name}={shlex.quote(env[name])}")
         elif args[0] == "down":

@@ -7,6 +7,7 @@ A unit-only run (`pytest tests/unit`) starts nothing. Ray and Serve are not star
     Redis 6391 (replica 6392), Kafka 19092 (controller 19093), NTP 11124, Redis HA 6401-6403
     with Sentinels 26401-26403 (`up --ha` in test_stack.py: 6411-6413, 26411-26413);
     state in /tmp/ticketing-test-<pid>
+    HA mode's three-node Kafka (`kafka_ha_bootstrap`): 29092..29097
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ TEST_REDIS_HA_PORTS = (6401 + _OFFSET, 6402 + _OFFSET, 6403 + _OFFSET)
 TEST_SENTINEL_PORTS = (26401 + _OFFSET, 26402 + _OFFSET, 26403 + _OFFSET)
 # `up --ha` in test_stack.py: primary here, replicas on the next two, Sentinels 20000 above
 TEST_UP_HA_PORT = 6411 + _OFFSET
+TEST_KAFKA_HA_BASE_PORT = 29092 + _OFFSET  # three nodes: broker ports +0, +2, +4
+TEST_KAFKA_HA_HEAP = "384m"
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +101,17 @@ def kafka_restart(kafka_bootstrap: str, stack_state_dir: Path) -> Callable[[], s
         return stack.start_kafka(TEST_KAFKA_PORT, TEST_KAFKA_CONTROLLER_PORT, stack_state_dir)
 
     return restart
+
+
+@pytest.fixture(scope="session")
+def kafka_ha_bootstrap(stack_state_dir: Path) -> Iterator[str]:
+    """HA mode's Kafka: three KRaft nodes (`infra.kafka_cluster`), started once per session."""
+    from infra import kafka_cluster
+
+    bootstrap = kafka_cluster.start_cluster(TEST_KAFKA_HA_BASE_PORT, stack_state_dir,
+                                            heap=TEST_KAFKA_HA_HEAP)
+    yield bootstrap
+    kafka_cluster.stop_cluster(TEST_KAFKA_HA_BASE_PORT, stack_state_dir)
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,8 @@ def test_the_frontend_times_out_slow_headers_caps_connections_and_writes_the_cli
                  "tcp-request connection reject if { sc_conn_cur(0) gt 50 }",
                  "http-request del-header x-forwarded-for",
                  "http-request del-header x-ticketing-client-addr",
-                 "http-request set-header x-ticketing-client-addr %[src]", "option forwardfor"):
+                 "http-request set-header x-ticketing-client-addr %[src]", "option forwardfor",
+                 "option idle-close-on-response"):
         assert line in frontend
     # The client's copy is deleted before HAProxy writes its own.
     assert frontend.index("del-header x-ticketing-client-addr") < frontend.index("set-header")
