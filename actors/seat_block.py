@@ -46,6 +46,7 @@ from domain import placement
 from domain.errors import (
     CheckoutInProgress,
     EventClosed,
+    HoldNotActive,
     NotFound,
     SeatsUnavailable,
     StaleOwner,
@@ -105,6 +106,7 @@ class SeatBlock:
         self._finishing: set[asyncio.Task[None]] = set()  # paid holds the sweep finishes
         self._ledger_batches: collections.deque[int] = collections.deque(maxlen=1000)
         self._resync_needed = False  # set by a failover-like Redis error (`_resync`)
+        self._stranded: set[str] = set()  # confirming, no checkout under way (`_settle_stranded`)
         self._holds_made, self._sales = HOLDS.bind(event_id), SALES.bind(event_id)
         self._seats_sold, self._revenue = SEATS_SOLD.bind(event_id), REVENUE.bind(event_id)
         self.last_used = time.monotonic()
@@ -251,7 +253,9 @@ class SeatBlock:
         hold in memory that Redis does not have (lost with the primary, or whose script failed)
         gives its seats back; one Redis has that memory lacks is taken in. Confirming and
         confirmed holds stay as memory has them: their begin was acknowledged by a replica
-        and the ledger decides their sale. Then the block's availability is recounted."""
+        and the ledger decides their sale. A record taken in as confirming (a begin whose call
+        failed but applied) has no checkout under way: it is stranded, for the sweep to settle
+        (`_settle_stranded`). Then the block's availability is recounted."""
         records = await self._redis.hgetall(keys.block_holds(self._event_id, self._index))
         stored = {text(token): record for token, record in records.items()}
         for hold in list(self._inventory.holds.values()):
@@ -259,12 +263,12 @@ class SeatBlock:
             if hold.status is HoldStatus.ACTIVE and (record is None or not text(record).startswith(
                     HoldStatus.ACTIVE.value + "|")):
                 self._inventory.forget(hold.hold_id)
-                if record is not None:
-                    self._inventory.put(decode_hold(record, self._ref_of(hold),
-                                                    self._inventory.block))
         for token, record in stored.items():
             if self._ref(token).hold_id not in self._inventory.holds:
-                self._inventory.put(decode_hold(record, self._ref(token), self._inventory.block))
+                hold = decode_hold(record, self._ref(token), self._inventory.block)
+                self._inventory.put(hold)
+                if hold.status is HoldStatus.CONFIRMING:
+                    self._stranded.add(hold.hold_id)
         await self._recount()
         self._resync_needed = False
         log.warning("block %s/%s resynced its holds with Redis after a failover",
@@ -511,19 +515,65 @@ class SeatBlock:
 
     async def _set_back(self, confirming: list[Hold]) -> None:
         """confirming -> active in one fenced call, each hold keeping its seats, expiry and
-        key. If Redis refuses, they stay confirming, for the next owner to settle."""
+        key, so a retry with the key checks it out and the sweep expires it if none comes.
+
+        A failover-like error is retried for up to CONFIRM_RETRY_S (a checkout whose payment
+        step met the failover is set back through the promoted primary, not left confirming:
+        nothing else would ever settle it while this owner lives, and its seats would stay
+        out of sale). A hold Redis no longer has confirming (a failed try applied after all)
+        takes Redis's record. Holds still not set back are stranded: the sweep settles them
+        (`_settle_stranded`) once Redis answers again."""
         active = [rules.abort_checkout(hold) for hold in confirming]
+        deadline = time.monotonic() + CONFIRM_RETRY_S
+        while True:
+            async with self._lock:
+                try:
+                    answers = await self._scripts.transitions([
+                        Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
+                                   self._encode(hold)) for hold in active])
+                    for hold, answer in zip(active, answers, strict=True):
+                        if answer is None:
+                            self._inventory.put(hold)
+                        else:
+                            await self._take_stored(hold)
+                            self._resync_needed = True  # recount before the next hold
+                    return
+                except Exception as error:
+                    self._diverged(error)
+                    if not redis_clients.is_failover_error(error) or (
+                            time.monotonic() > deadline):
+                        log.exception("could not set %d checkouts back to active; the sweep "
+                                      "settles them", len(active))
+                        self._stranded.update(hold.hold_id for hold in active)
+                        return
+            await asyncio.sleep(CONFIRM_RETRY_INTERVAL_S)
+
+    async def _settle_stranded(self) -> None:
+        """Settle confirming holds whose checkout ended without settling them (`_set_back`
+        failed through a long failover, or `_resync` found a begin that applied though its
+        call failed), as an activation settles a crash's: a charged one is finished, any
+        other is active again, key kept. Until then the buyer's retry is told
+        checkout_in_progress and their seats are out of sale."""
+        paid: list[Hold] = []
         async with self._lock:
-            try:
-                answers = await self._scripts.transitions([
-                    Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
-                               self._encode(hold)) for hold in active])
-            except Exception:
-                log.exception("could not set %d checkouts back to active", len(active))
-                return
-            for hold, answer in zip(active, answers, strict=True):
-                if answer is None:
-                    self._inventory.put(hold)
+            for hold_id in sorted(self._stranded):
+                hold = self._inventory.holds.get(hold_id)
+                if hold is None or hold.status is not HoldStatus.CONFIRMING:
+                    self._stranded.discard(hold_id)
+                    continue
+                if await self._payments.was_charged(_charge_key(hold)):
+                    paid.append(hold)
+                else:
+                    await self._cards.release(self._ref_of(hold).token)
+                    try:
+                        await self._write(rules.abort_checkout(hold), HoldStatus.CONFIRMING)
+                    except HoldNotActive:
+                        await self._take_stored(hold)
+                self._stranded.discard(hold_id)
+        if paid:
+            log.warning("stranded checkouts %s were paid; finishing them",
+                        [h.hold_id for h in paid])
+            self._finish_later(paid)
 
     async def _booking(self, hold: Hold) -> dict[str, Any]:
         ref = self._ref_of(hold)
@@ -581,7 +631,10 @@ class SeatBlock:
         A due hold whose charge went through (a checkout whose ledger write failed, or one an
         old incarnation had begun when it was replaced, whose payment landed after this one
         took over) is finished, not expired: a paid seat is never given back to be sold again.
-        That runs beside the sweep, so a ledger that does not answer holds up no expiry."""
+        That runs beside the sweep, so a ledger that does not answer holds up no expiry.
+        Stranded checkouts (`_settle_stranded`) are settled first."""
+        if self._stranded:
+            await self._settle_stranded()
         paid: list[Hold] = []
         async with self._lock:
             now = time.time()
@@ -604,9 +657,12 @@ class SeatBlock:
         if paid:
             log.warning("holds %s were due but paid; finishing their checkouts",
                         [h.hold_id for h in paid])
-            task = asyncio.get_running_loop().create_task(self._finish_in_background(paid))
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+            self._finish_later(paid)
+
+    def _finish_later(self, paid: list[Hold]) -> None:
+        task = asyncio.get_running_loop().create_task(self._finish_in_background(paid))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
     async def _finish_in_background(self, paid: list[Hold]) -> None:
         """Not in the sweep's way: a ledger that does not answer delays these, not expiries.
@@ -618,6 +674,10 @@ class SeatBlock:
     async def _reload(self, hold: Hold) -> None:
         """Memory said due, Redis did not free it: take Redis's record as the truth."""
         log.warning("hold %s was due but not expired by Redis; reloading it", hold.hold_id)
+        await self._take_stored(hold)
+
+    async def _take_stored(self, hold: Hold) -> None:
+        """Redis's record of this hold replaces memory's (none: the hold is gone)."""
         ref = self._ref_of(hold)
         record = await self._redis.hget(keys.block_holds(self._event_id, self._index), ref.token)
         self._inventory.forget(hold.hold_id)
