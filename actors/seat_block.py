@@ -74,6 +74,9 @@ log = logging.getLogger("ticketing.seat_block")
 # booking rather than a 503 for a sale that stands.
 CONFIRM_RETRY_S = 10.0
 CONFIRM_RETRY_INTERVAL_S = 0.25
+# A hold refused as taken for seats memory planned free resyncs the block, at most this often
+# (a divergence the resync cannot mend must not make every hold read the whole block).
+RESYNC_ON_REFUSAL_S = 5.0
 
 HoldResult = Hold | TicketingError
 Booking = dict[str, Any]
@@ -107,6 +110,7 @@ class SeatBlock:
         self._ledger_batches: collections.deque[int] = collections.deque(maxlen=1000)
         self._resync_needed = False  # set by a failover-like Redis error (`_resync`)
         self._stranded: set[str] = set()  # confirming, no checkout under way (`_settle_stranded`)
+        self._resynced_at = -RESYNC_ON_REFUSAL_S
         self._holds_made, self._sales = HOLDS.bind(event_id), SALES.bind(event_id)
         self._seats_sold, self._revenue = SEATS_SOLD.bind(event_id), REVENUE.bind(event_id)
         self.last_used = time.monotonic()
@@ -237,6 +241,11 @@ class SeatBlock:
                    if o is not HoldOutcome.OK}
         for hold_id in refused:
             self._inventory.forget(hold_id)
+        if HoldOutcome.TAKEN in refused.values() and (
+                time.monotonic() - self._resynced_at > RESYNC_ON_REFUSAL_S):
+            # Memory planned those seats free and Redis has them held: a hold's release or
+            # expiry lost with a primary leaves its record active, the seats out of sale.
+            self._resync_needed = True
         if len(fresh) > len(refused):
             self._holds_made.inc(len(fresh) - len(refused))
         return [_refusal(refused[p.hold_id]) if isinstance(p, Hold) and p.hold_id in refused
@@ -270,7 +279,7 @@ class SeatBlock:
                 if hold.status is HoldStatus.CONFIRMING:
                     self._stranded.add(hold.hold_id)
         await self._recount()
-        self._resync_needed = False
+        self._resync_needed, self._resynced_at = False, time.monotonic()
         log.warning("block %s/%s resynced its holds with Redis after a failover",
                     self._event_id, self._index)
 
@@ -365,12 +374,18 @@ class SeatBlock:
         """Under the lock, active -> confirming for the whole batch in one fenced call: plan
         each on memory, let Redis recheck and apply, keep what it applied. Returns the begun
         checkouts (position, confirming hold, already paid) and the replays of a confirmed
-        booking; every other request's error is in `results`."""
+        booking; every other request's error is in `results`.
+
+        The buyer's retry (same key) of a checkout a failover interrupted carries that
+        checkout on: a stranded hold (`_settle_stranded`) is taken up where it stopped, and a
+        begin that applied though its reply was lost (Redis has the hold confirming under this
+        key, memory still active) counts as begun."""
         begun: list[tuple[int, Hold, bool]] = []
         replays: list[tuple[int, Hold]] = []
         async with self._lock:
             now = time.time()
             planned: set[str] = set()
+            expected: dict[str, HoldStatus] = {}
             for position, request in enumerate(requests):
                 try:
                     hold = await self._own_hold(request.hold_id, request.user_id)
@@ -379,10 +394,16 @@ class SeatBlock:
                     if rules.is_replay(hold, request.idempotency_key):
                         replays.append((position, hold))
                         continue
-                    paid_before = await self._paid_before(hold)
-                    confirming = rules.resume_paid_checkout(hold) if paid_before else (
-                        rules.begin_checkout(hold, request.idempotency_key
-                                             or "auto-" + secrets.token_hex(8), now))
+                    if (request.hold_id in self._stranded and request.idempotency_key
+                            and hold.idempotency_key == request.idempotency_key):
+                        paid_before = await self._payments.was_charged(_charge_key(hold))
+                        confirming, expected[hold.hold_id] = hold, HoldStatus.CONFIRMING
+                    else:
+                        paid_before = await self._paid_before(hold)
+                        confirming = rules.resume_paid_checkout(hold) if paid_before else (
+                            rules.begin_checkout(hold, request.idempotency_key
+                                                 or "auto-" + secrets.token_hex(8), now))
+                        expected[hold.hold_id] = HoldStatus.ACTIVE
                 except TicketingError as error:
                     results[position] = error
                     continue
@@ -392,8 +413,8 @@ class SeatBlock:
                 return begun, replays
             try:
                 answers = await self._scripts.transitions([
-                    Transition(self._ref_of(hold).token, HoldStatus.ACTIVE, self._encode(hold))
-                    for _, hold, _ in begun])
+                    Transition(self._ref_of(hold).token, expected[hold.hold_id],
+                               self._encode(hold)) for _, hold, _ in begun])
             except Exception as error:
                 self._diverged(error)
                 for position, _, _ in begun:
@@ -401,13 +422,25 @@ class SeatBlock:
                 return [], replays
             applied = []
             for (position, hold, paid_before), answer in zip(begun, answers, strict=True):
-                if answer is None:
+                if answer is None or await self._begun_before(hold):
                     self._inventory.put(hold)
+                    self._stranded.discard(hold.hold_id)
                     applied.append((position, hold, paid_before))
                 else:  # memory said active: Redis lost it (a failover) or moved it
                     self._resync_needed = True
                     results[position] = answer
         return applied, replays
+
+    async def _begun_before(self, confirming: Hold) -> bool:
+        """Redis has this hold confirming under this checkout's key already: an earlier
+        begin with the key applied though its call failed (its reply lost with the primary)."""
+        ref = self._ref_of(confirming)
+        record = await self._redis.hget(keys.block_holds(self._event_id, self._index), ref.token)
+        if record is None:
+            return False
+        stored = decode_hold(record, ref, self._inventory.block)
+        return (stored.status is HoldStatus.CONFIRMING and bool(confirming.idempotency_key)
+                and stored.idempotency_key == confirming.idempotency_key)
 
     async def _begun_durably(self, confirming: list[Hold]) -> None:
         """Return once these holds are `confirming` on a replica (Unavailable after
@@ -552,8 +585,9 @@ class SeatBlock:
         """Settle confirming holds whose checkout ended without settling them (`_set_back`
         failed through a long failover, or `_resync` found a begin that applied though its
         call failed), as an activation settles a crash's: a charged one is finished, any
-        other is active again, key kept. Until then the buyer's retry is told
-        checkout_in_progress and their seats are out of sale."""
+        other is active again, key kept. Until then the buyer's retry with the checkout's key
+        carries it on (`_begin_checkouts`); a sweep keeps their seats from staying out of
+        sale when no retry comes."""
         paid: list[Hold] = []
         async with self._lock:
             for hold_id in sorted(self._stranded):

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from actors import seat_block
 from actors.host import Shared
 from actors.seat_block import SeatBlock
-from domain.errors import CheckoutInProgress, Unavailable
+from domain.errors import CheckoutInProgress, SeatsUnavailable, Unavailable
 from domain.event import Event
 from domain.holds import Hold, HoldStatus
 from domain.ids import HoldRef, parse_hold_id
@@ -43,10 +43,14 @@ SEATS = 4
 
 
 class Failover:
-    """While `down`, the block's card claims and fenced writes raise ConnectionError."""
+    """For a while the block's card claims and fenced writes raise ConnectionError: from the
+    next card claim on (`at_next_claim`: a batch begun, not yet paid, meets the failover), or
+    from the reply of the next begin on (`lose_reply_of_next_begin`: it applied, its caller
+    hears an error)."""
 
     def __init__(self, block: SeatBlock) -> None:
         self.until = 0.0
+        self.at_next_claim: float | None = None  # seconds the failover lasts from the claim
         self.lose_reply_of_next_begin = False
         real_transitions, real_claim = block._scripts.transitions, block._cards.claim
 
@@ -60,6 +64,9 @@ class Failover:
             return await real_transitions(batch)
 
         async def claim(*args: Any) -> None:
+            if self.at_next_claim is not None:
+                self.start(self.at_next_claim)
+                self.at_next_claim = None
             self._raise_if_down()
             await real_claim(*args)
 
@@ -130,7 +137,7 @@ async def test_a_checkout_whose_payment_meets_the_failover_is_set_back_and_its_r
         block: SeatBlock) -> None:
     failover = Failover(block)
     held = await hold(block, 0)
-    failover.start(1.0)  # the card claim fails, then the set-back, until the promotion is done
+    failover.at_next_claim = 1.0  # the claim fails, then the set-back, until the promotion
     answer = await checkout(block, held, "key-1")
     assert isinstance(answer, Unavailable), answer
     # answered only once the hold is active again, in memory and in Redis, its key kept
@@ -146,36 +153,88 @@ async def test_a_set_back_that_outlasts_its_retries_is_settled_by_the_sweep(
         block: SeatBlock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(seat_block, "CONFIRM_RETRY_S", 0.3)
     failover = Failover(block)
-    held = await hold(block, 1)
-    failover.start(1.5)
-    answer = await checkout(block, held, "key-2")
+    held = await hold(block, 0)
+    failover.at_next_claim = 1.5
+    answer = await checkout(block, held, "key-1")
     assert isinstance(answer, Unavailable), answer
-    # still confirming: the buyer's retry is told so, until the sweep settles it
-    assert stored_status(block, held) == HoldStatus.CONFIRMING
-    assert isinstance(await checkout(block, held, "key-2"), CheckoutInProgress)
+    assert stored_status(block, held) == HoldStatus.CONFIRMING  # stranded: Redis is down
+    # no retry comes: once Redis answers, the sweep gives the hold back to its buyer
     await eventually(lambda: stored_status(block, held) == HoldStatus.ACTIVE, within_s=10)
     assert block._inventory.holds[held.hold_id].status is HoldStatus.ACTIVE
-    booking = await checkout(block, held, "key-2")
+    assert block._inventory.holds[held.hold_id].idempotency_key == "key-1"
+    booking = await checkout(block, held, "key-1")
     assert isinstance(booking, dict), booking
     sold_once(block, held)
 
 
-async def test_a_begin_that_applied_though_its_reply_was_lost_is_settled_after_the_resync(
+async def test_a_retry_with_the_key_carries_a_stranded_checkout_on(
+        block: SeatBlock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seat_block, "CONFIRM_RETRY_S", 0.3)
+    assert block._sweeper is not None
+    block._sweeper.cancel()  # only the retry can settle it here
+    failover = Failover(block)
+    held = await hold(block, 0)
+    failover.at_next_claim = 1.0
+    assert isinstance(await checkout(block, held, "key-1"), Unavailable)
+    assert isinstance(await checkout(block, held, "key-2"), CheckoutInProgress)  # not its key
+    await asyncio.sleep(1.0)
+    booking = await checkout(block, held, "key-1")
+    assert isinstance(booking, dict), booking
+    sold_once(block, held)
+
+
+async def test_a_begin_whose_reply_was_lost_is_carried_on_by_the_retry_with_its_key(
         block: SeatBlock) -> None:
     failover = Failover(block)
-    held = await hold(block, 2)
+    held = await hold(block, 0)
     failover.lose_reply_of_next_begin = True
-    answer = await checkout(block, held, "key-3")
-    assert isinstance(answer, Unavailable | RedisConnectionError), answer
+    answer = await checkout(block, held, "key-1")
+    assert isinstance(answer, Unavailable), answer
     assert stored_status(block, held) == HoldStatus.CONFIRMING  # memory still says active
-    await asyncio.sleep(1.0)  # the failover is over; the next hold resyncs the block with Redis
-    await hold(block, 3)
-    await eventually(lambda: stored_status(block, held) == HoldStatus.ACTIVE, within_s=10)
-    assert block._inventory.holds[held.hold_id].status is HoldStatus.ACTIVE
-    booking = await checkout(block, held, "key-3")
+    await asyncio.sleep(1.0)
+    booking = await checkout(block, held, "key-1")
     assert isinstance(booking, dict), booking
     sold_once(block, held)
-    # the seats of both holds are counted as they are: one sold, one held, two for sale
+
+
+async def test_a_begin_whose_reply_was_lost_is_settled_after_the_resync_if_no_retry_comes(
+        block: SeatBlock) -> None:
+    failover = Failover(block)
+    held = await hold(block, 0)
+    failover.lose_reply_of_next_begin = True
+    assert isinstance(await checkout(block, held, "key-1"), Unavailable)
+    await asyncio.sleep(1.0)  # the failover is over; the next hold resyncs the block with Redis
+    await hold(block, 1)
+    await eventually(lambda: stored_status(block, held) == HoldStatus.ACTIVE, within_s=10)
+    assert block._inventory.holds[held.hold_id].status is HoldStatus.ACTIVE
+    booking = await checkout(block, held, "key-1")
+    assert isinstance(booking, dict), booking
+    sold_once(block, held)
+    # the seats are counted as they are: one sold, one held, the rest for sale
     client = redis_sync.Redis.from_url(block._settings.redis_url)
     assert int(client.hget(keys.available(block._event_id), "0") or -1) == SEATS - 2
     client.close()
+
+
+async def test_a_hold_whose_release_was_lost_with_the_primary_is_taken_back_and_expires(
+        block: SeatBlock) -> None:
+    """Memory released the hold, the promoted replica still has it active: best-available
+    holds are refused the seat it keeps until the block takes Redis's holds in again; then
+    the hold expires as any other and its seat sells."""
+    block._event = replace(block._event, hold_ttl_s=2)
+
+    async def best_seat(n: int) -> Any:
+        hold_id = HoldRef(block._event_id, 0, f"{n + 1:016x}").hold_id
+        [answer] = await block.hold([(hold_id, HoldRequest(f"buyer{n}", quantity=1))])
+        return answer
+
+    held = await best_seat(0)
+    assert isinstance(held, Hold), held
+    block._inventory.forget(held.hold_id)  # its release reached the old primary only
+    assert isinstance(await best_seat(1), SeatsUnavailable)  # memory offered the same seat
+    second = await best_seat(2)  # the refusal resynced the block: it knows that seat is held
+    assert isinstance(second, Hold) and second.seat_ids != held.seat_ids, second
+    assert block._inventory.holds[held.hold_id].status is HoldStatus.ACTIVE
+    await eventually(lambda: stored_status(block, held) == HoldStatus.EXPIRED, within_s=10)
+    third = await best_seat(3)
+    assert isinstance(third, Hold) and third.seat_ids == held.seat_ids, third
