@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from ray import serve
 from ray.serve.schema import LoggingConfig
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -40,7 +40,7 @@ from domain.event import Event, iso, parse_event, parse_rate
 from domain.holds import Hold
 from domain.ids import new_event_id, parse_booking_id, parse_hold_id
 from domain.settings import Settings
-from store import catalog
+from store import catalog, redis_clients
 from store.metrics import HTTP_DURATION, HTTP_REQUESTS
 from store.replicas import ReadRouter
 from store.seat_feed import SeatFeed, SeatFeeds, SeatStream
@@ -82,7 +82,19 @@ async def on_ticketing_error(request: Request, exc: Exception) -> Response:
     response = error_body(exc.code, exc.message, status)
     if isinstance(exc, errors.RateLimited):
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    elif status == 503:  # a dependency is down or moving (an owner, Redis failing over)
+        response.headers["Retry-After"] = str(redis_clients.RETRY_AFTER_S)
     return response
+
+
+async def on_redis_error(request: Request, exc: Exception) -> Response:
+    """A Redis call of the ingress failed: while the primary is moving (Sentinel failover) or
+    unreachable that is the retryable 503 of `Unavailable`; anything else is unexpected."""
+    assert isinstance(exc, RedisError)
+    if redis_clients.is_failover_error(exc):
+        log.warning("redis unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return await on_ticketing_error(request, redis_clients.unavailable(exc))
+    return await on_unexpected(request, exc)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -761,11 +773,11 @@ def metered(app: Any) -> Any:
 
 def build_asgi_app(settings: Settings) -> Any:
     logs.configure()
-    redis = Redis.from_url(settings.redis_url, max_connections=512)
+    redis = redis_clients.primary(settings, max_connections=512)
     http = Http(settings, BookingClient(settings, redis))
     app = Starlette(routes=build_routes(http), exception_handlers={
         errors.TicketingError: on_ticketing_error, HTTPException: on_http_error,
-        Exception: on_unexpected})
+        RedisError: on_redis_error, Exception: on_unexpected})
     return metered(app)
 
 
@@ -781,15 +793,16 @@ class Api:
         return build_asgi_app(self._settings)
 
 
-def deploy(settings: Settings) -> None:
-    """Start Serve on loopback and run the app without blocking (Ray must be initialised)."""
+def deploy(settings: Settings, name: str = "ticketing", route_prefix: str = "/") -> None:
+    """Start Serve on loopback and run the app without blocking (Ray must be initialised).
+    Another name and route prefix run a second app beside it (a test's own settings)."""
     serve.start(proxy_location=settings.proxy_location,
                 http_options={"host": settings.http_host, "port": settings.http_port})
     placement = {"resources": {settings.ingress_resource: 0.001}} if settings.ingress_resource else {}
     api = cast(Any, Api).options(num_replicas=settings.serve_replicas,
                                  logging_config=LoggingConfig(enable_access_log=settings.access_log),
                       ray_actor_options={"num_cpus": 0, **placement})
-    serve.run(api.bind(settings), name="ticketing", route_prefix="/", blocking=False)
+    serve.run(api.bind(settings), name=name, route_prefix=route_prefix, blocking=False)
 
 
 app = cast(Any, Api).bind()  # for `serve deploy serve_config.yaml`

@@ -32,13 +32,12 @@ from typing import Any, Protocol
 
 import ray
 from ray.exceptions import RayTaskError
-from redis.asyncio import Redis
 
 from actors import directory, logs
 from domain import placement
 from domain.errors import EventClosed, NotFound, TicketingError, Unavailable
 from domain.settings import Settings
-from store import keys, metrics
+from store import keys, metrics, redis_clients
 from store.codec import text
 
 log = logging.getLogger("ticketing.host")
@@ -67,7 +66,7 @@ class Shared:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = Redis.from_url(settings.redis_url, max_connections=256)
+        self.redis = redis_clients.primary(settings, max_connections=256)
         self._ledger: Any = None
         self._ledger_lock = asyncio.Lock()
         self._join_consumer: Any = None

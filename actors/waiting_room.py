@@ -39,7 +39,7 @@ from domain.waiting.presale import PresaleCode, check_code
 from domain.waiting.queue_order import QueueTier, is_prequeue
 from domain.waiting.status import Admission
 from domain.waiting.tickets import Join
-from store import catalog, joins, keys, metrics
+from store import catalog, joins, keys, metrics, redis_clients
 from store.codec import text
 from store.queue import Member, RoomScripts, decode_admission, lottery_seed, room_fields
 
@@ -81,6 +81,7 @@ class WaitingRoom:
         self._onsale_ms = int(event.onsale_at * 1000)
         self._codes = [PresaleCode(c) for c in event.presale_codes]
         self._epoch = await self._redis.incr(keys.room_epoch(self._event_id))
+        await redis_clients.replicated(self._redis, self._settings)  # survives a failover
         self._scripts = RoomScripts(self._redis, self._event_id, self._epoch)
         self._seed = await self._load_seed()
         self._room = await room_fields(self._redis, self._event_id)
@@ -181,6 +182,9 @@ class WaitingRoom:
                 if lagging:
                     self._merger.touch(partition, now)
             await self._persist(now)
+            # The offsets are committed in Kafka on this answer: the joins behind them must be
+            # on a replica first, or a Redis failover could lose joins Kafka no longer replays.
+            await redis_clients.replicated(self._redis, self._settings)
             if arrived:
                 self._busy_at = time.monotonic()
                 self._woken.set()  # joins are in: admit without waiting out an idle tick
@@ -193,8 +197,19 @@ class WaitingRoom:
                 self._merger.touch(partition, now)
 
     async def _persist(self, now: int) -> None:
-        lanes = self._by_lane(self._merger.release(now))
-        self._report.queued(sum(len(lane) for lane in lanes.values()))
+        """Store the joins the merge releases; if Redis fails (a failover), they go back to
+        the merge and the next step stores them again (the script keeps a join queued once),
+        so no join the merge has seen, and will drop as a replay, is lost. They are counted
+        as queued once stored, so a join stored again is counted once."""
+        released = self._merger.release(now)
+        try:
+            await self._enqueue(self._by_lane(released), now)
+        except BaseException:
+            self._merger.requeue(released)
+            raise
+        self._report.queued(len(released))
+
+    async def _enqueue(self, lanes: dict[QueueTier, list[Join]], now: int) -> None:
         for lane in (QueueTier.PRESALE, QueueTier.PREQUEUE):
             if lanes[lane]:
                 await self._scripts.enqueue(lane, lanes[lane])

@@ -215,8 +215,9 @@ def redis_ping(url: str, timeout_s: float = 1.0) -> bool:
 
 
 def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
-                replicaof: int | None = None, timeout_s: float = 20.0) -> str:
-    """Start redis-server on 127.0.0.1:port (AOF in the state dir); return its URL."""
+                replicaof: int | None = None, timeout_s: float = 20.0, extra: str = "") -> str:
+    """Start redis-server on 127.0.0.1:port (AOF in the state dir); return its URL. `extra`
+    is more config (infra/sentinel.py's HA nodes)."""
     d = state_dir(state)
     name = f"redis-{port}"
     url = f"redis://127.0.0.1:{port}/0"
@@ -229,9 +230,8 @@ def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
     data_dir = d / name
     data_dir.mkdir(exist_ok=True)
     log_file = d / f"{name}.log"
-    extra = ""
     if replicaof is not None:
-        extra = f"replicaof 127.0.0.1 {replicaof}\nreplica-read-only yes\n"
+        extra += f"replicaof 127.0.0.1 {replicaof}\nreplica-read-only yes\n"
     conf = d / f"{name}.conf"
     conf.write_text(_redis_conf(port, data_dir, log_file, extra))
     redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -242,11 +242,11 @@ def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
 
 def start_redis_replica(port: int, primary_port: int,
                         state: str | os.PathLike[str] | None = None,
-                        timeout_s: float = 30.0) -> str:
+                        timeout_s: float = 30.0, extra: str = "") -> str:
     """Start a read-only replica of 127.0.0.1:primary_port; return once it has synced."""
     import redis
 
-    url = start_redis(port, state, replicaof=primary_port, timeout_s=timeout_s)
+    url = start_redis(port, state, replicaof=primary_port, timeout_s=timeout_s, extra=extra)
 
     def synced() -> bool:
         client = redis.Redis.from_url(url, socket_timeout=1)
@@ -674,19 +674,28 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
     """Start what is not running yet; services named explicitly in env are only checked.
 
     The first start generates the stack's secrets into the state dir (`infra.credentials`);
-    later starts reuse them, and variables set in env override them. `ha` (HA mode): Kafka is
-    a three-node cluster (`infra.kafka_cluster`) and topics get three replicas, two in sync.
-    Ray's head always keeps its GCS in a Redis of its own (`start_ray`), so a restarted head
-    gets its cluster and detached actors back."""
+    later starts reuse them, and variables set in env override them. `ha` (HA mode): Redis is
+    a primary, two replicas and three Sentinels (infra/sentinel.py); Kafka is a three-node
+    cluster (`infra.kafka_cluster`) and topics get three replicas, two in sync. Ray's head
+    always keeps its GCS in a Redis of its own (`start_ray`), so a restarted head gets its
+    cluster and detached actors back."""
     from domain.settings import Settings
+    from infra import sentinel
 
     d = state_dir(state)
+    if not ha and (d / sentinel.ENV_FILE).exists():
+        raise StackError(f"{d} runs Redis HA: `up --ha` (make up HA=1), or `down` first")
     credentials.ensure(d)
     env = credentials.stack_env(dict(os.environ if env is None else env), d)
     settings = Settings.from_env(env)
     started: dict[str, str] = {}
 
-    if _explicit(env, "REDIS_URL"):
+    if ha and not _explicit(env, "REDIS_SENTINELS"):
+        primary = _redis_port(settings.redis_url)
+        replicas, sentinels = sentinel.topology_ports(primary)
+        started |= sentinel.start(primary, replicas, sentinels, d)
+        env |= sentinel.settings_env(sentinels)
+    elif _explicit(env, "REDIS_URL"):
         _check_external("REDIS_URL", settings.redis_url, lambda: redis_ping(settings.redis_url))
         started["redis"] = f"external {settings.redis_url}"
     else:
@@ -738,11 +747,14 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
 
 def down(state: str | os.PathLike[str] | None = None) -> list[str]:
     """Stop what up() started in this state dir (by pid files); idempotent."""
+    from infra import sentinel
+
     d = state_dir(state)
     stopped = []
     if stop_ray(d):
         stopped.append("ray")
     forget_ray_gcs(d)  # a deliberate stop ends the cluster: no state to recover
+    stopped += sentinel.stop(d)  # before the nodes: no failover while they stop
     from infra import kafka_cluster
 
     bootstrap = kafka_cluster.running_bootstrap(d)
@@ -751,7 +763,8 @@ def down(state: str | os.PathLike[str] | None = None) -> list[str]:
         stopped += kafka_cluster.stop_cluster(port, d)
     for pid_file in sorted(d.glob("*.pid")):
         name = pid_file.stem
-        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd",
+                  "sentinel": "redis-server"}.get(
             name.split("-")[0])
         if marker and _terminate(pid_file, marker, timeout_s=60):
             stopped.append(name)
@@ -766,11 +779,14 @@ def metrics_url() -> str:
 def client_env(state: str | os.PathLike[str] | None = None,
                base: dict[str, str] | None = None) -> dict[str, str]:
     """What a client of the `make up` stack needs: its secrets and how to reach its Ray."""
-    from infra import kafka_cluster
+    from infra import kafka_cluster, sentinel
 
-    env = credentials.stack_env(dict(os.environ if base is None else base), state_dir(state))
+    d = state_dir(state)
+    env = credentials.stack_env(dict(os.environ if base is None else base), d)
     env.setdefault("RAY_ADDRESS", f"127.0.0.1:{RAY_GCS_PORT}")
-    bootstrap = kafka_cluster.running_bootstrap(state)
+    for name, value in sentinel.client_env(d).items():  # `up --ha`: clients ask the Sentinels
+        env.setdefault(name, value)
+    bootstrap = kafka_cluster.running_bootstrap(d)
     if bootstrap:  # HA mode
         env.setdefault("KAFKA_BOOTSTRAP", bootstrap)
         env.setdefault("KAFKA_REPLICATION_FACTOR", str(kafka_cluster.REPLICATION_FACTOR))
@@ -790,11 +806,21 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
     settings = client_settings(d)
     out: dict[str, str] = {}
     for pid_file in sorted(d.glob("*.pid")):
-        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd",
+                  "sentinel": "redis-server"}.get(
             pid_file.stem.split("-")[0])
         if marker:
             pid = _read_pid(pid_file, marker)
             out[pid_file.stem] = f"running (pid {pid})" if pid else "stopped (stale pid file)"
+    if settings.redis_ha:  # `up --ha`: where the Sentinels say the primary is now
+        from infra import sentinel
+
+        master = next((m for m in (sentinel.sentinel_master(_host_port(a, 26379)[1])
+                                   for a in settings.redis_sentinels) if m), None)
+        out["redis-primary"] = (f"127.0.0.1:{master['port']} ({master.get('flags')}, "
+                                f"{master.get('num-slaves')} replicas, "
+                                f"{int(master.get('num-other-sentinels', 0)) + 1} sentinels)"
+                                if master else "no Sentinel answers")
     out["ray"] = ("running" if ray_running() else "stopped") + (
         " (started here)" if (d / "ray.sid").exists() else "")
     out["metrics"] = ("answering" if _port_open(RAY_METRICS_EXPORT_PORT) else "not answering") \
@@ -825,7 +851,8 @@ def main(argv: list[str] | None = None) -> int:
             env = client_env(d)
             for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH",
                          "KAFKA_BOOTSTRAP", "KAFKA_REPLICATION_FACTOR",
-                         "KAFKA_MIN_INSYNC_REPLICAS", *credentials.GENERATED):
+                         "KAFKA_MIN_INSYNC_REPLICAS", *credentials.GENERATED,
+                         "REDIS_SENTINELS", "REDIS_MASTER_NAME", "REDIS_WAIT_REPLICAS"):
                 if env.get(name):
                     print(f"export {name}={shlex.quote(env[name])}")
         elif args[0] == "down":

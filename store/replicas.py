@@ -18,13 +18,11 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from domain.settings import Settings
-from store import keys
+from store import keys, redis_clients
 from store.metrics import CACHE_READS, REPLICA_STALENESS
 
 log = logging.getLogger("ticketing.replicas")
@@ -51,11 +49,11 @@ PRIMARY = Source("primary")
 
 
 class Replica:
-    def __init__(self, url: str) -> None:
-        self.label = urlsplit(url).netloc or url
-        # No retries and short timeouts: a dead replica must fail fast, the primary answers.
-        self.redis = Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=2.0,
-                                    retry=Retry(NoBackoff(), 0))
+    def __init__(self, label: str, client: Redis) -> None:
+        """`client` comes from store.redis_clients (no retries and short timeouts: a dead
+        replica must fail fast, the primary answers)."""
+        self.label = urlsplit(label).netloc or label
+        self.redis = client
         self.staleness_s: float | None = None  # unknown until measured
         self.down_until = 0.0
         self.staleness_gauge = REPLICA_STALENESS.bind(self.label)
@@ -69,7 +67,8 @@ class ReadRouter:
     def __init__(self, primary: Redis, settings: Settings) -> None:
         self.primary = primary
         self._settings = settings
-        self.replicas = [Replica(url) for url in settings.redis_replica_urls]
+        self.replicas = [Replica(label, client)
+                         for label, client in redis_clients.read_replicas(settings)]
         self._next = 0
         self._prober: asyncio.Task[None] | None = None
         self._from_replica = CACHE_READS.bind("replica")

@@ -284,17 +284,16 @@ def venue_body(args: argparse.Namespace, onsale_at: float, block_max: int) -> di
 
 async def create_event(run: Run, body: dict[str, Any]) -> Any:
     import httpx
-    import redis.asyncio as aredis
 
     from domain.event import Event
-    from store import keys
+    from store import keys, redis_clients
 
     async with httpx.AsyncClient(base_url=run.base_url, timeout=120) as http:
         response = await http.post("/v1/events", json=body, headers={
             "Authorization": f"Bearer {run.settings.admin_token}"})
         response.raise_for_status()
         event_id = response.json()["event_id"]
-    r = aredis.Redis.from_url(run.settings.redis_url)
+    r = redis_clients.primary(run.settings)
     raw = await r.get(keys.event(event_id))
     await r.aclose()
     assert raw is not None, "the event was created but is not in Redis"
@@ -472,10 +471,9 @@ def kill_owner(settings: Any, entity_id: str) -> int:
 
 
 async def onsale(run: Run) -> dict[str, Any]:
-    import redis.asyncio as aredis
-
     from actors import directory
     from actors.identity import Identity
+    from store import redis_clients
 
     args, s = run.args, run.settings
     shape = crowd.CrowdShape(args.prequeue_share, args.prequeue_s, args.burst_share, args.burst_s,
@@ -515,7 +513,7 @@ async def onsale(run: Run) -> dict[str, Any]:
     http = Child([*nice, sys.executable, "-m", "benchmarks.onsale.http_sample",
                   str(run.out / "http_config.json"), str(run.out / "http_results.json")], env,
                  run.out / "http_sample.log")
-    r = aredis.Redis.from_url(s.redis_url, socket_timeout=30)
+    r = redis_clients.primary(s, socket_timeout=30)
     bulk = BulkShoppers(s, event, r, behaviour, args.seed,
                         lambda b: directory.seat_block(s, event.event_id, b))
     monitor = Monitor(run, event, r, bulk, producer, http, onsale_at)
@@ -639,11 +637,9 @@ def joins_not_in_topic(s: Any, event: Any, times: Any, http_idx: Any,
 
 def audit_run(s: Any, event: Any, r: Any, bulk: BulkShoppers, http_results: dict[str, Any],
               onsale_at: float) -> dict[str, Any]:
-    import redis
+    from store import keys, redis_clients
 
-    from store import keys
-
-    sync: Any = redis.Redis.from_url(s.redis_url, socket_timeout=120)
+    sync: Any = redis_clients.primary_sync(s, socket_timeout=120)
     e = event.event_id
     t0 = time.perf_counter()
     joins_records = 0

@@ -159,6 +159,15 @@ class WatermarkMerger:
             released.append(join)
         return released
 
+    def requeue(self, joins: Iterable[Join]) -> None:
+        """Put back joins `release` returned that the caller could not persist (Redis was
+        failing over): the next `release` returns them again, in order. Their offsets stay
+        counted as released, which is safe because the caller persists what `release` returns
+        before it reports `committable_offsets` (WaitingRoom.ingest), so those offsets are
+        reported only once the joins behind them are stored."""
+        for join in joins:
+            heapq.heappush(self._heap, join)
+
     def committable_offsets(self) -> dict[int, int]:
         """Per partition, the highest offset with every record at or below it released."""
         return {p: part.committable for p, part in self._partitions.items()

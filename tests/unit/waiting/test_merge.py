@@ -223,3 +223,14 @@ def test_a_touched_partition_keeps_holding_the_watermark_back() -> None:
         merger.touch(1, now)  # partition 1 is behind: its consumer has not caught up
     assert merger.release(1000) == []
     assert [j.ticket_id for j in merger.release(1200)] == ["t1"]  # untouched: idle again
+
+
+def test_joins_that_could_not_be_persisted_are_released_again_in_order_not_dropped():
+    merger = WatermarkMerger(ingest_lag_ms=100, idle_timeout_ms=10_000)
+    for i, at in enumerate([1_000, 1_050, 1_200]):
+        merger.push(join(f"t{i}", at, offset=i), now_ms=1_200)
+    released = merger.release(1_200)
+    assert ids(released) == ["t0", "t1"]
+    merger.requeue(released)  # Redis failed over while they were being stored
+    assert merger.push(join("t0", 1_000, offset=0), now_ms=1_200) is False  # a replay: dropped
+    assert ids(merger.release(1_200)) == ["t0", "t1"]
