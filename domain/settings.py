@@ -255,10 +255,6 @@ class Settings:
     ingress_conn_per_addr_max: int = _setting(
         "INGRESS_CONN_PER_ADDR_MAX", 1000, "Concurrent connections HAProxy accepts from one "
         "source address (an office or carrier NAT is many buyers: keep it generous).")
-    ingress_http_no_delay: bool = _setting(
-        "INGRESS_HTTP_NO_DELAY", False, "HAProxy's `option http-no-delay`: every response "
-        "chunk is sent at once instead of merged with the next (availability deltas reach "
-        "thousands of streams sooner, at the cost of more, smaller packets).")
     max_streams_per_ticket: int = _setting(
         "MAX_STREAMS_PER_TICKET", 3, "Open SSE streams one ticket may hold per replica.")
     stream_tick_s: float = _setting(
