@@ -19,7 +19,7 @@ from domain import placement
 from domain.errors import EventClosed, NotFound
 from domain.event import Event
 from domain.settings import Settings
-from store import catalog, keys
+from store import catalog, catalog_log, keys
 from store.queue import lottery_seed
 
 
@@ -29,6 +29,7 @@ class EventOwner:
         self._event_id = event_id
         self._entity_id = placement.event_entity(event_id)
         self._redis = shared.redis
+        self._shared = shared
         self._event: Event | None = None
         self.last_used = time.monotonic()
 
@@ -64,17 +65,27 @@ class EventOwner:
         return event
 
     async def create(self, event: Event) -> Event:
-        """Store a new event (a retried create returns the stored one)."""
+        """Store a new event (a retried create returns the stored one). It is answered only
+        once the events log has it (with its seed): a Redis that loses it gets it back."""
         if event.event_id != self._event_id:
             raise NotFound("wrong event")
         if await catalog.save_event(self._redis, event, time.time()):
             await self._redis.zadd(keys.open_events(), {event.event_id: time.time()})
-            await lottery_seed(self._redis, event.event_id, secrets.token_bytes)
             self._event = event
         else:
             self._event = await catalog.load_event(self._redis, self._event_id) or event
+        seed = await lottery_seed(self._redis, event.event_id, secrets.token_bytes)
+        await self._log(self._event, seed)
         await self._remind(self._event)
         return self._event
+
+    async def _log(self, event: Event, seed: bytes | None = None) -> None:
+        """The events log first, then Redis (a change Redis has and the log lacks could be
+        lost with Redis; the other way round, the next activation reads it back)."""
+        if seed is None:
+            seed = await lottery_seed(self._redis, event.event_id, secrets.token_bytes)
+        await catalog_log.append(await self._shared.durable_log(self._settings.events_topic),
+                                 self._settings, event, seed.hex())
 
     async def _remind(self, event: Event) -> None:
         """The due index holds its closing time, or nothing (so no sweep keeps waking it)."""
@@ -90,6 +101,7 @@ class EventOwner:
     async def set_price(self, section: str, price_cents: int) -> Event:
         """Later holds pay the new price; every existing hold keeps the price it locked."""
         event = self._open().with_price(section, price_cents)
+        await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
         await asyncio.gather(*[
@@ -99,6 +111,7 @@ class EventOwner:
 
     async def set_admission_rate(self, rate_per_s: float) -> Event:
         event = self._open().with_rate(rate_per_s)
+        await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
         await directory.waiting_room(self._settings, event.event_id).set_rate.remote(rate_per_s)
@@ -107,6 +120,7 @@ class EventOwner:
     async def close(self) -> Event:
         """Closed for good: entities stopped everywhere, reminders dropped, bookings kept."""
         event = self._current().close(time.time())
+        await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
         await self._redis.zrem(keys.open_events(), event.event_id)

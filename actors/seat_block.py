@@ -45,7 +45,7 @@ from store.codec import text
 from store.ledger import read_bookings
 from store.payments import CardCaps, TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
-from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition
+from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition, take_epoch
 
 log = logging.getLogger("ticketing.seat_block")
 
@@ -95,7 +95,8 @@ class SeatBlock:
         self._cards = CardCaps(self._redis, self._event_id)
         block = self._event.venue.blocks[self._index]
         self._inventory = BlockInventory(block, self._event.price_of(block.section))
-        epoch = await self._redis.incr(keys.block_epoch(self._event_id, self._index))
+        epoch = await take_epoch(self._redis, keys.block_epoch(self._event_id, self._index),
+                                 int(time.time() * 1000))
         self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch,
                                      self._settings.seat_log_max)
         self._ledger = await self._shared.ledger()

@@ -107,6 +107,10 @@ class Settings:
     due_sweep_interval_s: float = _setting(
         "DUE_SWEEP_INTERVAL_S", 0.25, "How often each host looks for due entities in the due "
         "index (hold expiries of passivated blocks, heartbeats of busy rooms).")
+    redis_watch_interval_s: float = _setting(
+        "REDIS_WATCH_INTERVAL_S", 0.5, "How often each host asks Redis who it is (its run_id): "
+        "a Redis that restarted (and may have lost its last writes, or everything) makes the "
+        "host activate every entity it hosts again, reconciled with the Kafka logs.")
     entity_heartbeat_s: float = _setting(
         "ENTITY_HEARTBEAT_S", 2.0, "A busy room or ingest keeps a due entry this far ahead, so "
         "if its host dies another host activates it within about this long.")
@@ -306,6 +310,8 @@ class Settings:
                             ">= 1")
         if self.host_cpus < 0 or self.passivate_after_s <= 0 or self.due_sweep_interval_s <= 0:
             problems.append("host_cpus must be >= 0, passivate_after_s and due_sweep_interval_s > 0")
+        if self.redis_watch_interval_s <= 0:
+            problems.append("redis_watch_interval_s must be > 0")
         if self.entity_heartbeat_s <= self.pool_check_interval_s:
             problems.append("entity_heartbeat_s must exceed pool_check_interval_s")
         if not 1 <= self.kafka_min_insync_replicas <= self.kafka_replication_factor:
@@ -385,6 +391,16 @@ class Settings:
     def ledger_topic(self) -> str:
         """Topics are named here and nowhere else."""
         return f"{self.kafka_topic_prefix}.bookings"
+
+    @property
+    def events_topic(self) -> str:
+        """Event definitions and lottery seeds (compacted), read back when Redis lost them."""
+        return f"{self.kafka_topic_prefix}.events"
+
+    @property
+    def admissions_topic(self) -> str:
+        """Every admission step of every room (key = event id), read back when Redis lost it."""
+        return f"{self.kafka_topic_prefix}.admissions"
 
     def joins_topic(self, event_id: str) -> str:
         """One joins topic per event, so each room commits its own offsets."""

@@ -57,6 +57,7 @@ def test_from_env_reads_each_type_from_its_env_name():
     assert s.kafka_timeout_s == 3.0 and isinstance(s.kafka_timeout_s, float)
     assert s.access_log is True
     assert (s.ledger_topic, s.joins_topic("ev1")) == ("t1.bookings", "t1.joins.ev1")
+    assert (s.events_topic, s.admissions_topic) == ("t1.events", "t1.admissions")
     assert s.joins_group == "t1.joins"
 
 

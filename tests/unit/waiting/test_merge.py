@@ -223,3 +223,18 @@ def test_a_touched_partition_keeps_holding_the_watermark_back() -> None:
         merger.touch(1, now)  # partition 1 is behind: its consumer has not caught up
     assert merger.release(1000) == []
     assert [j.ticket_id for j in merger.release(1200)] == ["t1"]  # untouched: idle again
+
+
+def test_taken_joins_commit_only_once_persisted():
+    """A room whose Redis write failed keeps what it took and writes it again: until then
+    their offsets are not committable, so a crash or a Redis restart can never lose them."""
+    merger = WatermarkMerger(ingest_lag_ms=0, idle_timeout_ms=10_000)
+    merger.push(join("a", 100, offset=0), 0)
+    merger.push(join("b", 200, offset=1), 0)
+    merger.push(join("c", 950, offset=2), 0)
+    taken = merger.take(0)
+    assert ids(taken) == ["a", "b"]
+    assert merger.committable_offsets() == {}
+    assert merger.take(0) == []  # taken once: the caller holds them until they persist
+    merger.persisted(taken)
+    assert merger.committable_offsets() == {0: 1}
