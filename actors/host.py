@@ -157,7 +157,6 @@ class EntityHost:
         self._in_flight: Counter[str] = Counter()
         loop = asyncio.get_running_loop()
         self._incarnation = RedisIncarnation(self._redis)
-        self._catalog_checked = False  # host 0: events the events log has and Redis lacks
         self._tasks = [loop.create_task(self._maintain_forever()),
                        loop.create_task(self._sweep_due_forever()),
                        loop.create_task(self._watch_redis_forever())]
@@ -276,7 +275,6 @@ class EntityHost:
                     self.index, self._incarnation.run_id, len(self._entities))
         if self.index == 0:
             await self._manage_pool()
-            self._catalog_checked = False
             await self._restore_catalog()
         self._directory.refresh()
         active = list(self._entities)
@@ -291,8 +289,8 @@ class EntityHost:
                             result)
 
     async def _restore_catalog(self) -> None:
-        """Host 0, at its start and after a Redis restart: every event the events log has and
-        Redis lacks (an empty Redis, a restore) is put back, and its entities are made due now:
+        """Host 0, after a Redis restart: every event the events log has and Redis lacks (an
+        empty Redis) is put back, and its entities are made due now:
         its blocks replay the ledger (sold seats sold again, availability recounted), its room
         restores its admissions and its ingest replays the joins log into the lanes."""
         from store import catalog_log
@@ -314,7 +312,6 @@ class EntityHost:
         if restored:
             log.warning("host 0: restored %d events from the events log: %s", len(restored),
                         [e.event_id for e in restored])
-        self._catalog_checked = True
 
     # -- members, hand-off, passivation, the pool --------------------------------------------
     async def _maintain_forever(self) -> None:
@@ -322,11 +319,6 @@ class EntityHost:
             await asyncio.sleep(self._settings.pool_check_interval_s)
             try:
                 if self.index == 0:
-                    if not self._catalog_checked:
-                        try:
-                            await self._restore_catalog()
-                        except Exception as error:  # Kafka away: the pool is managed anyway
-                            log.warning("host 0: events log not read yet (%r)", error)
                     await self._manage_pool()
                 self._directory.refresh()
                 await self._hand_off_and_passivate()
