@@ -46,20 +46,22 @@ class EventOwner:
         """Its reminder is its closing time. It is also due whenever a host hands it off (the
         new host activates what was handed off through the due index), so an event with no
         closing time, or one not reached yet, only sets its reminder again: never closes."""
-        event = self._current()
+        event = await self._current()
         due = event.close_due_at(self._settings.event_close_after_s)
         if event.closed or (due is not None and due <= time.time()):
             await self.close()
         else:
             await self._remind(event)
 
-    def _current(self) -> Event:
+    async def _current(self) -> Event:
+        if self._event is None:  # not created yet, or activated before a lost Redis got it back
+            self._event = await catalog.load_event(self._redis, self._event_id)
         if self._event is None:
             raise NotFound(f"no such event: {self._event_id[:40]}")
         return self._event
 
-    def _open(self) -> Event:
-        event = self._current()
+    async def _open(self) -> Event:
+        event = await self._current()
         if event.closed:
             raise EventClosed("this event is closed")
         return event
@@ -96,11 +98,11 @@ class EventOwner:
             await self._redis.zrem(keys.due_index(), self._entity_id)
 
     async def ping(self) -> str:
-        return self._current().event_id
+        return (await self._current()).event_id
 
     async def set_price(self, section: str, price_cents: int) -> Event:
         """Later holds pay the new price; every existing hold keeps the price it locked."""
-        event = self._open().with_price(section, price_cents)
+        event = (await self._open()).with_price(section, price_cents)
         await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
@@ -110,7 +112,7 @@ class EventOwner:
         return event
 
     async def set_admission_rate(self, rate_per_s: float) -> Event:
-        event = self._open().with_rate(rate_per_s)
+        event = (await self._open()).with_rate(rate_per_s)
         await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
@@ -119,7 +121,7 @@ class EventOwner:
 
     async def close(self) -> Event:
         """Closed for good: entities stopped everywhere, reminders dropped, bookings kept."""
-        event = self._current().close(time.time())
+        event = (await self._current()).close(time.time())
         await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
