@@ -109,7 +109,16 @@ class SeatBlock:
         log.info("block %s/%s ready at epoch %s", self._event_id, self._index, epoch)
 
     async def deactivate(self) -> None:
-        """Stop sweeping; the next expiry stays in the due index, the holds in Redis."""
+        """Stop sweeping; the next expiry stays in the due index, the holds in Redis. Checkouts
+        in flight finish first (bounded): a successor settling a checkout this incarnation is
+        still paying for would set it back to active, and the payment and the ledger record
+        would land behind its back (seen when Redis restarted under a checkout batch)."""
+        busy = [*self._finishing]
+        if not await self._checkouts.drain(self._settings.kafka_timeout_s * 2):
+            log.warning("block %s/%s handed over with a checkout still in flight",
+                        self._event_id, self._index)
+        if busy:
+            await asyncio.wait(busy, timeout=self._settings.kafka_timeout_s * 2)
         if self._sweeper is not None:
             self._sweeper.cancel()
         async with self._lock:

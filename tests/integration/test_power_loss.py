@@ -90,20 +90,10 @@ def power_loss(state: Path) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(stack._alive(pid) for pid in pids):
         time.sleep(0.1)
     (state / "ray.sid").unlink(missing_ok=True)
     return len(pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        return "Z" not in (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0])
-    return False
 
 
 def down(state: Path) -> None:
