@@ -26,6 +26,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from actors import directory, logs
 from actors.reminders import Heartbeat
 from domain import placement
@@ -326,6 +328,10 @@ class WaitingRoom:
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
                 return
+            except RedisConnectionError as error:  # Redis away: said once a tick, no trace
+                log.warning("room %s tick failed: Redis unreachable (%s)", self._event_id, error)
+                self._reload = True  # an admission step may or may not have been applied
+                busy = True
             except Exception:
                 log.exception("room %s tick failed", self._event_id)
                 self._reload = True  # an admission step may or may not have been applied
