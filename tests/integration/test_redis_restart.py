@@ -143,7 +143,23 @@ async def test_redis_killed_and_restarted_mid_onsale_the_room_resumes_and_nothin
     await asyncio.to_thread(stack.start_redis, TEST_REDIS_PORT, stack_state_dir)
     answered_at = time.monotonic()
     waiting_then = [b for b in buyers if b.outcome in ("joining", "waiting")]
+    timeline: list[str] = []
+
+    async def watch() -> None:  # what the room and the buyers do after Redis is back
+        while True:
+            room = {k.decode(): v.decode()
+                    for k, v in app_redis.hgetall(keys.room(event_id)).items()}
+            free = sum(int(v) for v in app_redis.hvals(keys.available(event_id)))
+            counts = {o: sum(b.outcome == o for b in buyers) for o in (*FINAL, "admitted")}
+            timeline.append(f"{time.monotonic() - answered_at:5.1f}s free={free} "
+                            f"places={app_redis.hlen(keys.queue_places(event_id))} "
+                            f"admitted={room.get('admitted_total')} "
+                            f"sold_out={room.get('sold_out')} {counts}")
+            await asyncio.sleep(1)
+
+    watcher = asyncio.ensure_future(watch())
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    watcher.cancel()
 
     late = [b.final_at - answered_at for b in waiting_then]
     worst = max(late, default=0.0)
@@ -151,6 +167,12 @@ async def test_redis_killed_and_restarted_mid_onsale_the_room_resumes_and_nothin
     print(f"\n{'empty' if wipe else 'AOF'}: redis down {answered_at - killed_at:.1f} s; "
           f"{len(waiting_then)} waiting when it answered; the last of them admitted or told "
           f"sold_out {worst:.2f} s later; {outcomes}")
+    lateness = sorted(late)
+    if lateness:
+        p50, p90 = lateness[len(lateness) // 2], lateness[int(len(lateness) * 0.9)]
+        print(f"lateness of those waiting: p50 {p50:.2f} s, p90 {p90:.2f} s, "
+              f"max {lateness[-1]:.2f} s")
+    print("\n".join(timeline))
     assert worst <= RECOVERY_BUDGET_S, f"someone waited {worst:.1f} s after Redis was back"
     assert sum(outcomes.values()) == BUYERS
 
