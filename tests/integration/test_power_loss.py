@@ -33,8 +33,9 @@ from store.ledger import read_bookings
 pytestmark = pytest.mark.integration
 
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
+# (Ray's client port outside its worker ports, 10002-19999)
 PORTS = {"redis": 6395 + _OFFSET, "replica": 6396 + _OFFSET, "kafka": 19096 + _OFFSET,
-         "ntp": 11126 + _OFFSET, "gcs": 6387 + _OFFSET, "client": 10011 + _OFFSET,
+         "ntp": 11126 + _OFFSET, "gcs": 6387 + _OFFSET, "client": 20011 + _OFFSET,
          "http": 8102 + _OFFSET, "stats": 8416 + _OFFSET, "metrics": 9116 + _OFFSET,
          "agent": 52375 + _OFFSET, "agent_grpc": 52385 + _OFFSET, "ray_metrics": 52395 + _OFFSET,
          "runtime_env": 52405 + _OFFSET}
