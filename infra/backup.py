@@ -178,13 +178,13 @@ def restore(settings: Settings, folder: Path, force: bool = False) -> dict[str, 
                           f"stack's {settings.kafka_topic_prefix}.* (--force restores anyway)")
     target = redis.Redis.from_url(settings.redis_url)
     try:
-        if not force and _has_events(target):
+        if not force and _has_events(settings.redis_url, target):
             raise BackupError("the target Redis is not empty: it has events (--force restores "
                               "over it)")
         logs = logs_of(settings)
         if not force:
             _check_empty_topics(settings.kafka_bootstrap, [log.topic for log in logs])
-        keys_restored = _load_rdb(folder / "redis.rdb", target)
+        keys_restored = _load_rdb(folder / "redis.rdb", settings.redis_url)
     finally:
         target.close()
     records = {log.name: _import_log(settings, log, folder / f"{log.name}.jsonl",
@@ -193,14 +193,13 @@ def restore(settings: Settings, folder: Path, force: bool = False) -> dict[str, 
     return {"keys": keys_restored, "records": records}
 
 
-def _has_events(client: redis.Redis) -> bool:
+def _has_events(url: str, client: redis.Redis) -> bool:
     """Whether any database holds an event (a fresh stack's own housekeeping keys, the pool's
     members or the due index, do not count: the restore overwrites them)."""
     from store import keys
 
-    kwargs = client.connection_pool.connection_kwargs
     for db in _keyspace(client):
-        other = redis.Redis(**(kwargs | {"db": int(db[2:])}))
+        other = redis.Redis.from_url(url, db=int(db[2:]))
         try:
             if other.zcard(keys.events_index()) or next(
                     iter(other.scan_iter(match=keys.event("*"), count=SCAN_COUNT)), None):
@@ -236,7 +235,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _load_rdb(rdb: Path, target: redis.Redis) -> int:
+def _load_rdb(rdb: Path, target_url: str) -> int:
     """RDB -> a temporary redis-server -> DUMP/RESTORE into the target, db by db."""
     server = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = _free_port()
@@ -259,11 +258,10 @@ def _load_rdb(rdb: Path, target: redis.Redis) -> int:
                     raise BackupError("the snapshot could not be loaded")
                 time.sleep(0.1)
             copied = 0
-            target_kwargs = target.connection_pool.connection_kwargs
             for db in _keyspace(source):
                 number = int(db[2:])
                 src = redis.Redis(port=port, db=number)
-                dst = redis.Redis(**(target_kwargs | {"db": number}))
+                dst = redis.Redis.from_url(target_url, db=number)
                 copied += _copy_db(src, dst)
                 src.close()
                 dst.close()

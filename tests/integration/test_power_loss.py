@@ -63,6 +63,7 @@ def up(state: Path) -> dict[str, str]:
     """What `make up` does (infra.stack.up), on this test's ports: each service by its own
     infra.stack function, into one state dir."""
     p = PORTS
+    credentials.ensure(state)  # the stack's secrets, made on the first start as `make up` does
     stack.start_redis(p["redis"], state)
     stack.start_redis_replica(p["replica"], p["redis"], state)
     stack.start_kafka(p["kafka"], p["kafka"] + 1, state)
