@@ -7,8 +7,10 @@ export PYTHON
 install:
 	infra/install.sh
 
+# HA=1: HA mode: Redis as a primary, two replicas and three Sentinels (infra/sentinel.py);
+# Kafka as a three-node cluster, topics with three replicas and two in sync (infra/kafka_cluster.py).
 up: install
-	$(PYTHON) -m infra.stack up
+	$(PYTHON) -m infra.stack up $(if $(filter 1,$(HA)),--ha)
 
 down:
 	$(PYTHON) -m infra.stack down

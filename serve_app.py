@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from ray import serve
 from ray.serve.schema import LoggingConfig
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,9 +40,10 @@ from domain.event import Event, iso, parse_event, parse_rate
 from domain.holds import Hold
 from domain.ids import new_event_id, parse_booking_id, parse_hold_id
 from domain.settings import Settings
-from store import catalog
+from store import catalog, redis_clients
+from store.metrics import HTTP_DURATION, HTTP_REQUESTS
 from store.replicas import ReadRouter
-from store.seat_feed import SeatFeed, SeatFeeds
+from store.seat_feed import SeatFeed, SeatFeeds, SeatStream
 
 log = logging.getLogger("ticketing.http")
 
@@ -70,10 +70,6 @@ STATUS: dict[type[errors.TicketingError], int] = {
     errors.StaleOwner: 503,
 }
 
-REQUESTS = Counter("ticketing_http_requests_total", "HTTP requests", ["route", "status"])
-LATENCY = Histogram("ticketing_http_seconds", "HTTP latency", ["route"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
-
 
 def error_body(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
@@ -86,7 +82,19 @@ async def on_ticketing_error(request: Request, exc: Exception) -> Response:
     response = error_body(exc.code, exc.message, status)
     if isinstance(exc, errors.RateLimited):
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    elif status == 503:  # a dependency is down or moving (an owner, Redis failing over)
+        response.headers["Retry-After"] = str(redis_clients.RETRY_AFTER_S)
     return response
+
+
+async def on_redis_error(request: Request, exc: Exception) -> Response:
+    """A Redis call of the ingress failed: while the primary is moving (Sentinel failover) or
+    unreachable that is the retryable 503 of `Unavailable`; anything else is unexpected."""
+    assert isinstance(exc, RedisError)
+    if redis_clients.is_failover_error(exc):
+        log.warning("redis unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return await on_ticketing_error(request, redis_clients.unavailable(exc))
+    return await on_unexpected(request, exc)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -236,11 +244,14 @@ def hold_view(hold: Hold) -> dict[str, Any]:
         "expires_in_s": max(0.0, round(hold.expires_at - time.time(), 3))}
 
 
-def event_view(event: Event, free: dict[int, int]) -> dict[str, Any]:
+def event_view(event: Event, free: dict[int, int], now: float) -> dict[str, Any]:
     per_section = {s.name: 0 for s in event.sections}
     for block in event.venue.blocks:
         per_section[block.section] += free.get(block.index, block.seats_total)
+    lowest, highest = event.price_range_cents
     return {"event_id": event.event_id, "name": event.name, "onsale_at": iso(event.onsale_at),
+            "state": event.sale_state(sum(per_section.values()), now).value,
+            "price_min_cents": lowest, "price_max_cents": highest,
             "ends_at": iso(event.ends_at) if event.ends_at is not None else None,
             "closed_at": iso(event.closed_at) if event.closed_at is not None else None,
             "hold_ttl_s": event.hold_ttl_s, "max_seats_per_user": event.max_seats_per_user,
@@ -270,7 +281,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
                             settings.admission_rate_per_s, settings.event_length_s)
         event = await client.call(client.owner(event).create.remote(event))
         free = {b.index: b.seats_total for b in event.venue.blocks}
-        return JSONResponse(event_view(event, free), status_code=201)
+        return JSONResponse(event_view(event, free, time.time()), status_code=201)
 
     async def close_event(request: Request) -> Response:
         """
@@ -281,8 +292,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         event = await client.event(request.path_params["event_id"])
         closed = await client.call(client.owner(event).close.remote())
         client.forget(event.event_id)
-        return JSONResponse(event_view(closed, await catalog.availability(client.redis,
-                                                                         event.event_id)))
+        free = await catalog.availability(client.redis, event.event_id)
+        return JSONResponse(event_view(closed, free, time.time()))
 
     async def get_event(request: Request) -> Response:
         """
@@ -294,7 +305,19 @@ def build_routes(http: Http) -> list[BaseRoute]:
             lambda redis: catalog.event_details(redis, event_id))
         if event is None:
             raise errors.NotFound(f"no such event: {event_id[:40]}")
-        data = json_bytes(event_view(event, free))
+        data = json_bytes(event_view(event, free, time.time()))
+        return conditional(request, Body(data, codec.etag_of(data)), source.headers())
+
+    async def list_events(request: Request) -> Response:
+        """
+        summary: The events open now, newest first (name, date, sections, prices, seats left,
+          sale state); ?limit=1..100, default 50
+        responses: {200: {description: the events}, 400: {description: bad limit}}
+        """
+        limit = commands.parse_limit(request.query_params.get("limit"))
+        events, source = await http.reads.read(lambda redis: catalog.open_events(redis, limit))
+        now = time.time()
+        data = json_bytes({"events": [event_view(e, free, now) for e, free in events]})
         return conditional(request, Body(data, codec.etag_of(data)), source.headers())
 
     async def layout(request: Request) -> Response:
@@ -327,7 +350,7 @@ def build_routes(http: Http) -> list[BaseRoute]:
         updated = await client.call(client.owner(event).set_price.remote(
             request.path_params["name"], price))
         free = await catalog.availability(client.redis, event.event_id)
-        return JSONResponse(event_view(updated, free))
+        return JSONResponse(event_view(updated, free, time.time()))
 
     async def seats(request: Request) -> Response:
         """
@@ -440,8 +463,8 @@ def build_routes(http: Http) -> list[BaseRoute]:
         rate = parse_rate(commands.field(await http.json(request), "admission_rate_per_s"))
         updated = await client.call(client.owner(event).set_admission_rate.remote(rate))
         client.forget(event.event_id)
-        return JSONResponse(event_view(updated, await catalog.availability(client.redis,
-                                                                          event.event_id)))
+        free = await catalog.availability(client.redis, event.event_id)
+        return JSONResponse(event_view(updated, free, time.time()))
 
     async def event_fairness(request: Request) -> Response:
         """
@@ -561,13 +584,17 @@ def build_routes(http: Http) -> list[BaseRoute]:
                             status_code=status)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Gone: metrics are on Ray's Prometheus endpoint of each node (store/metrics.py)."""
+        return error_body("moved", "metrics are served by Ray's metrics agent on every node, at "
+                          "http://<node>:<metrics_export_port>/metrics (`make status` shows the "
+                          "port); see README, Metrics", 410)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(SCHEMAS.get_schema(routes))
 
     routes = [
         Route("/v1/events", create_event, methods=["POST"]),
+        Route("/v1/events", list_events, methods=["GET"]),
         Route("/v1/events/{event_id}", get_event, methods=["GET"]),
         Route("/v1/events/{event_id}/sections/{name}", set_price, methods=["PATCH"]),
         Route("/v1/events/{event_id}/seats", seats, methods=["GET"]),
@@ -641,22 +668,7 @@ def build_live_routes(http: Http) -> list[BaseRoute]:
         feed = await http.feeds.get(event)
         last_seen = availability.parse_last_event_id(
             request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-        subscriber = feed.subscribe(last_seen, compact)
-
-        async def messages() -> Any:
-            try:
-                yield availability.retry_hint(random.random())
-                while not subscriber.dropped and not feed.closed:
-                    yield await subscriber.next()
-            except asyncio.CancelledError:
-                raise  # the client left
-            except Exception:
-                log.exception("availability stream of %s failed", event.event_id)
-                yield availability.sse("error", {"code": "internal", "message": "stream failed"})
-            finally:
-                feed.unsubscribe(subscriber)
-
-        return StreamingResponse(messages(), media_type="text/event-stream", headers={
+        return SeatStream(feed, last_seen, compact, availability.retry_hint(random.random()), {
             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} | feed.source.headers())
 
     async def home(request: Request) -> Response:
@@ -721,9 +733,9 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
 
 
 def metered(app: Any) -> Any:
-    """ASGI middleware: request counts and latency per route template. The labelled children
-    are looked up once per (route, status), not per request (`labels()` takes a lock and
-    builds a key each time)."""
+    """ASGI middleware: request counts and latency per route template, recorded when the
+    response head is handed over (a stream counts at its start, not its end), into children
+    bound once per (route, status) (store/metrics.py: a record is a Python add, no Ray call)."""
     counters: dict[tuple[str, int], Any] = {}
     timers: dict[str, Any] = {}
 
@@ -731,37 +743,41 @@ def metered(app: Any) -> Any:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        start, status = time.perf_counter(), [500]
+        start, answered = time.perf_counter(), [False]
+
+        def record(status: int) -> None:
+            answered[0] = True
+            name = getattr(scope.get("route"), "path", "unmatched")
+            counter = counters.get((name, status))
+            if counter is None:
+                counter = counters[(name, status)] = HTTP_REQUESTS.bind(name, str(status))
+            timer = timers.get(name)
+            if timer is None:
+                timer = timers[name] = HTTP_DURATION.bind(name)
+            counter.inc()
+            timer.observe(time.perf_counter() - start)
 
         async def capture(message: Any) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                record(message["status"])
             await send(message)
 
         try:
             await app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            counter = counters.get((name, status[0]))
-            if counter is None:
-                counter = counters[(name, status[0])] = REQUESTS.labels(name, str(status[0]))
-            timer = timers.get(name)
-            if timer is None:
-                timer = timers[name] = LATENCY.labels(name)
-            counter.inc()
-            timer.observe(time.perf_counter() - start)
+            if not answered[0]:  # no head went out: the client left, or the app failed first
+                record(500)
 
     return wrapper
 
 
 def build_asgi_app(settings: Settings) -> Any:
     logs.configure()
-    redis = Redis.from_url(settings.redis_url, max_connections=512)
+    redis = redis_clients.primary(settings, max_connections=512)
     http = Http(settings, BookingClient(settings, redis))
     app = Starlette(routes=build_routes(http), exception_handlers={
         errors.TicketingError: on_ticketing_error, HTTPException: on_http_error,
-        Exception: on_unexpected})
+        RedisError: on_redis_error, Exception: on_unexpected})
     return metered(app)
 
 
@@ -777,15 +793,16 @@ class Api:
         return build_asgi_app(self._settings)
 
 
-def deploy(settings: Settings) -> None:
-    """Start Serve on loopback and run the app without blocking (Ray must be initialised)."""
+def deploy(settings: Settings, name: str = "ticketing", route_prefix: str = "/") -> None:
+    """Start Serve on loopback and run the app without blocking (Ray must be initialised).
+    Another name and route prefix run a second app beside it (a test's own settings)."""
     serve.start(proxy_location=settings.proxy_location,
                 http_options={"host": settings.http_host, "port": settings.http_port})
     placement = {"resources": {settings.ingress_resource: 0.001}} if settings.ingress_resource else {}
     api = cast(Any, Api).options(num_replicas=settings.serve_replicas,
                                  logging_config=LoggingConfig(enable_access_log=settings.access_log),
                       ray_actor_options={"num_cpus": 0, **placement})
-    serve.run(api.bind(settings), name="ticketing", route_prefix="/", blocking=False)
+    serve.run(api.bind(settings), name=name, route_prefix=route_prefix, blocking=False)
 
 
 app = cast(Any, Api).bind()  # for `serve deploy serve_config.yaml`

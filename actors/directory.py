@@ -49,10 +49,10 @@ class Directory:
     """One per process and settings: the members (cached a second) and the host handles."""
 
     def __init__(self, settings: Settings) -> None:
-        import redis
+        from store import redis_clients
 
         self.settings = settings
-        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        self._redis = redis_clients.primary_sync(settings, socket_timeout=5)
         self._members: frozenset[int] = frozenset()
         self._read_at = -MEMBERS_TTL_S
         self._hosts: dict[int, tuple[float, ActorHandle]] = {}

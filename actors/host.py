@@ -32,19 +32,19 @@ from typing import Any, Protocol
 
 import ray
 from ray.exceptions import RayTaskError
-from redis.asyncio import Redis
 
 from actors import directory, logs
 from actors.redis_watch import RedisIncarnation
 from domain import placement
 from domain.errors import EventClosed, NotFound, TicketingError, Unavailable
 from domain.settings import Settings
-from store import keys
+from store import keys, metrics, redis_clients
 from store.codec import text
 
 log = logging.getLogger("ticketing.host")
 
 DUE_BATCH = 200
+ENTITY_KINDS = ("block", "room", "ingest", "event")  # domain.placement's entity kinds
 
 
 class Entity(Protocol):
@@ -67,7 +67,7 @@ class Shared:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = Redis.from_url(settings.redis_url, max_connections=256)
+        self.redis = redis_clients.primary(settings, max_connections=256)
         self._ledger: Any = None
         self._ledger_lock = asyncio.Lock()
         self._join_consumer: Any = None
@@ -155,6 +155,7 @@ class EntityHost:
         self._activating: dict[str, asyncio.Task[Entity]] = {}
         self._gates: dict[str, asyncio.Lock] = {}
         self._in_flight: Counter[str] = Counter()
+        self._entity_gauges = {k: metrics.HOST_ENTITIES.bind(str(index), k) for k in ENTITY_KINDS}
         loop = asyncio.get_running_loop()
         self._incarnation = RedisIncarnation(self._redis)
         self._tasks = [loop.create_task(self._maintain_forever()),
@@ -324,6 +325,9 @@ class EntityHost:
                 await self._hand_off_and_passivate()
             except Exception:
                 log.exception("host %s: maintenance failed", self.index)
+            kinds = Counter(entity_id.partition(":")[0] for entity_id in self._entities)
+            for kind, gauge in self._entity_gauges.items():
+                gauge.set(kinds[kind])
 
     async def _hand_off_and_passivate(self) -> None:
         members, now = self._directory.members(), time.monotonic()
@@ -343,6 +347,9 @@ class EntityHost:
         others = [i for i in range(wanted) if i != self.index]
         answers = await asyncio.gather(*[self._answers(i) for i in others])
         live = {self.index} | {i for i, ok in zip(others, answers, strict=True) if ok}
+        metrics.POOL_HOSTS.bind("wanted").set(wanted)
+        metrics.POOL_HOSTS.bind("live").set(len(live))
+        metrics.OPEN_EVENTS.bind().set(open_events)
         current = {int(m) for m in await self._redis.smembers(keys.pool_members())}
         if live - current:
             await self._redis.sadd(keys.pool_members(), *sorted(live - current))

@@ -127,7 +127,8 @@ class JoinIngest:
                 continue  # idle: a heartbeat well inside the room's patience is enough
             reported = time.monotonic()
             try:
-                room_epoch, offsets = await room.ingest.remote(joins.to_columns(batch), behind)
+                room_epoch, offsets = await room.ingest.remote(
+                    joins.to_columns(batch), behind, epoch)
             except Exception as error:
                 log.warning("room of %s did not take a batch (%s); rewinding", self._event_id,
                             str(error)[-300:])

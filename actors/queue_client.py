@@ -31,7 +31,8 @@ from domain.waiting.status import Place, RoomStats, TicketView, view
 from domain.waiting.tickets import TicketState
 from store import joins, keys, ratelimit
 from store.clock import NtpClock
-from store.codec import text
+from store.codec import text, text_map
+from store.metrics import JOINS, POSITION_LAG
 from store.queue import decode_stats, lookup, room_fields
 
 
@@ -48,6 +49,7 @@ class RoomFeed:
         self._tick = asyncio.Event()
         self._listeners = 0
         self._task: asyncio.Task[None] | None = None
+        self._lag = POSITION_LAG.bind(event_id)
 
     async def next(self) -> RoomStats:
         """Wait for the next tick's numbers."""
@@ -61,11 +63,22 @@ class RoomFeed:
         return self.stats
 
     async def _run(self) -> None:
+        loop, heads = asyncio.get_running_loop(), None
         while self._listeners > 0:
-            self.stats = decode_stats(await self._redis.hgetall(keys.room(self._event_id)))
+            raw = await self._redis.hgetall(keys.room(self._event_id))
+            self.stats = decode_stats(raw)
             tick, self._tick = self._tick, asyncio.Event()
             tick.set()
+            published = text_map(raw).get("published_at_ms")
+            before, heads = heads, (self.stats.head, self.stats.presale_head)
+            if published and before is not None and before != heads:
+                # Runs after every woken stream has taken its step, i.e. handed its position
+                # over: the lag of this replica's streams behind the room, one record a tick.
+                loop.call_soon(self._record_lag, int(published))
             await asyncio.sleep(self._tick_s)
+
+    def _record_lag(self, published_ms: int) -> None:
+        self._lag.observe(max(0.0, now_ms() - published_ms) / 1000)
 
 
 class RoomWaker:
@@ -117,6 +130,7 @@ class QueueClient:
         self.limits = ratelimit.RateLimits(redis)
         self._feeds: dict[str, RoomFeed] = {}
         self._streams: Counter[str] = Counter()
+        self._joins: dict[str, Any] = {}  # JOINS bound per event
 
     async def start(self) -> None:
         """Measure the clock once before the first join, then keep it fresh in the background."""
@@ -151,6 +165,10 @@ class QueueClient:
         await self._join_log.append(self.settings.joins_topic(event.event_id), joins.encode(
             ticket_id, event.event_id, user_id, stamp.at_ms, stamp.uncertainty_ms,
             stamp.synced, code))
+        joined = self._joins.get(event.event_id)
+        if joined is None:
+            joined = self._joins[event.event_id] = JOINS.bind(event.event_id)
+        joined.inc()
         state = TicketState.PRE_QUEUE if stamp.at_ms < event.onsale_at * 1000 else TicketState.WAITING
         token = self.identity.sign(tokens.Claims(
             tokens.TICKET, user_id, event.event_id, time.time() + self.settings.ticket_ttl_s,

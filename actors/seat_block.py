@@ -7,6 +7,22 @@ fencing epoch (so an old incarnation can no longer write), reloads its holds fro
 replays the ledger, and settles checkouts a crash interrupted. Its next hold expiry is its
 reminder in the due index (written before a hold is made), so a passivated block, or one
 whose host died, is activated again in time to expire its holds.
+
+Redis failover (Sentinel promotes a replica; replication is asynchronous, so the newest writes
+of a dying primary can be lost). A seat the ledger sold is never sold again, because:
+
+- the fencing epoch an activation takes is on a replica (`redis_clients.replicated`) before
+  the owner writes anything, so a failover cannot hand an older incarnation its epoch back;
+- a checkout's begin (active -> confirming) is on a replica before its payment and ledger
+  write, so the hold a booking is written for cannot come back active for another checkout;
+- the owner plans on memory, which has every hold and sale it made; Redis only rechecks. A
+  sale whose final Redis write was lost is still sold in memory, and any new incarnation
+  replays the ledger before it serves (`_replay_ledger`): the ledger decides.
+A hold, by contrast, may be lost with the primary (its checkout is refused, the buyer holds
+again); after a failover-like error the block resyncs its active holds with Redis (`_resync`)
+so such seats are for sale again at once.
+Sentinel promotes the most up-to-date replica, so a write one replica acknowledged survives
+the loss of the primary (not of the primary and that replica at once). See docs/design.md.
 """
 
 from __future__ import annotations
@@ -18,8 +34,10 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from actors import logs
 from actors.batching import Batcher
@@ -28,6 +46,7 @@ from domain import placement
 from domain.errors import (
     CheckoutInProgress,
     EventClosed,
+    HoldNotActive,
     NotFound,
     SeatsUnavailable,
     StaleOwner,
@@ -40,14 +59,24 @@ from domain.holds import Hold, HoldStatus
 from domain.ids import HoldRef, parse_hold_id
 from domain.inventory import BlockInventory, HoldRequest
 from domain.settings import Settings
-from store import keys
+from store import keys, redis_clients
 from store.codec import text
 from store.ledger import read_bookings
+from store.metrics import CHECKOUT_ERRORS, HOLDS, REVENUE, SALES, SEATS_SOLD
 from store.payments import CardCaps, TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition, take_epoch
 
 log = logging.getLogger("ticketing.seat_block")
+
+# Bookings already in the ledger whose sold write hits a Redis failover keep being confirmed
+# this long (a Sentinel failover takes ~2-5 s, infra/sentinel.py), so their buyers hear the
+# booking rather than a 503 for a sale that stands.
+CONFIRM_RETRY_S = 10.0
+CONFIRM_RETRY_INTERVAL_S = 0.25
+# A hold refused as taken for seats memory planned free resyncs the block, at most this often
+# (a divergence the resync cannot mend must not make every hold read the whole block).
+RESYNC_ON_REFUSAL_S = 5.0
 
 HoldResult = Hold | TicketingError
 Booking = dict[str, Any]
@@ -79,6 +108,11 @@ class SeatBlock:
             settings.checkout_batch_wait_ms / 1000)
         self._finishing: set[asyncio.Task[None]] = set()  # paid holds the sweep finishes
         self._ledger_batches: collections.deque[int] = collections.deque(maxlen=1000)
+        self._resync_needed = False  # set by a failover-like Redis error (`_resync`)
+        self._stranded: set[str] = set()  # confirming, no checkout under way (`_settle_stranded`)
+        self._resynced_at = -RESYNC_ON_REFUSAL_S
+        self._holds_made, self._sales = HOLDS.bind(event_id), SALES.bind(event_id)
+        self._seats_sold, self._revenue = SEATS_SOLD.bind(event_id), REVENUE.bind(event_id)
         self.last_used = time.monotonic()
         logs.configure()
 
@@ -97,6 +131,7 @@ class SeatBlock:
         self._inventory = BlockInventory(block, self._event.price_of(block.section))
         epoch = await take_epoch(self._redis, keys.block_epoch(self._event_id, self._index),
                                  int(time.time() * 1000))
+        await redis_clients.replicated(self._redis, self._settings)  # survives a failover
         self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch,
                                      self._settings.seat_log_max)
         self._ledger = await self._shared.ledger()
@@ -193,22 +228,70 @@ class SeatBlock:
     async def hold(self, requests: list[tuple[str, HoldRequest]]) -> list[HoldResult]:
         """Hold a batch of (hold_id, request): one Redis round trip for the whole batch."""
         async with self._lock:
-            now = time.time()
-            known = {hold_id for hold_id, _ in requests if hold_id in self._inventory.holds}
-            plans = [self._plan(hold_id, request, now) for hold_id, request in requests]
-            fresh = [p for p in plans if isinstance(p, Hold) and p.hold_id not in known]
-            if fresh:  # the reminder first: a hold must never outlive a crash unexpired
-                soonest = int(min(h.expires_at for h in fresh) * 1000)
-                await self._redis.zadd(keys.due_index(), {self._entity_id: soonest}, lt=True)
-            await self._delay("after_plan")
-            outcomes = await self._scripts.hold_batch(
-                [self._planned(h) for h in fresh], self._event.max_seats_per_user) if fresh else []
-            refused = {h.hold_id: o for h, o in zip(fresh, outcomes, strict=True)
-                       if o is not HoldOutcome.OK}
-            for hold_id in refused:
-                self._inventory.forget(hold_id)
+            try:
+                return await self._hold_locked(requests)
+            except RedisError as error:
+                self._diverged(error)
+                raise
+
+    async def _hold_locked(self, requests: list[tuple[str, HoldRequest]]) -> list[HoldResult]:
+        if self._resync_needed:
+            await self._resync()
+        now = time.time()
+        known = {hold_id for hold_id, _ in requests if hold_id in self._inventory.holds}
+        plans = [self._plan(hold_id, request, now) for hold_id, request in requests]
+        fresh = [p for p in plans if isinstance(p, Hold) and p.hold_id not in known]
+        if fresh:  # the reminder first: a hold must never outlive a crash unexpired
+            soonest = int(min(h.expires_at for h in fresh) * 1000)
+            await self._redis.zadd(keys.due_index(), {self._entity_id: soonest}, lt=True)
+        await self._delay("after_plan")
+        outcomes = await self._scripts.hold_batch(
+            [self._planned(h) for h in fresh], self._event.max_seats_per_user) if fresh else []
+        refused = {h.hold_id: o for h, o in zip(fresh, outcomes, strict=True)
+                   if o is not HoldOutcome.OK}
+        for hold_id in refused:
+            self._inventory.forget(hold_id)
+        if HoldOutcome.TAKEN in refused.values() and (
+                time.monotonic() - self._resynced_at > RESYNC_ON_REFUSAL_S):
+            # Memory planned those seats free and Redis has them held: a hold's release or
+            # expiry lost with a primary leaves its record active, the seats out of sale.
+            self._resync_needed = True
+        if len(fresh) > len(refused):
+            self._holds_made.inc(len(fresh) - len(refused))
         return [_refusal(refused[p.hold_id]) if isinstance(p, Hold) and p.hold_id in refused
                 else p for p in plans]
+
+    def _diverged(self, error: BaseException) -> None:
+        """A Redis failure of the kind a failover causes: memory may now hold what the promoted
+        replica lacks (a hold whose script failed or whose write was lost with the primary)."""
+        if redis_clients.is_failover_error(error):
+            self._resync_needed = True
+
+    async def _resync(self) -> None:
+        """After a Redis failover, take Redis's holds as the truth for the active ones: an active
+        hold in memory that Redis does not have (lost with the primary, or whose script failed)
+        gives its seats back; one Redis has that memory lacks is taken in. Confirming and
+        confirmed holds stay as memory has them: their begin was acknowledged by a replica
+        and the ledger decides their sale. A record taken in as confirming (a begin whose call
+        failed but applied) has no checkout under way: it is stranded, for the sweep to settle
+        (`_settle_stranded`). Then the block's availability is recounted."""
+        records = await self._redis.hgetall(keys.block_holds(self._event_id, self._index))
+        stored = {text(token): record for token, record in records.items()}
+        for hold in list(self._inventory.holds.values()):
+            record = stored.get(self._ref_of(hold).token)
+            if hold.status is HoldStatus.ACTIVE and (record is None or not text(record).startswith(
+                    HoldStatus.ACTIVE.value + "|")):
+                self._inventory.forget(hold.hold_id)
+        for token, record in stored.items():
+            if self._ref(token).hold_id not in self._inventory.holds:
+                hold = decode_hold(record, self._ref(token), self._inventory.block)
+                self._inventory.put(hold)
+                if hold.status is HoldStatus.CONFIRMING:
+                    self._stranded.add(hold.hold_id)
+        await self._recount()
+        self._resync_needed, self._resynced_at = False, time.monotonic()
+        log.warning("block %s/%s resynced its holds with Redis after a failover",
+                    self._event_id, self._index)
 
     def _plan(self, hold_id: str, request: HoldRequest, now: float) -> HoldResult:
         known = self._inventory.holds.get(hold_id)
@@ -266,6 +349,13 @@ class SeatBlock:
                 results[position] = error
         if not begun:
             return results
+        try:  # confirming on a replica before anything is charged or written to the ledger
+            await self._begun_durably([hold for _, hold, _ in begun])
+        except Unavailable as error:
+            await self._set_back([hold for _, hold, _ in begun])
+            for position, _, _ in begun:
+                results[position] = error
+            return results
         await self._delay("before_charge")
         failures = await asyncio.gather(*[
             self._pay(requests[position], hold, paid_before)
@@ -283,6 +373,9 @@ class SeatBlock:
         finished = await self._finish_checkouts([hold for _, hold in paid])
         for (position, _), result in zip(paid, finished, strict=True):
             results[position] = result
+        for result in results:
+            if isinstance(result, Exception):
+                CHECKOUT_ERRORS.bind(getattr(result, "code", "internal")).inc()
         return results
 
     async def _begin_checkouts(self, requests: list[CheckoutRequest],
@@ -291,12 +384,18 @@ class SeatBlock:
         """Under the lock, active -> confirming for the whole batch in one fenced call: plan
         each on memory, let Redis recheck and apply, keep what it applied. Returns the begun
         checkouts (position, confirming hold, already paid) and the replays of a confirmed
-        booking; every other request's error is in `results`."""
+        booking; every other request's error is in `results`.
+
+        The buyer's retry (same key) of a checkout a failover interrupted carries that
+        checkout on: a stranded hold (`_settle_stranded`) is taken up where it stopped, and a
+        begin that applied though its reply was lost (Redis has the hold confirming under this
+        key, memory still active) counts as begun."""
         begun: list[tuple[int, Hold, bool]] = []
         replays: list[tuple[int, Hold]] = []
         async with self._lock:
             now = time.time()
             planned: set[str] = set()
+            expected: dict[str, HoldStatus] = {}
             for position, request in enumerate(requests):
                 try:
                     hold = await self._own_hold(request.hold_id, request.user_id)
@@ -305,10 +404,16 @@ class SeatBlock:
                     if rules.is_replay(hold, request.idempotency_key):
                         replays.append((position, hold))
                         continue
-                    paid_before = await self._paid_before(hold)
-                    confirming = rules.resume_paid_checkout(hold) if paid_before else (
-                        rules.begin_checkout(hold, request.idempotency_key
-                                             or "auto-" + secrets.token_hex(8), now))
+                    if (request.hold_id in self._stranded and request.idempotency_key
+                            and hold.idempotency_key == request.idempotency_key):
+                        paid_before = await self._payments.was_charged(_charge_key(hold))
+                        confirming, expected[hold.hold_id] = hold, HoldStatus.CONFIRMING
+                    else:
+                        paid_before = await self._paid_before(hold)
+                        confirming = rules.resume_paid_checkout(hold) if paid_before else (
+                            rules.begin_checkout(hold, request.idempotency_key
+                                                 or "auto-" + secrets.token_hex(8), now))
+                        expected[hold.hold_id] = HoldStatus.ACTIVE
                 except TicketingError as error:
                     results[position] = error
                     continue
@@ -318,20 +423,55 @@ class SeatBlock:
                 return begun, replays
             try:
                 answers = await self._scripts.transitions([
-                    Transition(self._ref_of(hold).token, HoldStatus.ACTIVE, self._encode(hold))
-                    for _, hold, _ in begun])
+                    Transition(self._ref_of(hold).token, expected[hold.hold_id],
+                               self._encode(hold)) for _, hold, _ in begun])
             except Exception as error:
+                self._diverged(error)
                 for position, _, _ in begun:
                     results[position] = error
                 return [], replays
             applied = []
             for (position, hold, paid_before), answer in zip(begun, answers, strict=True):
-                if answer is None:
+                if answer is None or await self._begun_before(hold):
                     self._inventory.put(hold)
+                    self._stranded.discard(hold.hold_id)
                     applied.append((position, hold, paid_before))
-                else:
+                else:  # memory said active: Redis lost it (a failover) or moved it
+                    self._resync_needed = True
                     results[position] = answer
         return applied, replays
+
+    async def _begun_before(self, confirming: Hold) -> bool:
+        """Redis has this hold confirming under this checkout's key already: an earlier
+        begin with the key applied though its call failed (its reply lost with the primary)."""
+        ref = self._ref_of(confirming)
+        record = await self._redis.hget(keys.block_holds(self._event_id, self._index), ref.token)
+        if record is None:
+            return False
+        stored = decode_hold(record, ref, self._inventory.block)
+        return (stored.status is HoldStatus.CONFIRMING and bool(confirming.idempotency_key)
+                and stored.idempotency_key == confirming.idempotency_key)
+
+    async def _begun_durably(self, confirming: list[Hold]) -> None:
+        """Return once these holds are `confirming` on a replica (Unavailable after
+        CONFIRM_RETRY_S). A failed acknowledgement mid-failover leaves it unknown whether the
+        promoted primary has them, so they are written again (this owner alone writes them and
+        memory has them confirming) and acknowledged again: never set back through a Redis
+        that is down, which would leave them confirming for good."""
+        deadline = time.monotonic() + CONFIRM_RETRY_S
+        while True:
+            try:
+                await redis_clients.replicated(self._redis, self._settings)
+                return
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(CONFIRM_RETRY_INTERVAL_S)
+            async with self._lock:
+                with contextlib.suppress(RedisError):
+                    await self._scripts.transitions([
+                        Transition(self._ref_of(hold).token, "", self._encode(hold))
+                        for hold in confirming])
 
     async def _paid_before(self, hold: Hold) -> bool:
         """An active hold whose earlier checkout was charged (its ledger write failed, or its
@@ -379,39 +519,105 @@ class SeatBlock:
             await self._set_back(paid)
             return [error] * len(paid)
         await self._delay("after_ledger")
+        confirmed = [rules.confirm(hold) for hold in paid]
+        sales = [Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING, self._encode(hold),
+                            booking) for hold, booking in zip(confirmed, bookings, strict=True)]
+        deadline = time.monotonic() + CONFIRM_RETRY_S
+        while True:
+            async with self._lock:
+                try:
+                    answers = await self._scripts.transitions(sales)
+                    break
+                except RedisError as error:  # sold in the ledger: keep confirming them
+                    if not redis_clients.is_failover_error(error) or (
+                            time.monotonic() > deadline):
+                        return [Unavailable(f"checkout failed: {error!r}")] * len(paid)
+                except Exception as error:  # in the ledger: a new owner confirms them on replay
+                    return [error] * len(paid)
+            await asyncio.sleep(CONFIRM_RETRY_INTERVAL_S)
+            # The failed call may have applied (on the old primary, replicated): whatever
+            # Redis says now, the ledger has these bookings, so they are sold (as on replay).
+            sales = [replace(sale, expected="") for sale in sales]
         async with self._lock:
-            confirmed = [rules.confirm(hold) for hold in paid]
-            try:
-                answers = await self._scripts.transitions([
-                    Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
-                               self._encode(hold), booking)
-                    for hold, booking in zip(confirmed, bookings, strict=True)])
-            except Exception as error:  # in the ledger: a new owner confirms them on replay
-                return [error] * len(paid)
             results: list[CheckoutResult] = []
             for hold, booking, answer in zip(confirmed, bookings, answers, strict=True):
                 if answer is None:
                     self._inventory.put(hold)
                     results.append(booking)
+                    self._sales.inc()
+                    self._seats_sold.inc(len(hold.seat_ids))
+                    self._revenue.inc(hold.total_cents)
                 else:
                     results.append(answer)
+        try:  # best effort: sold by the ledger already, this keeps Redis's view across failover
+            await redis_clients.replicated(self._redis, self._settings)
+        except Unavailable as error:
+            log.warning("%d sales not acknowledged by a replica (%s); the ledger has them",
+                        len(paid), error)
         return results
 
     async def _set_back(self, confirming: list[Hold]) -> None:
         """confirming -> active in one fenced call, each hold keeping its seats, expiry and
-        key. If Redis refuses, they stay confirming, for the next owner to settle."""
+        key, so a retry with the key checks it out and the sweep expires it if none comes.
+
+        A failover-like error is retried for up to CONFIRM_RETRY_S (a checkout whose payment
+        step met the failover is set back through the promoted primary, not left confirming:
+        nothing else would ever settle it while this owner lives, and its seats would stay
+        out of sale). A hold Redis no longer has confirming (a failed try applied after all)
+        takes Redis's record. Holds still not set back are stranded: the sweep settles them
+        (`_settle_stranded`) once Redis answers again."""
         active = [rules.abort_checkout(hold) for hold in confirming]
+        deadline = time.monotonic() + CONFIRM_RETRY_S
+        while True:
+            async with self._lock:
+                try:
+                    answers = await self._scripts.transitions([
+                        Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
+                                   self._encode(hold)) for hold in active])
+                    for hold, answer in zip(active, answers, strict=True):
+                        if answer is None:
+                            self._inventory.put(hold)
+                        else:
+                            await self._take_stored(hold)
+                            self._resync_needed = True  # recount before the next hold
+                    return
+                except Exception as error:
+                    self._diverged(error)
+                    if not redis_clients.is_failover_error(error) or (
+                            time.monotonic() > deadline):
+                        log.exception("could not set %d checkouts back to active; the sweep "
+                                      "settles them", len(active))
+                        self._stranded.update(hold.hold_id for hold in active)
+                        return
+            await asyncio.sleep(CONFIRM_RETRY_INTERVAL_S)
+
+    async def _settle_stranded(self) -> None:
+        """Settle confirming holds whose checkout ended without settling them (`_set_back`
+        failed through a long failover, or `_resync` found a begin that applied though its
+        call failed), as an activation settles a crash's: a charged one is finished, any
+        other is active again, key kept. Until then the buyer's retry with the checkout's key
+        carries it on (`_begin_checkouts`); a sweep keeps their seats from staying out of
+        sale when no retry comes."""
+        paid: list[Hold] = []
         async with self._lock:
-            try:
-                answers = await self._scripts.transitions([
-                    Transition(self._ref_of(hold).token, HoldStatus.CONFIRMING,
-                               self._encode(hold)) for hold in active])
-            except Exception:
-                log.exception("could not set %d checkouts back to active", len(active))
-                return
-            for hold, answer in zip(active, answers, strict=True):
-                if answer is None:
-                    self._inventory.put(hold)
+            for hold_id in sorted(self._stranded):
+                hold = self._inventory.holds.get(hold_id)
+                if hold is None or hold.status is not HoldStatus.CONFIRMING:
+                    self._stranded.discard(hold_id)
+                    continue
+                if await self._payments.was_charged(_charge_key(hold)):
+                    paid.append(hold)
+                else:
+                    await self._cards.release(self._ref_of(hold).token)
+                    try:
+                        await self._write(rules.abort_checkout(hold), HoldStatus.CONFIRMING)
+                    except HoldNotActive:
+                        await self._take_stored(hold)
+                self._stranded.discard(hold_id)
+        if paid:
+            log.warning("stranded checkouts %s were paid; finishing them",
+                        [h.hold_id for h in paid])
+            self._finish_later(paid)
 
     async def _booking(self, hold: Hold) -> dict[str, Any]:
         ref = self._ref_of(hold)
@@ -469,7 +675,10 @@ class SeatBlock:
         A due hold whose charge went through (a checkout whose ledger write failed, or one an
         old incarnation had begun when it was replaced, whose payment landed after this one
         took over) is finished, not expired: a paid seat is never given back to be sold again.
-        That runs beside the sweep, so a ledger that does not answer holds up no expiry."""
+        That runs beside the sweep, so a ledger that does not answer holds up no expiry.
+        Stranded checkouts (`_settle_stranded`) are settled first."""
+        if self._stranded:
+            await self._settle_stranded()
         paid: list[Hold] = []
         async with self._lock:
             now = time.time()
@@ -492,9 +701,12 @@ class SeatBlock:
         if paid:
             log.warning("holds %s were due but paid; finishing their checkouts",
                         [h.hold_id for h in paid])
-            task = asyncio.get_running_loop().create_task(self._finish_in_background(paid))
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+            self._finish_later(paid)
+
+    def _finish_later(self, paid: list[Hold]) -> None:
+        task = asyncio.get_running_loop().create_task(self._finish_in_background(paid))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
     async def _finish_in_background(self, paid: list[Hold]) -> None:
         """Not in the sweep's way: a ledger that does not answer delays these, not expiries.
@@ -506,6 +718,10 @@ class SeatBlock:
     async def _reload(self, hold: Hold) -> None:
         """Memory said due, Redis did not free it: take Redis's record as the truth."""
         log.warning("hold %s was due but not expired by Redis; reloading it", hold.hold_id)
+        await self._take_stored(hold)
+
+    async def _take_stored(self, hold: Hold) -> None:
+        """Redis's record of this hold replaces memory's (none: the hold is gone)."""
         ref = self._ref_of(hold)
         record = await self._redis.hget(keys.block_holds(self._event_id, self._index), ref.token)
         self._inventory.forget(hold.hold_id)

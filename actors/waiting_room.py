@@ -41,7 +41,7 @@ from domain.waiting.presale import PresaleCode, check_code
 from domain.waiting.queue_order import QueueTier, is_prequeue
 from domain.waiting.status import Admission
 from domain.waiting.tickets import Join
-from store import admissions, catalog, joins, keys
+from store import admissions, catalog, joins, keys, metrics, redis_clients
 from store.admissions import Admitted
 from store.codec import text
 from store.queue import (
@@ -81,6 +81,7 @@ class WaitingRoom:
                                     settings.entity_heartbeat_s)
         self._waiting = 0  # users in the lanes at the last admission step
         self._ingest_pinged_at = -math.inf
+        self._report = RoomReport(event_id, settings.admit_interval_s)
         logs.configure()
 
     # -- activation, passivation and recovery --------------------------------------------
@@ -94,6 +95,7 @@ class WaitingRoom:
         self._onsale_ms = int(event.onsale_at * 1000)
         self._codes = [PresaleCode(c) for c in event.presale_codes]
         self._epoch = await take_epoch(self._redis, keys.room_epoch(self._event_id), now_ms())
+        await redis_clients.replicated(self._redis, self._settings)  # survives a failover
         self._scripts = RoomScripts(self._redis, self._event_id, self._epoch)
         self._seed = await self._load_seed()
         self._room = await room_fields(self._redis, self._event_id)
@@ -120,6 +122,7 @@ class WaitingRoom:
         """Stop ticking; leave a reminder at on-sale if a pre-queue waits for its lottery."""
         if self._ticker is not None:
             self._ticker.cancel()
+        self._report.stopped()
         prequeue = await self._redis.llen(keys.queue_prequeue(self._event_id))
         if prequeue and not self._lottery_done:
             await self._redis.zadd(keys.due_index(), {self._entity_id: self._onsale_ms})
@@ -131,7 +134,8 @@ class WaitingRoom:
         admitted but not yet holding are reloaded from Redis when it wakes; they only matter
         against the seats left for others, and others joining wake it."""
         return (now - self._busy_at > self._settings.passivate_after_s
-                and self._merger.pending_count == 0 and not self._waiting)
+                and self._merger.pending_count == 0 and not self._unpersisted
+                and not self._waiting)
 
     def _awaiting_lottery(self) -> bool:
         return not self._lottery_done and now_ms() >= self._onsale_ms
@@ -209,14 +213,24 @@ class WaitingRoom:
         return fairness.LogEntry(**json.loads(raw)) if raw is not None else None
 
     # -- ingest --------------------------------------------------------------------------
-    async def ingest(self, batch: joins.Columns,
-                     behind: dict[int, bool]) -> tuple[int, dict[int, int]]:
+    async def ingest(self, batch: joins.Columns, behind: dict[int, bool],
+                     seen_epoch: int | None = None) -> tuple[int, dict[int, int]]:
         """Take a batch (`store.joins.to_columns`); returns this incarnation's epoch and the
         offsets safe to commit.
 
         `behind` says, per partition of the caller, whether joins still wait in Kafka: such a
         partition keeps holding the merge back, as does one whose ingest has gone quiet.
+
+        `seen_epoch` is the room epoch the ingest's lane last heard (None for a lane that has
+        heard none and so reads from the committed offsets). A batch read for an older
+        incarnation is refused, nothing taken: it may start past joins the old incarnation
+        buffered and lost (Ray retries a call in flight when a host dies into the restarted
+        room), and once taken the lane's rewind to the committed offsets would look like an
+        offset going back. Refused, the ingest learns the epoch, rewinds and sends again from
+        the committed offsets, so this incarnation's merge starts where nothing is missing.
         """
+        if seen_epoch is not None and seen_epoch != self._epoch:
+            return self._epoch, {}
         async with self._lock:
             now = now_ms()
             arrived = joins.from_columns(batch)
@@ -228,6 +242,9 @@ class WaitingRoom:
                 if lagging:
                     self._merger.touch(partition, now)
             await self._persist(now)
+            # The offsets are committed in Kafka on this answer: the joins behind them must be
+            # on a replica first, or a Redis failover could lose joins Kafka no longer replays.
+            await redis_clients.replicated(self._redis, self._settings)
             if arrived:
                 self._busy_at = time.monotonic()
                 self._woken.set()  # joins are in: admit without waiting out an idle tick
@@ -241,10 +258,12 @@ class WaitingRoom:
 
     async def _persist(self, now: int) -> None:
         """Persist the joins behind the watermark. Joins taken from the merger stay here until
-        Redis has them: a write that fails (Redis down or restarting) is made again at the next
-        call, first, and their offsets become committable only after it (issue 12: released
-        joins used to be dropped when Redis failed under them, and their offsets committed,
-        which left those users `waiting` for ever)."""
+        Redis has them: a write that fails (Redis down, restarting or failing over) is made
+        again at the next call, first (the scripts keep a join queued once), and their offsets
+        become committable only after it (issue 12: released joins used to be dropped when
+        Redis failed under them, and their offsets committed, which left those users `waiting`
+        for ever). They are counted as queued once stored, so a join stored again is counted
+        once."""
         self._unpersisted += self._merger.take(now)
         lanes = self._by_lane(self._unpersisted)
         for lane in (QueueTier.PRESALE, QueueTier.PREQUEUE):
@@ -256,6 +275,7 @@ class WaitingRoom:
             await self._scripts.enqueue(QueueTier.GENERAL, lanes[QueueTier.GENERAL])
         done, self._unpersisted = self._unpersisted, []
         self._merger.persisted(done)
+        self._report.queued(len(done))
         offsets = self._merger.committable_offsets()
         if offsets != self._offsets_written:
             await save_persisted_offsets(self._redis, self._event_id, offsets)
@@ -336,6 +356,7 @@ class WaitingRoom:
                 log.exception("room %s tick failed", self._event_id)
                 self._reload = True  # an admission step may or may not have been applied
                 busy = True
+            self._report.tick(now_ms())
             interval = self._settings.admit_interval_s if busy else min(
                 2 * interval, self._settings.room_idle_tick_max_s)
 
@@ -360,6 +381,11 @@ class WaitingRoom:
         entries = self._log_entries(presale + general, now, int(room.get("admitted_total", 0)))
         self._rate.record(now, len(admitted))
         sample = self._rate.sample(now)
+        admittable = min(presale_waiting + general_waiting, remaining - len(self._outstanding)) \
+            if open_now and self._admission.rate_per_s > 0 else 0
+        self._report.step(now, admittable, self._waiting, remaining,
+                          (now - oldest) / 1000 if oldest and general_waiting > len(general) else 0.0,
+                          self._admission.rate_per_s, sample.mean_per_s)
         fields: dict[str, object] = {"head": int(room.get("head", 0)) + len(general),
                   "presale_head": int(room.get("presale_head", 0)) + len(presale),
                   "admitted_total": int(room.get("admitted_total", 0)) + len(admitted),
@@ -379,8 +405,12 @@ class WaitingRoom:
                 [Admitted(m.ticket_id, m.encode(), lane, admitted[m.ticket_id])
                  for lane, members in (("presale", presale), ("general", general))
                  for m in members])
+        # published_at_ms is not compared above (an idle room writes nothing): it dates the
+        # numbers, so each replica measures its position-update lag (actors/queue_client.py)
         await self._scripts.admit(presale, general, records | admitted,
-                                  [json.dumps(vars(e)) for e in entries], published)
+                                  [json.dumps(vars(e)) for e in entries],
+                                  published | {"published_at_ms": str(now)})
+        self._report.admitted(now, len(admitted))
         self._published = published
         self._outstanding.update(admitted)
         if admitted:
@@ -429,6 +459,67 @@ class WaitingRoom:
 
     async def ping(self) -> int:
         return self._epoch
+
+
+class RoomReport:
+    """The room's metrics (store/metrics.py), bound to its event once.
+
+    Admission stalled is measured, not inferred: seconds since the last admission beyond the
+    room's own pace (one admission per 1/rate s, one step per admit interval), counted only
+    while there are users it could admit (waiting, seats left after those already admitted,
+    rate above 0). A room that sold out for now, is paused at rate 0, or keeps pace reads 0; one
+    whose steps fail (Redis down) or find nothing to admit while users wait climbs. A new
+    incarnation counts from its activation."""
+
+    def __init__(self, event_id: str, admit_interval_s: float) -> None:
+        self._interval_s = admit_interval_s
+        self._admitted = metrics.ADMISSIONS.bind(event_id)
+        self._queued = metrics.JOINS_QUEUED.bind(event_id)
+        self._waiting = metrics.QUEUE_WAITING.bind(event_id)
+        self._oldest = metrics.QUEUE_OLDEST_WAIT.bind(event_id)
+        self._stalled = metrics.ADMISSION_STALLED.bind(event_id)
+        self._seats = metrics.SEATS_AVAILABLE.bind(event_id)
+        self._rate = metrics.ADMISSION_RATE.bind(event_id)
+        self._measured = metrics.ADMISSION_MEASURED_RATE.bind(event_id)
+        self._admittable = 0
+        self._rate_per_s = 0.0
+        self._progress_ms = now_ms()  # last admission, or last time nobody could be admitted
+
+    def queued(self, count: int) -> None:
+        if count:
+            self._queued.inc(count)
+
+    def step(self, now: int, admittable: int, waiting: int, seats: int, oldest_wait_s: float,
+             rate_per_s: float, measured_per_s: float) -> None:
+        """An admission step read the room (before it writes its admissions)."""
+        if admittable <= 0:
+            self._progress_ms = now
+        self._admittable, self._rate_per_s = admittable, rate_per_s
+        self._waiting.set(waiting)
+        self._seats.set(seats)
+        self._oldest.set(oldest_wait_s)
+        self._rate.set(rate_per_s)
+        self._measured.set(measured_per_s)
+
+    def admitted(self, now: int, count: int) -> None:
+        """The step's admissions are written."""
+        if count:
+            self._admitted.inc(count)
+            self._progress_ms = now
+
+    def tick(self, now: int) -> None:
+        """After every tick, whether its step ran or failed."""
+        if self._admittable <= 0:
+            self._stalled.set(0.0)
+            return
+        pace_s = max(self._interval_s, 1 / self._rate_per_s)
+        self._stalled.set(max(0.0, (now - self._progress_ms) / 1000 - pace_s))
+
+    def stopped(self) -> None:
+        """Passivated or handed off: this incarnation no longer speaks for the event, so its
+        gauges are no longer exported (their series end; counters stay, as counters do)."""
+        metrics.REGISTRY.release(self._waiting, self._oldest, self._stalled, self._seats,
+                                 self._rate, self._measured)
 
 
 def _log_failure(done: asyncio.Future[object]) -> None:

@@ -62,7 +62,8 @@ class JoinIngest:
         while True:
             batch, behind = await asyncio.to_thread(self._poll)
             try:
-                room_epoch, offsets = await room.ingest.remote(joins.to_columns(batch), behind)
+                room_epoch, offsets = await room.ingest.remote(
+                    joins.to_columns(batch), behind, epoch)
             except RayError:
                 log.warning("room of %s did not take a batch; rewinding", self._event_id)
                 await self._rewind()

@@ -7,8 +7,9 @@ over stdin/stdout by the benchmark, one command per line:
     (start)      connect --clients clients at --ramp per second  -> "CONNECTED {json}"
     RECONNECT    every client closes and reconnects at once with Last-Event-ID
                                                                   -> "RECONNECTED {json}"
-    STOP <file>  read the changes file ({version: changed_at}), compute each client's lag
-                 from each change to the first event that covers it -> "RESULT {json}"
+    STOP <file> [<v>]  read the changes file ({version: changed_at}), compute each client's
+                 lag from each change to the first event that covers it, split into the
+                 changes up to version v ("steady") and after ("after")  -> "RESULT {json}"
 """
 
 from __future__ import annotations
@@ -118,8 +119,10 @@ class Client:
         self._stream = None
         self.connected = False
 
-    def lags(self, changes: list[tuple[int, float]]) -> tuple[list[float], int]:
-        """Seconds from each change to the first event covering it; and changes never seen."""
+    def lags(self, changes: list[tuple[int, float]],
+             by_second: dict[int, list[float]] | None = None) -> tuple[list[float], int]:
+        """Seconds from each change to the first event covering it; and changes never seen.
+        `by_second` also collects them by the second the change was made in."""
         out, missed = [], 0
         for version, changed_at in changes:
             i = bisect_left(self.ids, version)
@@ -127,6 +130,8 @@ class Client:
                 missed += 1
             else:
                 out.append(self.times[i] - changed_at)
+                if by_second is not None:
+                    by_second.setdefault(int(changed_at), []).append(out[-1])
         return out, missed
 
 
@@ -186,23 +191,42 @@ async def main() -> None:
         if line == "RECONNECT":
             _say("RECONNECTED", await reconnect_all(clients))
         elif line.startswith("STOP"):
-            with open(line.split(" ", 1)[1]) as f:
+            _, path, *until = line.split(" ")
+            with open(path) as f:
                 changes = sorted((int(v), t) for v, t in json.load(f).items())
+            boundary = int(until[0]) if until else changes[-1][0] if changes else 0
+            phases = {"steady": [c for c in changes if c[0] <= boundary],
+                      "after": [c for c in changes if c[0] > boundary]}
             still = sum(c.connected for c in clients)
-            lags: list[float] = []
+            lags: dict[str, list[float]] = {"steady": [], "after": []}
+            by_second: dict[int, list[float]] = {}
+            worst: list[float] = []  # each client's worst lag while every stream was open
             missed = 0
             for client in clients:
-                got, lost = client.lags(changes)
-                lags += got
-                missed += lost
+                for phase, part in phases.items():
+                    got, lost = client.lags(part, by_second if phase == "steady" else None)
+                    lags[phase] += got
+                    missed += lost
+                    if phase == "steady":
+                        worst.append(max(got, default=0.0))
             await asyncio.gather(*[c.close() for c in clients])
             _say("RESULT", {"connected_at_end": still, "missed": missed,
                             "deltas": sum(c.deltas for c in clients),
                             "delta_bytes": sum(c.delta_bytes for c in clients),
-                            "lags_ms": [round(x * 1000, 2) for x in lags]})
+                            "lags_ms": {phase: [round(x * 1000, 2) for x in values]
+                                        for phase, values in lags.items()},
+                            "worst_steady_ms": [round(x * 1000) for x in worst],
+                            "steady_p99_ms_by_second": {
+                                second: round(_pct(values, 99) * 1000)
+                                for second, values in sorted(by_second.items())}})
             return
         elif not line:
             return
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] if ordered else 0.0
 
 
 def _say(tag: str, data: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """The availability stream on plain Starlette + uvicorn (no Ray, no HAProxy), for comparison.
 
 The same fan-out code as the Serve app (`store.seat_feed`: one Redis reader per event, one
-encoding per window, in-process queues), on the same Redis, reading the same change stream.
+encoding per window, written by the feed to each connection), on the same Redis, reading the
+same change stream.
 
     REDIS_URL=redis://127.0.0.1:6430/0 uvicorn benchmarks._uvicorn_sse_app:app --port 8301
 """
@@ -9,12 +10,11 @@ encoding per window, in-process queues), on the same Redis, reading the same cha
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from domain import availability
@@ -22,7 +22,7 @@ from domain.event import Event
 from domain.settings import Settings
 from store import catalog
 from store.replicas import ReadRouter
-from store.seat_feed import SeatFeeds
+from store.seat_feed import SeatFeeds, SeatStream
 
 settings = Settings.from_env()
 redis = Redis.from_url(settings.redis_url, max_connections=64)
@@ -39,20 +39,9 @@ async def stream(request: Request) -> Response:
         return Response(status_code=404)
     events[event_id] = event
     feed = await feeds.get(event)
-    subscriber = feed.subscribe(availability.parse_last_event_id(
-        request.headers.get("last-event-id")),
-        availability.parse_format(request.query_params.get("format")) == "compact")
-
-    async def messages() -> Any:
-        try:
-            yield availability.retry_hint(random.random())
-            while not subscriber.dropped and not feed.closed:
-                yield await subscriber.next()
-        finally:
-            feed.unsubscribe(subscriber)
-
-    return StreamingResponse(messages(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return SeatStream(feed, availability.parse_last_event_id(request.headers.get("last-event-id")),
+                      availability.parse_format(request.query_params.get("format")) == "compact",
+                      availability.retry_hint(random.random()), {"Cache-Control": "no-cache"})
 
 
 app = Starlette(routes=[Route("/v1/events/{event_id}/availability/stream", stream)])

@@ -70,8 +70,11 @@ EVENTS = {  # --seats: the theatre of the first runs, or the stadium of issue 14
         for k in range(12)]}}
 CATEGORIES = [("haproxy", "haproxy"), ("ServeReplica", "serve_replica"),
               ("_sse_clients", "load_generator"), ("uvicorn", "uvicorn"),
-              ("redis-server", "redis"), ("SeatBlock", "seat_block_actor"),
-              ("kafka.Kafka", "kafka"), ("raylet", "raylet"), ("gcs_server", "gcs_server")]
+              ("redis-server", "redis"), ("EntityHost", "entity_hosts"),
+              ("ServeController", "serve_controller"), ("kafka.Kafka", "kafka"),
+              ("raylet", "raylet"), ("gcs_server", "gcs_server"),
+              ("dashboard", "ray_agents"), ("log_monitor", "ray_agents"),
+              ("monitor.py", "ray_agents")]
 
 
 # -------------------------------------------------------------------------------------------
@@ -82,6 +85,28 @@ def pct(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+SETTLE_S = 3.0  # after the steady changes, before all streams reconnect
+
+
+def worst_lag_shares(worst_ms: list[float]) -> dict[str, float]:
+    """Share of clients whose worst lag (while all streams were open) was over each bound:
+    whether a few clients fall far behind, or everyone a little."""
+    n = max(1, len(worst_ms))
+    return {f"over_{bound}_ms": round(sum(x > bound for x in worst_ms) / n, 4)
+            for bound in (1000, 2000, 5000, 10000)}
+
+
+def by_second(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Each load generator's p99 by the second a change was made in (the worst of them,
+    seconds counted from the first change): whether the lag grows during the run."""
+    merged: dict[int, float] = {}
+    for r in results:
+        for second, p99 in r["steady_p99_ms_by_second"].items():
+            merged[int(second)] = max(merged.get(int(second), 0.0), p99)
+    first = min(merged, default=0)
+    return {str(second - first): p99 for second, p99 in sorted(merged.items())}
 
 
 def lag_summary(lags_ms: list[float]) -> dict[str, float]:
@@ -133,13 +158,15 @@ class Services:
     """Redis, Kafka, Ray + Serve and uvicorn on the benchmark's ports; all stopped on exit."""
 
     def __init__(self, replicas: int = 1, uvicorn: bool = True,
-                 block_max_seats: int | None = None, delta_interval_s: float = 0.2) -> None:
+                 block_max_seats: int | None = None, delta_interval_s: float = 0.2,
+                 delta_phases: int = 4) -> None:
         self.uvicorn: subprocess.Popen[bytes] | None = None
         self.settings: Any = None
         self.replicas = replicas
         self.with_uvicorn = uvicorn
         self.block_max_seats = block_max_seats
         self.delta_interval_s = delta_interval_s
+        self.delta_phases = delta_phases
 
     def __enter__(self) -> Services:
         from infra import stack
@@ -161,9 +188,14 @@ class Services:
                 environ={}, redis_url=redis_url, kafka_bootstrap=bootstrap,
                 kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT,
                 serve_replicas=self.replicas, seat_delta_interval_s=self.delta_interval_s,
+                seat_delta_phases=self.delta_phases,
                 **credentials.random_settings_secrets(),
                 **({"block_max_seats": self.block_max_seats} if self.block_max_seats else {}))
-            os.environ.update(SERVE_ENV)
+            # HAProxy as `make up` runs it (through the hardening wrapper), with the per-address
+            # connection cap lifted: every client of this benchmark comes from 127.0.0.1.
+            os.environ.update(stack.serve_env(dict(
+                os.environ, **SERVE_ENV, TICKETING_STATE_DIR=STATE,
+                INGRESS_CONN_PER_ADDR_MAX=str(2 * MAXCONN))))
             import ray
 
             ray.init(address="local", num_cpus=2, include_dashboard=False,
@@ -174,7 +206,8 @@ class Services:
             env = dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=str(REPO),
                        TICKETING_TOKEN_SECRET=self.settings.token_secret,
                        TICKETING_ADMIN_TOKEN=self.settings.admin_token,
-                       SEAT_DELTA_INTERVAL_S=str(self.delta_interval_s))
+                       SEAT_DELTA_INTERVAL_S=str(self.delta_interval_s),
+                       SEAT_DELTA_PHASES=str(self.delta_phases))
             with open(Path(STATE) / "uvicorn.log", "ab") as log:
                 if not self.with_uvicorn:
                     _wait_http(f"http://127.0.0.1:{SERVE_PORT}/healthz")
@@ -378,6 +411,7 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
             made = await changes.run(http, args.duration, args.rate)
             steady_cpu = cores_used(before, cpu_by_category(), time.monotonic() - t0)
             print(f"[{name}] {made} changes; cpu {steady_cpu}; reconnecting all", flush=True)
+            await asyncio.sleep(SETTLE_S)  # the last changes reach every stream before it closes
             steady_versions = set(changes.changed_at)
             send(procs, "RECONNECT")
             reconnected = merged(await expect(procs, "RECONNECTED", 300))
@@ -386,20 +420,26 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
             await asyncio.sleep(2.0)
             changes_file = Path(STATE) / f"changes-{name}.json"
             changes_file.write_text(json.dumps(changes.changed_at))
-            send(procs, f"STOP {changes_file}")
+            send(procs, f"STOP {changes_file} {max(steady_versions, default=0)}")
             results = await expect(procs, "RESULT", 300)
         finally:
             for proc in procs:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-    lags = [x for r in results for x in r["lags_ms"]]
+    steady = [x for r in results for x in r["lags_ms"]["steady"]]
+    after = [x for r in results for x in r["lags_ms"]["after"]]
     delta_bytes, deltas = sum(r["delta_bytes"] for r in results), sum(r["deltas"] for r in results)
     return {"streams_requested": args.clients, "connect": connected,
             "held_to_the_end": sum(r["connected_at_end"] for r in results),
             "changes": made + made_after, "changes_before_reconnect": len(steady_versions),
             "changes_per_s_asked": args.rate, "hold_requests_failed": changes.failed,
-            "lag_all": lag_summary(lags),
+            "lag_all": lag_summary(steady + after),
+            "lag_steady": lag_summary(steady),  # changes while every stream was open
+            "lag_after_reconnect": lag_summary(after),  # after all streams reconnected at once
+            "clients_by_worst_steady_lag": worst_lag_shares(
+                [x for r in results for x in r["worst_steady_ms"]]),
+            "steady_p99_ms_by_second": by_second(results),
             "undelivered_change_client_pairs": sum(r["missed"] for r in results),
             "reconnect_all_at_once": reconnected, "cpu_cores_during_changes": steady_cpu,
             "delta_wire_bytes": {  # one change is one seat held (a one-seat hold)
@@ -454,8 +494,15 @@ def main() -> None:
                              "replica does (default), or POST /holds through the same replicas")
     parser.add_argument("--delta-interval-s", type=float, default=0.2,
                         help="seat_delta_interval_s of both servers (the coalescing window)")
+    parser.add_argument("--delta-phases", type=int, default=4,
+                        help="seat_delta_phases of both servers (1: every stream in one burst)")
+    parser.add_argument("--http-no-delay", choices=("on", "off"), default="",
+                        help="HAProxy's option http-no-delay (INGRESS_HTTP_NO_DELAY); default: "
+                             "the setting's")
     parser.add_argument("--out", default="", help="results file name (default from the knobs)")
     args = parser.parse_args()
+    if args.http_no_delay:
+        os.environ["INGRESS_HTTP_NO_DELAY"] = "1" if args.http_no_delay == "on" else "0"
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
         **vars(args), "event_seats": args.seats,
         "haproxy_maxconn": MAXCONN,
@@ -465,7 +512,8 @@ def main() -> None:
                "stream entry time (the hold's Lua script), per client and change"}}
     with Services(args.replicas, uvicorn="uvicorn" in args.servers,
                   block_max_seats=args.block_max_seats or None,
-                  delta_interval_s=args.delta_interval_s) as services:
+                  delta_interval_s=args.delta_interval_s,
+                  delta_phases=args.delta_phases) as services:
         result["runs"] = asyncio.run(bench(services, args))
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -566,9 +566,9 @@ def lua_only(settings: Any, r: redis.Redis, n: int) -> dict[str, Any]:
                     f"u{i}", 3, True, None, 0, i) for i in range(n)]
 
     async def run() -> float:
-        from redis.asyncio import Redis
+        from store import redis_clients
 
-        ar = Redis.from_url(settings.redis_url)
+        ar = redis_clients.primary(settings)
         scripts = RoomScripts(ar, event_id, 1)
         t0 = time.perf_counter()
         for i in range(0, n, BATCH):
@@ -631,8 +631,10 @@ def main(argv: list[str] | None = None) -> int:
         "seats": "available hash says 4 x joins (no seat-block actors)"}}
     with Bench(NAME, ray=True, serve=False, ports=PORTS, ingest_wait_ms=50,
                admit_interval_s=0.1) as bench:
+        from store import redis_clients
+
         s = bench.settings
-        r = redis.Redis.from_url(s.redis_url, socket_timeout=120)
+        r = redis_clients.primary_sync(s, socket_timeout=120)
         ours = run_ours(s, r, args.joins, args.admit_seconds, "ours", args.timeout) \
             if "ours" not in skip else None
         result["niceness_by_process"] = niceness_by_process()

@@ -116,3 +116,17 @@ def parse_price(body: Any) -> int:
     if isinstance(price, bool) or not isinstance(price, int) or not 0 <= price <= 100_000_000:
         raise InvalidRequest("price_cents must be an integer from 0 to 100000000")
     return price
+
+
+LIST_LIMIT_MAX = 100
+
+
+def parse_limit(raw: str | None, default: int = 50) -> int:
+    """A list's `limit` query parameter: 1 to LIST_LIMIT_MAX, `default` when absent."""
+    if raw is None or raw == "":
+        return default
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not (
+            1 <= int(raw) <= LIST_LIMIT_MAX):
+        raise InvalidRequest(f"limit must be an integer from 1 to {LIST_LIMIT_MAX}")
+    return int(raw)

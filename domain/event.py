@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -16,6 +17,15 @@ MAX_NAME = 200
 MAX_HOLD_TTL_S = 3600
 MAX_RATE = 100_000
 MAX_CODES = 1000
+
+
+class SaleState(StrEnum):
+    """What a fan browsing the events is told of one."""
+
+    UPCOMING = "upcoming"
+    ON_SALE = "on_sale"
+    SOLD_OUT = "sold_out"
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,20 @@ class Event:
 
     def with_rate(self, admission_rate_per_s: float) -> Event:
         return replace(self, admission_rate_per_s=parse_rate(admission_rate_per_s))
+
+    def sale_state(self, seats_available: int, now: float) -> SaleState:
+        """Closed first; before its on-sale it is upcoming whatever is left; then on sale
+        until no seat is available (held seats may come back, and the page says so live)."""
+        if self.closed:
+            return SaleState.CLOSED
+        if now < self.onsale_at:
+            return SaleState.UPCOMING
+        return SaleState.SOLD_OUT if seats_available <= 0 else SaleState.ON_SALE
+
+    @property
+    def price_range_cents(self) -> tuple[int, int]:
+        prices = [s.price_cents for s in self.sections]
+        return min(prices), max(prices)
 
     def close(self, now: float) -> Event:
         """Closed once: a second close keeps the first time."""

@@ -36,7 +36,24 @@ class Settings:
     redis_url: str = _setting(
         "REDIS_URL", "redis://127.0.0.1:6379/0", "Primary Redis: locks, holds, caches.")
     redis_replica_urls: tuple[str, ...] = _setting(
-        "REDIS_REPLICA_URLS", (), "Comma-separated Redis read replicas for cached reads.")
+        "REDIS_REPLICA_URLS", (), "Comma-separated Redis read replicas for cached reads "
+        "(without Sentinel; with it the replicas are found through Sentinel).")
+    # -- Redis HA: Sentinel finds the primary and promotes a replica when it dies (issue 12) --
+    redis_sentinels: tuple[str, ...] = _setting(
+        "REDIS_SENTINELS", (), "Redis Sentinels (host:port, comma-separated). Set: every client "
+        "asks them for the primary named REDIS_MASTER_NAME and follows a failover; only the "
+        "database number (and credentials) of REDIS_URL still count. Empty: REDIS_URL is the "
+        "primary.")
+    redis_master_name: str = _setting(
+        "REDIS_MASTER_NAME", "ticketing", "The name the Sentinels monitor the primary under.")
+    redis_wait_replicas: int = _setting(
+        "REDIS_WAIT_REPLICAS", 0, "Replicas that must acknowledge the writes a sale depends on "
+        "(an owner's new fencing epoch, a checkout begun before its ledger write, joins "
+        "persisted before their Kafka offsets are committed) before they count (Redis WAIT). "
+        "At least 1 with Sentinel: a failover then never loses them (docs/design.md).")
+    redis_wait_timeout_ms: int = _setting(
+        "REDIS_WAIT_TIMEOUT_MS", 1000, "Longest such a write waits for its replica "
+        "acknowledgements; without them in time it is refused as retryable (503).")
     kafka_bootstrap: str = _setting(
         "KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers (host:port, comma-separated).")
     kafka_topic_prefix: str = _setting(
@@ -127,8 +144,8 @@ class Settings:
         "KAFKA_MIN_INSYNC_REPLICAS", 1, "min.insync.replicas of every topic it creates (acks=all "
         "waits for this many).")
     serve_replicas: int = _setting(
-        "SERVE_REPLICAS", 1, "HTTP replicas of the Serve app (per cluster; one per core fans out "
-        "streams fastest).")
+        "SERVE_REPLICAS", 1, "HTTP replicas of the Serve app (per cluster). On a 2-core box one "
+        "fans out 7,500 streams fastest; a second competes with HAProxy for the same cores.")
     ingress_resource: str = _setting(
         "INGRESS_RESOURCE", "", "Custom Ray resource the HTTP replicas need (pins them to ingress "
         "nodes that offer it); empty places them anywhere.")
@@ -239,6 +256,10 @@ class Settings:
     ingress_conn_per_addr_max: int = _setting(
         "INGRESS_CONN_PER_ADDR_MAX", 1000, "Concurrent connections HAProxy accepts from one "
         "source address (an office or carrier NAT is many buyers: keep it generous).")
+    ingress_http_no_delay: bool = _setting(
+        "INGRESS_HTTP_NO_DELAY", False, "HAProxy's `option http-no-delay`: every response "
+        "chunk is sent at once instead of merged with the next (availability deltas reach "
+        "thousands of streams sooner, at the cost of more, smaller packets).")
     max_streams_per_ticket: int = _setting(
         "MAX_STREAMS_PER_TICKET", 3, "Open SSE streams one ticket may hold per replica.")
     stream_tick_s: float = _setting(
@@ -254,6 +275,11 @@ class Settings:
     seat_delta_interval_s: float = _setting(
         "SEAT_DELTA_INTERVAL_S", 0.2, "Availability deltas are coalesced and sent at most this "
         "often per stream (fewer, larger messages for thousands of clients).")
+    seat_delta_phases: int = _setting(
+        "SEAT_DELTA_PHASES", 4, "A replica's streams are split into this many phases, written "
+        "in turn across each delta interval, so its writes are spread over the interval instead "
+        "of one burst that every stream waits behind (each stream still gets at most one delta "
+        "per interval, with every change up to its turn).")
     seat_resume_max: int = _setting(
         "SEAT_RESUME_MAX", 2000, "Seat changes each replica keeps in memory per event so a "
         "reconnect (Last-Event-ID) resumes without a snapshot or a Redis read.")
@@ -326,9 +352,10 @@ class Settings:
         if self.admit_batch_max < 1 or self.room_idle_tick_max_s < self.admit_interval_s:
             problems.append("admit_batch_max must be >= 1 and room_idle_tick_max_s >= "
                             "admit_interval_s")
-        if self.seat_log_max < 100 or self.seat_resume_max < 1 or self.seat_delta_interval_s < 0:
+        if (self.seat_log_max < 100 or self.seat_resume_max < 1 or self.seat_delta_interval_s < 0
+                or self.seat_delta_phases < 1):
             problems.append("seat_log_max must be >= 100, seat_resume_max >= 1, "
-                            "seat_delta_interval_s >= 0")
+                            "seat_delta_interval_s >= 0, seat_delta_phases >= 1")
         if self.ingest_commit_interval_ms < 0 or min(self.ingest_wait_ms,
                                                      self.ingest_fetch_wait_ms) < 1:
             problems.append("ingest_commit_interval_ms must be >= 0, ingest_wait_ms and "
@@ -339,10 +366,14 @@ class Settings:
                 self.checkout_batch_wait_ms < 0):
             problems.append(f"checkout_batch_max must be between 1 and {CHECKOUT_BATCH_MAX_LIMIT} "
                             "and checkout_batch_wait_ms >= 0")
-        if self.checkout_batch_wait_ms / 1000 + self.kafka_timeout_s >= self.actor_call_timeout_s:
-            problems.append("checkout_batch_wait_ms + kafka_timeout_s must stay below "
+        waits_s = 2 * self.redis_wait_timeout_ms / 1000 if self.redis_wait_replicas else 0.0
+        if (self.checkout_batch_wait_ms / 1000 + self.kafka_timeout_s + waits_s
+                >= self.actor_call_timeout_s):
+            problems.append("checkout_batch_wait_ms + kafka_timeout_s (+ 2 x "
+                            "redis_wait_timeout_ms with REDIS_WAIT_REPLICAS) must stay below "
                             "actor_call_timeout_s (Serve would answer 503 for a checkout that "
                             "then confirms)")
+        problems += self._redis_problems()
         if self.sweep_interval_s <= 0 or self.hold_batch_wait_s < 0:
             problems.append("sweep_interval_s must be > 0 and hold_batch_wait_s >= 0")
         if self.production and not (self.signing_keys and self.auth_issuer):
@@ -376,6 +407,33 @@ class Settings:
             problems.append("TICKETING_TOKEN_SECRET must be at least 16 characters")
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
+
+    def _redis_problems(self) -> list[str]:
+        problems = []
+        for address in self.redis_sentinels:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                problems.append(f"REDIS_SENTINELS entry {address!r} is not host:port")
+        if self.redis_sentinels:
+            if len(set(self.redis_sentinels)) != len(self.redis_sentinels):
+                problems.append("REDIS_SENTINELS lists a Sentinel twice")
+            if not self.redis_master_name:
+                problems.append("REDIS_MASTER_NAME must be set with REDIS_SENTINELS")
+            if self.redis_replica_urls:
+                problems.append("REDIS_REPLICA_URLS and REDIS_SENTINELS exclude each other "
+                                "(with Sentinel the read replicas are the ones it reports; a "
+                                "fixed URL would be the old primary after a failover)")
+            if self.redis_wait_replicas < 1:
+                problems.append("REDIS_WAIT_REPLICAS must be >= 1 with REDIS_SENTINELS (else "
+                                "a failover can lose an owner's epoch or a begun checkout)")
+        if self.redis_wait_replicas < 0 or self.redis_wait_timeout_ms < 1:
+            problems.append("REDIS_WAIT_REPLICAS must be >= 0 and REDIS_WAIT_TIMEOUT_MS >= 1")
+        return problems
+
+    @property
+    def redis_ha(self) -> bool:
+        """The primary is found through Sentinel (and may move)."""
+        return bool(self.redis_sentinels)
 
     @property
     def dev_issuer(self) -> bool:

@@ -16,7 +16,15 @@ What `harden()` changes:
 - in the HTTP frontend: `timeout http-request` (a client that has not sent its headers by then
   is closed), `timeout http-keep-alive`, `timeout client` (streams send heartbeats every 15 s,
   so a live stream is never idle that long), a cap on concurrent connections per source
-  address (stick table, `tcp-request connection reject`);
+  address (stick table, `tcp-request connection reject`), and `option idle-close-on-response`:
+  Serve reloads HAProxy (`-sf`) whenever its targets change, and by default the soft-stopping
+  old process closes idle keep-alive connections, so a request a client sends on one at that
+  moment gets no response; with the option the old process answers that request, with
+  `Connection: close`, before it closes (HAProxy's documentation of the option). This is a
+  suspected, not a confirmed, cause of test_concurrency's one "Server disconnected without
+  sending a response": an integration test could not make the race happen on demand;
+- `option http-no-delay` only when INGRESS_HTTP_NO_DELAY asks for it (an A/B on 2 cores showed
+  no gain for the availability streams: README, stream section);
 - the client address: every client-sent `X-Forwarded-For`, `Forwarded` and
   `<client_addr_header>` is deleted, then HAProxy writes `<client_addr_header>: %[src]` and its
   own X-Forwarded-For. The replica counts rate limits by that header only
@@ -43,12 +51,13 @@ class Hardening:
     client_timeout_s: int = 60
     conn_per_addr_max: int = 1000
     client_addr_header: str = "x-ticketing-client-addr"
+    http_no_delay: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> Hardening:
         return cls(s.ingress_http_request_timeout_s, s.ingress_keep_alive_timeout_s,
                    s.ingress_client_timeout_s, s.ingress_conn_per_addr_max,
-                   s.client_addr_header or cls.client_addr_header)
+                   s.client_addr_header or cls.client_addr_header, s.ingress_http_no_delay)
 
 
 def harden(config: str, h: Hardening) -> str:
@@ -74,6 +83,8 @@ def harden(config: str, h: Hardening) -> str:
         f"    http-request del-header {header}",
         f"    http-request set-header {header} %[src]",
         "    option forwardfor",
+        "    option idle-close-on-response",
+        *(["    option http-no-delay"] if h.http_no_delay else []),
     ])
     out, n = re.subn(r"(frontend http_frontend\n\s+bind [^\n]+\n)", lambda m: m.group(1) + rules
                      + "\n", out)
@@ -95,7 +106,8 @@ def ingress_settings(environ: dict[str, str] | os._Environ[str]) -> Settings:
 
 
 INGRESS_FIELDS = ("ingress_http_request_timeout_s", "ingress_keep_alive_timeout_s",
-                  "ingress_client_timeout_s", "ingress_conn_per_addr_max", "client_addr_header")
+                  "ingress_client_timeout_s", "ingress_conn_per_addr_max", "client_addr_header",
+                  "ingress_http_no_delay")
 
 
 def ray_env(settings: Settings, directory: str | os.PathLike[str]) -> dict[str, str]:

@@ -62,3 +62,6 @@ fi
 
 # --- KubeRay CRD schemas (tests/unit/test_kuberay_manifest.py) --------------------------------
 "$PYTHON" -m infra.kuberay >/dev/null
+
+# --- promtool (tests/unit/test_dashboards.py checks deploy/prometheus/alerts.yml with it) -------
+"$PYTHON" -m infra.promtool >/dev/null

@@ -43,6 +43,11 @@ KAFKA_VERSION = "4.1.1"
 RAY_GCS_PORT = 6385  # Ray's default 6379 is Redis's port
 REDIS_REPLICA_PORT = 6380  # `make up` starts one read replica of the primary here
 RAY_CLIENT_PORT = 10001
+RAY_GCS_REDIS_PORT = 6387  # the Redis of Ray's GCS fault tolerance, not the app's data Redis
+RAY_GCS_NAMESPACE = "ticketing"  # RAY_external_storage_namespace: this cluster's keys there
+# Ray's metrics agent serves every node's metrics (store/metrics.py) in the Prometheus format
+# at http://<node>:<port>/metrics; fixed here so a scrape config can name it.
+RAY_METRICS_EXPORT_PORT = 8085
 
 # Ray Serve ingress switches (see the notes on HAProxy ingress); set before Ray starts.
 SERVE_ENV = {
@@ -210,8 +215,9 @@ def redis_ping(url: str, timeout_s: float = 1.0) -> bool:
 
 
 def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
-                replicaof: int | None = None, timeout_s: float = 20.0) -> str:
-    """Start redis-server on 127.0.0.1:port (AOF in the state dir); return its URL."""
+                replicaof: int | None = None, timeout_s: float = 20.0, extra: str = "") -> str:
+    """Start redis-server on 127.0.0.1:port (AOF in the state dir); return its URL. `extra`
+    is more config (infra/sentinel.py's HA nodes)."""
     d = state_dir(state)
     name = f"redis-{port}"
     url = f"redis://127.0.0.1:{port}/0"
@@ -224,9 +230,8 @@ def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
     data_dir = d / name
     data_dir.mkdir(exist_ok=True)
     log_file = d / f"{name}.log"
-    extra = ""
     if replicaof is not None:
-        extra = f"replicaof 127.0.0.1 {replicaof}\nreplica-read-only yes\n"
+        extra += f"replicaof 127.0.0.1 {replicaof}\nreplica-read-only yes\n"
     conf = d / f"{name}.conf"
     conf.write_text(_redis_conf(port, data_dir, log_file, extra))
     redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -237,11 +242,11 @@ def start_redis(port: int, state: str | os.PathLike[str] | None = None, *,
 
 def start_redis_replica(port: int, primary_port: int,
                         state: str | os.PathLike[str] | None = None,
-                        timeout_s: float = 30.0) -> str:
+                        timeout_s: float = 30.0, extra: str = "") -> str:
     """Start a read-only replica of 127.0.0.1:primary_port; return once it has synced."""
     import redis
 
-    url = start_redis(port, state, replicaof=primary_port, timeout_s=timeout_s)
+    url = start_redis(port, state, replicaof=primary_port, timeout_s=timeout_s, extra=extra)
 
     def synced() -> bool:
         client = redis.Redis.from_url(url, socket_timeout=1)
@@ -499,11 +504,41 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
+def gcs_ft_env(redis_port: int, namespace: str = RAY_GCS_NAMESPACE) -> dict[str, str]:
+    """What makes a head's GCS fault tolerant (Ray's own mechanism): it keeps its tables (nodes,
+    actors, placement groups, jobs, the internal KV where Serve checkpoints) in this Redis,
+    under this namespace, and a GCS started again on them carries the cluster on."""
+    return {"RAY_REDIS_ADDRESS": f"127.0.0.1:{redis_port}",
+            "RAY_external_storage_namespace": namespace}
+
+
+def forget_ray_gcs(state: str | os.PathLike[str] | None = None,
+                   redis_port: int = RAY_GCS_REDIS_PORT) -> bool:
+    """Empty the GCS Redis this state dir runs (after stop_ray): the next head starts a new
+    cluster instead of recovering a stopped one."""
+    import redis
+
+    if not _read_pid(state_dir(state) / f"redis-{redis_port}.pid", "redis-server"):
+        return False
+    client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=5)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return True
+
+
 def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_GCS_PORT,
               num_cpus: int = 2, env: dict[str, str] | None = None,
-              timeout_s: float = 120.0, client_port: int = RAY_CLIENT_PORT,
-              extra_args: tuple[str, ...] = ()) -> str:
+              timeout_s: float = 120.0, gcs_redis_port: int | None = None,
+              metrics_export_port: int = RAY_METRICS_EXPORT_PORT,
+              client_port: int = RAY_CLIENT_PORT, extra_args: tuple[str, ...] = ()) -> str:
     """`ray start --head` with the Serve switches and token auth; return the GCS address.
+
+    With gcs_redis_port, the GCS keeps its state in that Redis (`gcs_ft_env`): a head killed
+    and started again here (same port, same Redis) recovers its cluster: worker nodes
+    reconnect, detached actors (the entity hosts, Serve's controller) are still known, and
+    the ones that lived on the head are restarted.
 
     The auth token is the stack's own (`infra.credentials`: `RAY_AUTH_TOKEN_PATH` in the state
     dir), not `~/.ray/auth_token`, which `ray start` neither creates nor needs then.
@@ -521,13 +556,15 @@ def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_G
         return address
     credentials.ensure(d)
     env = credentials.stack_env(dict(os.environ if env is None else env), d)
+    if gcs_redis_port is not None:
+        env.update(gcs_ft_env(gcs_redis_port))
     # the `ray` of this interpreter first: a shim on PATH may depend on HOME (pyenv)
     sibling = Path(sys.executable).with_name("ray")
     ray = str(sibling) if sibling.exists() else shutil.which("ray") or "ray"
     cmd = [ray, "start", "--head", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
            "--include-dashboard=false", "--dashboard-host=127.0.0.1",
            f"--ray-client-server-port={client_port}", f"--temp-dir={d / 'ray'}",
-           "--disable-usage-stats", *extra_args]
+           f"--metrics-export-port={metrics_export_port}", "--disable-usage-stats", *extra_args]
     log_file = d / "ray-start.log"
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -636,20 +673,32 @@ def _redis_port(url: str) -> int:
 
 
 def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None = None,
-       with_ray: bool = True) -> dict[str, str]:
+       with_ray: bool = True, ha: bool = False) -> dict[str, str]:
     """Start what is not running yet; services named explicitly in env are only checked.
 
     The first start generates the stack's secrets into the state dir (`infra.credentials`);
-    later starts reuse them, and variables set in env override them."""
+    later starts reuse them, and variables set in env override them. `ha` (HA mode): Redis is
+    a primary, two replicas and three Sentinels (infra/sentinel.py); Kafka is a three-node
+    cluster (`infra.kafka_cluster`) and topics get three replicas, two in sync. Ray's head
+    always keeps its GCS in a Redis of its own (`start_ray`), so a restarted head gets its
+    cluster and detached actors back."""
     from domain.settings import Settings
+    from infra import sentinel
 
     d = state_dir(state)
+    if not ha and (d / sentinel.ENV_FILE).exists():
+        raise StackError(f"{d} runs Redis HA: `up --ha` (make up HA=1), or `down` first")
     credentials.ensure(d)
     env = credentials.stack_env(dict(os.environ if env is None else env), d)
     settings = Settings.from_env(env)
     started: dict[str, str] = {}
 
-    if _explicit(env, "REDIS_URL"):
+    if ha and not _explicit(env, "REDIS_SENTINELS"):
+        primary = _redis_port(settings.redis_url)
+        replicas, sentinels = sentinel.topology_ports(primary)
+        started |= sentinel.start(primary, replicas, sentinels, d)
+        env |= sentinel.settings_env(sentinels)
+    elif _explicit(env, "REDIS_URL"):
         _check_external("REDIS_URL", settings.redis_url, lambda: redis_ping(settings.redis_url))
         started["redis"] = f"external {settings.redis_url}"
     else:
@@ -665,6 +714,13 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
         _check_external("KAFKA_BOOTSTRAP", settings.kafka_bootstrap,
                         lambda: kafka_answers(settings.kafka_bootstrap))
         started["kafka"] = f"external {settings.kafka_bootstrap}"
+    elif ha:
+        from infra import kafka_cluster
+
+        _, port = _host_port(settings.kafka_bootstrap.split(",")[0], 9092)
+        env["KAFKA_BOOTSTRAP"] = started["kafka"] = kafka_cluster.start_cluster(port, d)
+        env.setdefault("KAFKA_REPLICATION_FACTOR", str(kafka_cluster.REPLICATION_FACTOR))
+        env.setdefault("KAFKA_MIN_INSYNC_REPLICAS", str(kafka_cluster.MIN_INSYNC_REPLICAS))
     else:
         _, port = _host_port(settings.kafka_bootstrap.split(",")[0], 9092)
         started["kafka"] = start_kafka(port, port + 1, d)
@@ -680,8 +736,10 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
         env["NTP_SERVERS"] = ",".join(settings.ntp_servers)
 
     if with_ray:
-        address = start_ray(d, env=env)
+        started["ray-gcs-redis"] = start_redis(RAY_GCS_REDIS_PORT, d)
+        address = start_ray(d, env=env, gcs_redis_port=RAY_GCS_REDIS_PORT)
         started["ray"] = address
+        started["metrics"] = metrics_url()
         if healthz_ok(settings.http_host, settings.http_port):
             started["serve"] = "already running"
         else:
@@ -692,24 +750,50 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
 
 def down(state: str | os.PathLike[str] | None = None) -> list[str]:
     """Stop what up() started in this state dir (by pid files); idempotent."""
+    from infra import sentinel
+
     d = state_dir(state)
     stopped = []
     if stop_ray(d):
         stopped.append("ray")
+    forget_ray_gcs(d)  # a deliberate stop ends the cluster: no state to recover
+    stopped += sentinel.stop(d)  # before the nodes: no failover while they stop
+    from infra import kafka_cluster
+
+    bootstrap = kafka_cluster.running_bootstrap(d)
+    if bootstrap:
+        _, port = _host_port(bootstrap.split(",")[0], 9092)
+        stopped += kafka_cluster.stop_cluster(port, d)
     for pid_file in sorted(d.glob("*.pid")):
         name = pid_file.stem
-        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd",
+                  "sentinel": "redis-server"}.get(
             name.split("-")[0])
         if marker and _terminate(pid_file, marker, timeout_s=60):
             stopped.append(name)
     return stopped
 
 
+def metrics_url() -> str:
+    """Ray's Prometheus endpoint of the `make up` node (docs: README, Metrics)."""
+    return f"http://127.0.0.1:{RAY_METRICS_EXPORT_PORT}/metrics"
+
+
 def client_env(state: str | os.PathLike[str] | None = None,
                base: dict[str, str] | None = None) -> dict[str, str]:
     """What a client of the `make up` stack needs: its secrets and how to reach its Ray."""
-    env = credentials.stack_env(dict(os.environ if base is None else base), state_dir(state))
+    from infra import kafka_cluster, sentinel
+
+    d = state_dir(state)
+    env = credentials.stack_env(dict(os.environ if base is None else base), d)
     env.setdefault("RAY_ADDRESS", f"127.0.0.1:{RAY_GCS_PORT}")
+    for name, value in sentinel.client_env(d).items():  # `up --ha`: clients ask the Sentinels
+        env.setdefault(name, value)
+    bootstrap = kafka_cluster.running_bootstrap(d)
+    if bootstrap:  # HA mode
+        env.setdefault("KAFKA_BOOTSTRAP", bootstrap)
+        env.setdefault("KAFKA_REPLICATION_FACTOR", str(kafka_cluster.REPLICATION_FACTOR))
+        env.setdefault("KAFKA_MIN_INSYNC_REPLICAS", str(kafka_cluster.MIN_INSYNC_REPLICAS))
     return env
 
 
@@ -725,13 +809,25 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
     settings = client_settings(d)
     out: dict[str, str] = {}
     for pid_file in sorted(d.glob("*.pid")):
-        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd"}.get(
+        marker = {"redis": "redis-server", "kafka": "kafka.Kafka", "ntp": "chronyd",
+                  "sentinel": "redis-server"}.get(
             pid_file.stem.split("-")[0])
         if marker:
             pid = _read_pid(pid_file, marker)
             out[pid_file.stem] = f"running (pid {pid})" if pid else "stopped (stale pid file)"
+    if settings.redis_ha:  # `up --ha`: where the Sentinels say the primary is now
+        from infra import sentinel
+
+        master = next((m for m in (sentinel.sentinel_master(_host_port(a, 26379)[1])
+                                   for a in settings.redis_sentinels) if m), None)
+        out["redis-primary"] = (f"127.0.0.1:{master['port']} ({master.get('flags')}, "
+                                f"{master.get('num-slaves')} replicas, "
+                                f"{int(master.get('num-other-sentinels', 0)) + 1} sentinels)"
+                                if master else "no Sentinel answers")
     out["ray"] = ("running" if ray_running() else "stopped") + (
         " (started here)" if (d / "ray.sid").exists() else "")
+    out["metrics"] = ("answering" if _port_open(RAY_METRICS_EXPORT_PORT) else "not answering") \
+        + f" {metrics_url()}"
     out["serve"] = ("healthy" if healthz_ok(settings.http_host, settings.http_port)
                     else "not answering") + f" http://{settings.http_host}:{settings.http_port}"
     return out
@@ -740,13 +836,16 @@ def status(state: str | os.PathLike[str] | None = None) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = sys.argv[1:] if argv is None else argv
+    ha = args[:2] == ["up", "--ha"]
+    if ha:
+        args = ["up"]
     if len(args) != 1 or args[0] not in ("up", "down", "status", "env"):
-        print("usage: python -m infra.stack up|down|status|env", file=sys.stderr)
+        print("usage: python -m infra.stack up [--ha]|down|status|env", file=sys.stderr)
         return 2
     d = state_dir()
     try:
         if args[0] == "up":
-            for service, where in up(state=d).items():
+            for service, where in up(state=d, ha=ha).items():
                 print(f"{service:6} {where}")
             print(f"state, logs and pid files in {d}")
             print(f"admin token in {credentials.admin_token_file(d)} (mode 600); for a shell "
@@ -754,7 +853,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args[0] == "env":
             env = client_env(d)
             for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH",
-                         *credentials.GENERATED):
+                         "KAFKA_BOOTSTRAP", "KAFKA_REPLICATION_FACTOR",
+                         "KAFKA_MIN_INSYNC_REPLICAS", *credentials.GENERATED,
+                         "REDIS_SENTINELS", "REDIS_MASTER_NAME", "REDIS_WAIT_REPLICAS"):
                 if env.get(name):
                     print(f"export {name}={shlex.quote(env[name])}")
         elif args[0] == "down":

@@ -107,5 +107,16 @@ async def load_booking(redis: Redis, ref: HoldRef) -> dict[str, Any] | None:
     return json.loads(raw) if raw is not None else None
 
 
-async def event_ids(redis: Redis, limit: int) -> list[str]:
-    return [text(e) for e in await redis.zrevrange(keys.events_index(), 0, limit - 1)]
+async def open_events(redis: Redis, limit: int) -> list[tuple[Event, dict[int, int]]]:
+    """Up to `limit` events not closed, newest first, each with its seats available per
+    block: two round trips whatever the count."""
+    ids = [text(e) for e in await redis.zrevrange(keys.open_events(), 0, limit - 1)]
+    if not ids:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for event_id in ids:
+        pipe.get(keys.event(event_id))
+        pipe.hgetall(keys.available(event_id))
+    got = await pipe.execute()
+    return [(Event.from_json(raw), {int(b): int(n) for b, n in free.items()})
+            for raw, free in zip(got[::2], got[1::2], strict=True) if raw is not None]

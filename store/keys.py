@@ -195,6 +195,12 @@ def replica_heartbeat() -> str:
     return f"{PREFIX}:replica:heartbeat"
 
 
+def replication_barrier() -> str:
+    """String written just before a WAIT (store.redis_clients.replicated): its replication
+    offset is past every write completed before it, which is what the WAIT waits for."""
+    return f"{PREFIX}:replication:barrier"
+
+
 def rate_budget(tag: str, scope: str, party: str) -> str:
     """String: the GCRA arrival time (ms) of one party's budget for one kind of request, shared
     by every replica (store/lua/rate_limit.lua). `tag` is the event id (so an event's budgets

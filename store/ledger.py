@@ -26,6 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from domain.errors import Unavailable
+from store.metrics import LEDGER_APPEND
 from store.records import compact_json
 
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
@@ -37,6 +38,8 @@ class Ledger:
         self._topic = topic
         self._timeout_s = timeout_s
         self._partitions: list[int] = []
+        self._acked = LEDGER_APPEND.bind("ok")
+        self._failed = LEDGER_APPEND.bind("failed")
 
     @classmethod
     async def start(cls, bootstrap: str, topic: str, timeout_s: float) -> Ledger:
@@ -58,13 +61,18 @@ class Ledger:
     async def append_batch(self, bookings: list[dict[str, Any]]) -> None:
         """Returns once every booking is acknowledged; raises Unavailable otherwise (then some
         may still have been written: the caller treats them as not confirmed, and a re-send or
-        a replay of the same booking id is harmless)."""
+        a replay of the same booking id is harmless). Its time goes to LEDGER_APPEND by outcome:
+        the ledger's lag as the checkouts see it."""
+        started = time.perf_counter()
         try:
             await asyncio.wait_for(self._send(bookings), self._timeout_s)
         except TimeoutError as exc:
+            self._failed.observe(time.perf_counter() - started)
             raise Unavailable("kafka write timed out") from exc
         except (KafkaError, OSError) as exc:
+            self._failed.observe(time.perf_counter() - started)
             raise Unavailable(f"kafka write failed: {exc!r}") from exc
+        self._acked.observe(time.perf_counter() - started)
 
     async def _send(self, bookings: list[dict[str, Any]]) -> None:
         if not self._partitions:

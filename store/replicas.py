@@ -17,25 +17,18 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from domain.settings import Settings
-from store import keys
+from store import keys, redis_clients
+from store.metrics import CACHE_READS, REPLICA_STALENESS
 
 log = logging.getLogger("ticketing.replicas")
 T = TypeVar("T")
 FAILURES = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
-STALENESS = Gauge("ticketing_redis_replica_staleness_seconds",
-                  "Measured replication delay of each read replica (-1 while unreachable)",
-                  ["replica"])
-READS = Counter("ticketing_cache_reads_total", "Cache reads by where they were served",
-                ["source"])
 
 
 @dataclass(frozen=True)
@@ -56,13 +49,14 @@ PRIMARY = Source("primary")
 
 
 class Replica:
-    def __init__(self, url: str) -> None:
-        self.label = urlsplit(url).netloc or url
-        # No retries and short timeouts: a dead replica must fail fast, the primary answers.
-        self.redis = Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=2.0,
-                                    retry=Retry(NoBackoff(), 0))
+    def __init__(self, label: str, client: Redis) -> None:
+        """`client` comes from store.redis_clients (no retries and short timeouts: a dead
+        replica must fail fast, the primary answers)."""
+        self.label = urlsplit(label).netloc or label
+        self.redis = client
         self.staleness_s: float | None = None  # unknown until measured
         self.down_until = 0.0
+        self.staleness_gauge = REPLICA_STALENESS.bind(self.label)
 
     def usable(self, max_staleness_s: float, now: float) -> bool:
         return (now >= self.down_until and self.staleness_s is not None
@@ -73,9 +67,12 @@ class ReadRouter:
     def __init__(self, primary: Redis, settings: Settings) -> None:
         self.primary = primary
         self._settings = settings
-        self.replicas = [Replica(url) for url in settings.redis_replica_urls]
+        self.replicas = [Replica(label, client)
+                         for label, client in redis_clients.read_replicas(settings)]
         self._next = 0
         self._prober: asyncio.Task[None] | None = None
+        self._from_replica = CACHE_READS.bind("replica")
+        self._from_primary = CACHE_READS.bind("primary")
 
     def pick(self) -> Replica | None:
         """A usable replica (round robin), or None for the primary."""
@@ -97,9 +94,9 @@ class ReadRouter:
             except FAILURES as error:
                 self.failed(replica, error)
             else:
-                READS.labels("replica").inc()
+                self._from_replica.inc()
                 return result, Source("replica", replica.staleness_s)
-        READS.labels("primary").inc()
+        self._from_primary.inc()
         return await fn(self.primary), PRIMARY
 
     def failed(self, replica: Replica, error: BaseException) -> None:
@@ -107,7 +104,7 @@ class ReadRouter:
             log.warning("replica %s failed (%s); reads go to the primary", replica.label, error)
         replica.down_until = time.monotonic() + self._settings.replica_retry_s
         replica.staleness_s = None
-        STALENESS.labels(replica.label).set(-1)
+        replica.staleness_gauge.set(-1)
 
     def _ensure_prober(self) -> None:
         if self.replicas and self._prober is None:
@@ -140,7 +137,7 @@ class ReadRouter:
             return
         replica.staleness_s = time.time() - written
         if time.monotonic() >= replica.down_until:
-            STALENESS.labels(replica.label).set(replica.staleness_s)
+            replica.staleness_gauge.set(replica.staleness_s)
 
     async def close(self) -> None:
         if self._prober is not None:

@@ -2,11 +2,13 @@
 
 Each `SeatFeed` loads a consistent snapshot (the seat version and every block's bitmaps in
 one MULTI), then follows the event's change stream with a blocking XREAD, keeping a
-`SeatBoard` current (by seat id, and as seatmap-v1 codes per block). Changes are merged for
-`seat_delta_interval_s` and the encoded delta is handed to every stream of this replica at
-once, so 7,500 clients cost one Redis reader and one encoding per window and form (JSON or
-compact), not one per client. Reads go through the `ReadRouter` (a replica when one is fresh),
-and a failed read falls back to the primary and continues from the same stream id.
+`SeatBoard` current (by seat id, and as seatmap-v1 codes per block). The replica's streams
+are split into `seat_delta_phases` phases written in turn, one every interval / phases, each
+with one delta (encoded once per form, JSON or compact) of every change since its last turn:
+so 7,500 clients cost one Redis reader and a few encodings per interval, not one per client,
+and their writes are spread over the interval instead of one burst that all wait behind.
+Reads go through the `ReadRouter` (a replica when one is fresh), and a failed read falls back
+to the primary and continues from the same stream id.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from starlette.responses import Response
 
 from domain import seatmap_codec as codec
 from domain.availability import (
@@ -35,35 +39,63 @@ from domain.availability import (
 )
 from domain.event import Event
 from domain.settings import Settings
-from store import catalog, keys
+from store import catalog, eager, keys
 from store.replicas import FAILURES, ReadRouter, Source
 
 log = logging.getLogger("ticketing.seat_feed")
 
+Send = Callable[[dict[str, Any]], Awaitable[None]]  # an ASGI connection's `send`
+
 
 class Subscriber:
-    """One stream's outbox: encoded messages waiting to be written, bounded."""
+    """One stream, written straight to its connection's ASGI `send` by whoever has news for it
+    (the feed's flush, heartbeat or reload), in that caller's turn: no task per stream wakes
+    up per delta (see store/eager.py). While a write waits on a slow client, later messages
+    queue behind it, bounded; past the bound the stream ends, and its client reconnects and
+    resumes with Last-Event-ID."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, send: Send, limit: int) -> None:
+        self._send = send
         self._limit = limit
-        self._out: deque[bytes] = deque()
-        self._ready = asyncio.Event()
-        self.dropped = False
+        self._queued: deque[bytes] = deque()
+        self._writing: asyncio.Task[None] | None = None
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def push(self, message: bytes) -> None:
-        if len(self._out) >= self._limit:
-            self.dropped = True  # too slow: it is ended, reconnects and resumes
-        else:
-            self._out.append(message)
-        self._ready.set()
+        if self.ended.done():
+            return
+        if self._writing is not None:
+            if len(self._queued) >= self._limit:
+                self.end()  # too slow: it is ended, reconnects and resumes
+            else:
+                self._queued.append(message)
+            return
+        try:
+            self._writing = eager.start(self._write(message))
+        except Exception as error:  # the connection failed: its client reconnects
+            log.debug("availability stream write failed: %r", error)
+            self.end()
 
-    async def next(self) -> bytes:
-        """Everything queued so far, as one write; waits until there is something."""
-        await self._ready.wait()
-        self._ready.clear()
-        chunk = b"".join(self._out)
-        self._out.clear()
-        return chunk
+    async def _write(self, message: bytes) -> None:
+        """Write `message` and then, if that had to wait, what queued meanwhile, as one."""
+        try:
+            await self._send({"type": "http.response.body", "body": message, "more_body": True})
+            while self._queued and not self.ended.done():
+                chunk = b"".join(self._queued)
+                self._queued.clear()
+                await self._send({"type": "http.response.body", "body": chunk,
+                                  "more_body": True})
+        except Exception as error:
+            if self._writing is None:
+                raise  # raised before it waited: push() sees it
+            log.debug("availability stream write failed: %r", error)
+            self.end()
+        finally:
+            self._writing = None
+
+    def end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 async def read_snapshot(redis: Redis, event: Event) -> tuple[SeatBoard, str]:
@@ -86,6 +118,14 @@ async def read_snapshot(redis: Redis, event: Event) -> tuple[SeatBoard, str]:
     return SeatBoard(statuses, int(version or 0), codes), last_id
 
 
+class Phase:
+    """Streams written in the same turn, and the seat version all of them have been sent."""
+
+    def __init__(self, version: int = 0) -> None:
+        self.subscribers: set[Subscriber] = set()
+        self.version = version
+
+
 class SeatFeed:
     def __init__(self, event: Event, reads: ReadRouter, settings: Settings) -> None:
         self.event = event
@@ -97,14 +137,17 @@ class SeatFeed:
         self.source: Source = Source("primary")
         self._window = Coalescer(0)
         self._history = History(settings.seat_resume_max)
-        self._subscribers: set[Subscriber] = set()
+        self._subscribers: dict[Subscriber, Phase] = {}
+        self._phases = [Phase() for _ in range(settings.seat_delta_phases)]
+        self._turn = 0
+        self._turn_s = settings.seat_delta_interval_s / settings.seat_delta_phases
         self._compact: set[Subscriber] = set()  # the subset that asked for seatmap-v1
         self._snapshot: dict[bool, tuple[int, bytes]] = {}
         self.layout_body = codec.layout_body(event.venue)
         self.layout_etag = codec.etag_of(self.layout_body)
         self._advanced = asyncio.Condition()
-        self._flush_at: asyncio.TimerHandle | None = None
-        self._last_flush = 0.0
+        self._turn_at: asyncio.TimerHandle | None = None
+        self._last_turn = 0.0
         self._idle_since = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self.closed = False
@@ -121,27 +164,38 @@ class SeatFeed:
         self._window = Coalescer(self.board.version)
         self._history = History(self._settings.seat_resume_max)
         self._snapshot = {}
+        for phase in self._phases:
+            phase.version = self.board.version
         for subscriber in self._subscribers:
             subscriber.push(self.snapshot(subscriber in self._compact))
 
     # -- streams -------------------------------------------------------------------------
-    def subscribe(self, last_seen: int | None, compact: bool = False) -> Subscriber:
-        """A new stream: a resume delta when `last_seen` is recent enough, else a snapshot;
-        `compact` streams get seatmap-v1, the others seat-id JSON."""
-        subscriber = Subscriber(self._settings.seat_stream_queue_max)
+    def subscribe(self, send: Send, last_seen: int | None, compact: bool = False,
+                  first: bytes = b"") -> Subscriber:
+        """A new stream on `send` (its response head already sent): `first`, then a resume
+        delta when `last_seen` is recent enough, else a snapshot; `compact` streams get
+        seatmap-v1, the others seat-id JSON."""
+        subscriber = Subscriber(send, self._settings.seat_stream_queue_max)
         resumed = (self._history.resume(last_seen, self.board.version)
                    if last_seen is not None else None)
         if resumed is None:
-            subscriber.push(self.snapshot(compact))
+            subscriber.push(first + self.snapshot(compact))
         elif resumed.seats:
-            subscriber.push(compact_delta_message(resumed) if compact else delta_message(resumed))
-        self._subscribers.add(subscriber)
+            subscriber.push(first + (compact_delta_message(resumed) if compact
+                                     else delta_message(resumed)))
+        elif first:
+            subscriber.push(first)
+        phase = min(self._phases, key=lambda p: len(p.subscribers))
+        phase.subscribers.add(subscriber)
+        self._subscribers[subscriber] = phase
         if compact:
             self._compact.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        phase = self._subscribers.pop(subscriber, None)
+        if phase is not None:
+            phase.subscribers.discard(subscriber)
         self._compact.discard(subscriber)
         if not self._subscribers:
             self._idle_since = time.monotonic()
@@ -208,33 +262,54 @@ class SeatFeed:
             self._last_id = entry_id.decode()
         async with self._advanced:
             self._advanced.notify_all()
-        self._schedule_flush()
+        self._schedule_turn()
 
     async def _reload_later(self) -> None:
         await asyncio.sleep(0.05)
         await self._load()
 
-    def _schedule_flush(self) -> None:
-        """Send now if the last send is a window ago, else once the window has passed."""
-        if self._flush_at is not None:
+    def _schedule_turn(self) -> None:
+        """Write the next phase now if its turn has come, else when it comes."""
+        if self._turn_at is not None:
             return
-        wait = self._last_flush + self._settings.seat_delta_interval_s - time.monotonic()
+        wait = self._last_turn + self._turn_s - time.monotonic()
         if wait <= 0:
-            self._flush()
+            self._take_turn()
         else:
-            self._flush_at = asyncio.get_running_loop().call_later(wait, self._flush)
+            self._turn_at = asyncio.get_running_loop().call_later(wait, self._take_turn)
 
-    def _flush(self) -> None:
-        self._flush_at = None
-        self._last_flush = time.monotonic()
+    def _take_turn(self) -> None:
+        self._turn_at = None
+        self._last_turn = time.monotonic()
         delta = self._window.take()
-        if delta is None:
+        if delta is not None:
+            self._history.add(delta)
+        newest = self._history.newest
+        if newest is None:
             return
-        self._history.add(delta)
-        compact = compact_delta_message(delta) if self._compact else b""
-        plain = delta_message(delta) if len(self._compact) < len(self._subscribers) else b""
-        for subscriber in self._subscribers:  # each form encoded once, only if someone has it
-            subscriber.push(compact if subscriber in self._compact else plain)
+        phase = self._phases[self._turn]
+        self._turn = (self._turn + 1) % len(self._phases)
+        self._write(phase, newest)
+        if any(p.version < newest for p in self._phases):
+            self._schedule_turn()  # the other phases' turns
+
+    def _write(self, phase: Phase, newest: int) -> None:
+        """Every change since the phase's last turn, as one delta per form, to its streams."""
+        since, phase.version = phase.version, max(phase.version, newest)
+        delta = self._history.resume(since, newest) if phase.subscribers else None
+        if delta is None or not delta.seats:
+            if delta is None and phase.subscribers:  # older than the history keeps
+                for subscriber in phase.subscribers:
+                    subscriber.push(self.snapshot(subscriber in self._compact))
+            return
+        compact = plain = b""
+        for subscriber in phase.subscribers:  # each form encoded once, only if someone has it
+            if subscriber in self._compact:
+                compact = compact or compact_delta_message(delta)
+                subscriber.push(compact)
+            else:
+                plain = plain or delta_message(delta)
+                subscriber.push(plain)
 
     async def _heartbeat(self) -> None:
         while not self.closed:
@@ -247,10 +322,12 @@ class SeatFeed:
 
     def close(self) -> None:
         self.closed = True
+        for subscriber in self._subscribers:
+            subscriber.end()
         for task in self._tasks:
             task.cancel()
-        if self._flush_at is not None:
-            self._flush_at.cancel()
+        if self._turn_at is not None:
+            self._turn_at.cancel()
 
 
 class SeatFeeds:
@@ -292,3 +369,34 @@ class SeatFeeds:
                 if feed.idle_for() > self._settings.seat_feed_idle_s:
                     feed.close()
                     del self._feeds[event_id]
+
+
+class SeatStream(Response):
+    """An availability stream as a plain ASGI response: it sends the head and subscribes its
+    connection's `send` to the feed, which writes every message itself; this only waits for
+    the stream to end (the client left, it fell behind, or the feed closed)."""
+
+    def __init__(self, feed: SeatFeed, last_seen: int | None, compact: bool, first: bytes,
+                 headers: dict[str, str]) -> None:
+        self.status_code, self.media_type, self.background = 200, "text/event-stream", None
+        self.init_headers(headers)  # no body: no Content-Length, so the body is chunked
+        self._feed, self._last_seen, self._compact, self._first = feed, last_seen, compact, first
+
+    async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        subscriber = self._feed.subscribe(send, self._last_seen, self._compact, self._first)
+        watch = asyncio.get_running_loop().create_task(_until_disconnect(receive, subscriber))
+        try:
+            await subscriber.ended
+        finally:
+            watch.cancel()
+            self._feed.unsubscribe(subscriber)
+        with contextlib.suppress(OSError):  # ended by us: the client sees the end, reconnects
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _until_disconnect(receive: Any, subscriber: Subscriber) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscriber.end()

@@ -85,11 +85,65 @@ function solvePow(challenge, difficulty) {
 }
 
 // ---------------------------------------------------------------------------------- home
+const STATES = { upcoming: "On sale soon", on_sale: "On sale now", sold_out: "Sold out",
+                 closed: "Closed" };
+const when = (iso) => new Date(iso).toLocaleString(undefined,
+  { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+const priceRange = (ev) => ev.price_min_cents === ev.price_max_cents ? money(ev.price_min_cents)
+  : money(ev.price_min_cents) + " \u2013 " + money(ev.price_max_cents);
+// Every text from the API goes in through textContent: an event's name is never markup.
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
 function home() {
   $("pick").addEventListener("submit", (e) => {
     e.preventDefault();
-    location.href = eventUrl("queue.html", $("event-id").value.trim());
+    location.href = eventUrl("event.html", $("event-id").value.trim());
   });
+  api("/v1/events").then(({ events }) => {
+    if (!events.length) say("No events are on sale right now.");
+    events.sort((a, b) => a.onsale_at.localeCompare(b.onsale_at));
+    for (const ev of events) {
+      const link = el("a");
+      link.href = eventUrl("event.html", ev.event_id);
+      const meta = el("span", "event-meta");
+      const state = el("strong", "state", STATES[ev.state] || ev.state);
+      state.dataset.state = ev.state;
+      meta.append(el("span", "", when(ev.onsale_at)), state, el("span", "", priceRange(ev)),
+                  el("span", "", ev.sections.map((s) => s.name).join(", ")),
+                  el("span", "", ev.seats_available.toLocaleString() + " seats left"));
+      link.append(el("span", "event-name", ev.name), meta);
+      const item = el("li");
+      item.append(link);
+      $("events").append(item);
+    }
+  }).catch((err) => say("Could not load the events: " + err.message, "alert"));
+}
+
+// --------------------------------------------------------------------------------- event
+function eventPage() {
+  const eventId = params.get("event");
+  api("/v1/events/" + encodeURIComponent(eventId)).then((ev) => {
+    document.title = ev.name;
+    $("event-name").textContent = ev.name;
+    $("when").textContent = "On sale " + when(ev.onsale_at);
+    $("state").textContent = STATES[ev.state] || ev.state;
+    $("state").dataset.state = ev.state;
+    for (const s of ev.sections) {
+      const row = el("tr");
+      row.append(el("th", "", s.name), el("td", "", money(s.price_cents)),
+                 el("td", "", s.seats_available.toLocaleString()));
+      row.firstChild.scope = "row";
+      $("sections").append(row);
+    }
+    if (ev.state === "closed") { say("This event is closed."); return; }
+    $("enter").href = eventUrl("queue.html", ev.event_id);
+    $("enter").classList.remove("hidden");
+  }, () => say("This event does not exist.", "alert"));
 }
 
 // ------------------------------------------------------------------------- waiting room
@@ -540,5 +594,5 @@ function confirmationPage() {
   }).catch((err) => say("Could not load the booking: " + err.message, "alert"));
 }
 
-({ home, queue: queuePage, seats: seatsPage, checkout: checkoutPage,
+({ home, event: eventPage, queue: queuePage, seats: seatsPage, checkout: checkoutPage,
    confirmation: confirmationPage })[document.body.dataset.page]();

@@ -34,6 +34,10 @@ SERVE_ENV = {
     "RAY_SERVE_HAPROXY_MAXCONN": "6000",
     "RAY_SERVE_HAPROXY_STATS_PORT": str(8414 + _OFFSET),
     "RAY_SERVE_HAPROXY_METRICS_PORT": str(9114 + _OFFSET),
+    # Serve's fallback proxy defaults to 8500/9500: HTTP_PORT itself at offset 400, and what
+    # every other session binds; derived from the offset like the rest.
+    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(8140 + _OFFSET),
+    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(9140 + _OFFSET),
     "RAY_DEDUP_LOGS": "0",
 }
 

@@ -38,7 +38,8 @@ PORTS = {"redis": 6395 + _OFFSET, "replica": 6396 + _OFFSET, "kafka": 19096 + _O
          "ntp": 11126 + _OFFSET, "gcs": 6387 + _OFFSET, "client": 20011 + _OFFSET,
          "http": 8102 + _OFFSET, "stats": 8416 + _OFFSET, "metrics": 9116 + _OFFSET,
          "agent": 52375 + _OFFSET, "agent_grpc": 52385 + _OFFSET, "ray_metrics": 52395 + _OFFSET,
-         "runtime_env": 52405 + _OFFSET}
+         "runtime_env": 52405 + _OFFSET, "fallback_http": 8142 + _OFFSET,
+         "fallback_grpc": 9142 + _OFFSET}
 USERS = 24
 BUYERS = 8
 
@@ -53,6 +54,9 @@ def stack_env(state: Path) -> dict[str, str]:
         "HTTP_PORT": str(p["http"]), "KAFKA_TOPIC_PREFIX": "powerloss",
         "RAY_SERVE_HAPROXY_STATS_PORT": str(p["stats"]),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(p["metrics"]),
+        # Serve's fallback proxy (default 8500/9500, what `make up`'s stack binds)
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(p["fallback_http"]),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(p["fallback_grpc"]),
         "JOIN_RATE_PER_S": "100000", "STATUS_RATE_PER_S": "100000", "USER_RATE_PER_S": "1000",
         "SIGNIN_RATE_PER_S": "100000", "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/root"),
@@ -70,9 +74,9 @@ def up(state: Path) -> dict[str, str]:
     stack.start_ntp(p["ntp"], state)
     env = credentials.stack_env(stack_env(state), state)
     address = stack.start_ray(state, gcs_port=p["gcs"], env=env, client_port=p["client"],
+                              metrics_export_port=p["ray_metrics"],
                               extra_args=(f"--dashboard-agent-listen-port={p['agent']}",
                                           f"--dashboard-agent-grpc-port={p['agent_grpc']}",
-                                          f"--metrics-export-port={p['ray_metrics']}",
                                           f"--runtime-env-agent-port={p['runtime_env']}"))
     if not stack.healthz_ok("127.0.0.1", p["http"]):
         stack.deploy_serve(address, state, env=env, timeout_s=240)

@@ -75,3 +75,39 @@ def test_kafka_restart_keeps_messages(kafka_bootstrap: str, settings: Settings,
     _produce(kafka_bootstrap, settings.ledger_topic, value)
     assert kafka_restart() == kafka_bootstrap
     assert _consume_one(kafka_bootstrap, settings.ledger_topic) == value
+
+
+def test_up_ha_starts_a_primary_two_replicas_and_three_sentinels_and_down_stops_them(
+        kafka_bootstrap: str, ntp_server: str) -> None:
+    """`make up HA=1` (here on test ports: the primary's port comes from REDIS_URL, Kafka and
+    NTP are the session's, so up() only checks them)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from infra import sentinel, stack
+    from store import redis_clients
+    from tests.conftest import TEST_UP_HA_PORT
+
+    state = Path(f"/tmp/tk-upha-{os.getpid()}")
+    replicas, sentinels = sentinel.topology_ports(TEST_UP_HA_PORT)
+    env = {"REDIS_URL": f"redis://127.0.0.1:{TEST_UP_HA_PORT}/0",
+           "KAFKA_BOOTSTRAP": kafka_bootstrap, "NTP_SERVERS": ntp_server}
+    try:
+        started = stack.up(env=env, state=state, with_ray=False, ha=True)
+        assert {f"sentinel-{p}" for p in sentinels} | {f"redis-replica-{p}" for p in replicas} \
+            <= set(started)
+        client_env = stack.client_env(state, base={})
+        assert client_env["REDIS_SENTINELS"] == ",".join(f"127.0.0.1:{p}" for p in sentinels)
+        settings = Settings.from_env(client_env)
+        client = redis_clients.primary_sync(settings)
+        assert client.set("up-ha", "1") and client.info("replication")["connected_slaves"] == 2
+        client.close()
+        with pytest.raises(stack.StackError, match="runs Redis HA"):
+            stack.up(env=env, state=state, with_ray=False)
+    finally:
+        stopped = stack.down(state)
+        shutil.rmtree(state, ignore_errors=True)
+    assert {f"sentinel-{p}" for p in sentinels} | {f"redis-{p}" for p in
+                                                    (TEST_UP_HA_PORT, *replicas)} <= set(stopped)
+    assert not (state / sentinel.ENV_FILE).exists()

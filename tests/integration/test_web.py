@@ -158,3 +158,31 @@ async def test_the_hold_countdown_runs_and_its_expiry_is_shown_to_the_user(
     await seat_status_is(page, "A-1-2", "available", timeout_ms=5000)
     await shot(page, "expiry-2-expired")
     await page.context.close()
+
+
+async def test_a_fan_finds_an_event_on_the_home_page_and_enters_its_waiting_room_on_a_phone(
+        browser, api, new_event) -> None:
+    from playwright.async_api import expect
+
+    name = "<img src=x onerror=alert(1)> Stadium Night"  # a name is text, never markup
+    event = await new_event(name=name, sections=[
+        {"name": "Floor", "rows": 2, "seats_per_row": 5, "price_cents": 12000},
+        {"name": "Balcony", "rows": 2, "seats_per_row": 5, "price_cents": 4000}])
+    page = await buyer(browser, api, PHONE)
+    await page.goto("/")
+    card = page.get_by_role("link", name=re.compile(re.escape(name)))
+    await expect(card).to_contain_text("$40.00 \N{EN DASH} $120.00")
+    await expect(card).to_contain_text("On sale now")
+    await expect(card).to_contain_text("20 seats left")
+    assert await page.locator("#events img").count() == 0
+    await shot(page, "events-1-home")
+    await card.click()
+    await page.wait_for_url(re.compile(r"/app/event\.html\?event=" + event["event_id"]))
+    await expect(page.locator("#event-name")).to_have_text(name)
+    await expect(page.get_by_role("row", name=re.compile(r"^Floor"))).to_contain_text("$120.00")
+    await expect(page.get_by_role("row", name=re.compile(r"^Balcony"))).to_contain_text("10")
+    await shot(page, "events-2-event")
+    await page.get_by_role("link", name="Join the waiting room").click()
+    await page.wait_for_url(re.compile(r"/app/queue\.html\?event=" + event["event_id"]))
+    await expect(page.get_by_label("Your name or e-mail")).to_be_visible()
+    await page.context.close()

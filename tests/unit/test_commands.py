@@ -4,6 +4,7 @@ from domain.commands import (
     HoldCommand,
     parse_hold,
     parse_idempotency_key,
+    parse_limit,
     parse_payment_token,
     parse_price,
     parse_user_id,
@@ -127,3 +128,14 @@ def test_a_price_is_an_integer_of_cents_from_0_to_the_limit(price):
 def test_bad_prices_are_refused(body):
     with pytest.raises(InvalidRequest):
         parse_price(body)
+
+
+def test_a_list_limit_defaults_to_50_and_takes_1_to_100():
+    assert parse_limit(None) == parse_limit("") == 50
+    assert (parse_limit("1"), parse_limit("100")) == (1, 100)
+
+
+@pytest.mark.parametrize("raw", ["0", "101", "-1", "1.5", "abc", "²", "1" * 400, " 5"])
+def test_a_list_limit_outside_1_to_100_or_not_digits_is_refused(raw):
+    with pytest.raises(InvalidRequest):
+        parse_limit(raw)

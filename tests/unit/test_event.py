@@ -155,3 +155,16 @@ def test_onsale_at_that_could_not_be_printed_back_is_refused(value):
 def test_an_event_body_that_is_not_an_object_is_refused(body):
     with pytest.raises(InvalidRequest, match="JSON object"):
         parse_event(body, "ev0123456789ab", NOW, 600, 6, 2000, 50)
+
+
+def test_a_fan_sees_upcoming_before_the_onsale_then_on_sale_then_sold_out_or_closed():
+    ev = parse(onsale_at="2023-11-14T22:15:00Z")
+    assert ev.sale_state(seats_available=210, now=ev.onsale_at - 1).value == "upcoming"
+    assert ev.sale_state(seats_available=0, now=ev.onsale_at - 1).value == "upcoming"
+    assert ev.sale_state(seats_available=1, now=ev.onsale_at).value == "on_sale"
+    assert ev.sale_state(seats_available=0, now=ev.onsale_at).value == "sold_out"
+    assert ev.close(NOW).sale_state(seats_available=210, now=ev.onsale_at).value == "closed"
+
+
+def test_the_price_range_spans_the_cheapest_and_dearest_section():
+    assert parse().price_range_cents == (2500, 5000)
