@@ -145,15 +145,17 @@ class SeatBlock:
 
     async def deactivate(self) -> None:
         """Stop sweeping; the next expiry stays in the due index, the holds in Redis. Checkouts
-        in flight finish first (bounded): a successor settling a checkout this incarnation is
-        still paying for would set it back to active, and the payment and the ledger record
-        would land behind its back (seen when Redis restarted under a checkout batch)."""
+        in flight finish first, for up to `checkout_drain_s`: a successor settling a checkout
+        this incarnation is still paying for would set it back to active, and the payment and
+        the ledger record would land behind its back (seen when Redis restarted under a
+        checkout batch). One slower than that is the successor's to settle (`_sweep`)."""
         busy = [*self._finishing]
-        if not await self._checkouts.drain(self._settings.kafka_timeout_s * 2):
+        deadline = time.monotonic() + self._settings.checkout_drain_s
+        if not await self._checkouts.drain(self._settings.checkout_drain_s):
             log.warning("block %s/%s handed over with a checkout still in flight",
                         self._event_id, self._index)
         if busy:
-            await asyncio.wait(busy, timeout=self._settings.kafka_timeout_s * 2)
+            await asyncio.wait(busy, timeout=max(0.0, deadline - time.monotonic()))
         if self._sweeper is not None:
             self._sweeper.cancel()
         async with self._lock:

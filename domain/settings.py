@@ -178,6 +178,11 @@ class Settings:
         "CHECKOUT_BATCH_WAIT_MS", 2.0, "Longest a checkout waits for its batch to fill (each "
         "batch costs one acknowledged produce, ~0.5-1 ms of the broker's CPU, and two fenced "
         "script calls).")
+    checkout_drain_s: float = _setting(
+        "CHECKOUT_DRAIN_S", 20.0, "How long a seat block being replaced (handed off, or "
+        "activated again after a Redis restart) lets its checkouts in flight finish under its "
+        "own epoch before it lets its successor activate; one slower than this is settled by "
+        "the successor (set back if not charged, finished at expiry if paid).")
     max_body_bytes: int = _setting(
         "MAX_BODY_BYTES", 65536, "Largest request body accepted; larger gets 413.")
     max_quantity: int = _setting(
@@ -366,6 +371,8 @@ class Settings:
                 self.checkout_batch_wait_ms < 0):
             problems.append(f"checkout_batch_max must be between 1 and {CHECKOUT_BATCH_MAX_LIMIT} "
                             "and checkout_batch_wait_ms >= 0")
+        if self.checkout_drain_s < 0:
+            problems.append("checkout_drain_s must be >= 0")
         waits_s = 2 * self.redis_wait_timeout_ms / 1000 if self.redis_wait_replicas else 0.0
         if (self.checkout_batch_wait_ms / 1000 + self.kafka_timeout_s + waits_s
                 >= self.actor_call_timeout_s):
