@@ -110,6 +110,7 @@ def test_unrelated_env_variables_are_ignored():
     {"CHECKOUT_BATCH_MAX": "513"},
     {"CHECKOUT_BATCH_WAIT_MS": "-1"},
     {"CHECKOUT_BATCH_WAIT_MS": "1000", "KAFKA_TIMEOUT_S": "29.5"},
+    {"CHECKOUT_DRAIN_S": "-1"},
     {"INGEST_COMMIT_INTERVAL_MS": "-1"},
     {"INGEST_WAIT_MS": "0"},
     {"INGEST_FETCH_WAIT_MS": "0"},
