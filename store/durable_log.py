@@ -11,6 +11,7 @@ reading one event reads one partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -25,34 +26,51 @@ from store.records import compact_json
 
 
 class DurableLog:
-    """One producer for every small log of a process (one connection, many topics)."""
+    """One producer for every small log of a process (one connection, many topics).
 
-    def __init__(self, producer: AIOKafkaProducer, timeout_s: float) -> None:
+    A write that failed leaves the producer suspect: an idempotent producer whose broker
+    restarted can be stuck for good on its sequence numbers (`OutOfOrderSequenceNumber`, seen
+    when the test broker restarted under a room), so the next write starts a new producer
+    first. A record written again that way may be in the log twice, which no reader minds:
+    admissions are read once per ticket, event definitions as the last record per event."""
+
+    def __init__(self, producer: AIOKafkaProducer, timeout_s: float,
+                 bootstrap: str = "") -> None:
         self._producer = producer
         self._timeout_s = timeout_s
+        self._bootstrap = bootstrap
         self._partitions: dict[str, list[int]] = {}
+        self._suspect = False
+        self._lock = asyncio.Lock()
+        self.restarts = 0  # producers started again after a failed write (tests, operators)
 
     @classmethod
     async def start(cls, bootstrap: str, timeout_s: float) -> DurableLog:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-            request_timeout_ms=int(timeout_s * 1000), key_serializer=str.encode,
-            value_serializer=lambda v: compact_json(v).encode())
-        try:
-            await asyncio.wait_for(producer.start(), timeout_s)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            await producer.stop()
-            raise Unavailable(f"kafka unreachable: {exc!r}") from exc
-        return cls(producer, timeout_s)
+        return cls(await _producer(bootstrap, timeout_s), timeout_s, bootstrap)
 
     async def append(self, topic: str, key: str, value: dict[str, Any]) -> None:
         """Returns once the broker acknowledged the record; raises Unavailable otherwise."""
+        if self._suspect:
+            await self._restart()
         try:
             await asyncio.wait_for(self._send(topic, key, value), self._timeout_s)
         except TimeoutError as exc:
+            self._suspect = True
             raise Unavailable("kafka write timed out") from exc
         except (KafkaError, OSError) as exc:
+            self._suspect = True
             raise Unavailable(f"kafka write failed: {exc!r}") from exc
+
+    async def _restart(self) -> None:
+        async with self._lock:
+            if not self._suspect:
+                return  # another write restarted it meanwhile
+            fresh = await _producer(self._bootstrap, self._timeout_s)  # raises Unavailable
+            old, self._producer = self._producer, fresh
+            self._suspect = False
+            self.restarts += 1
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old.stop(), self._timeout_s)
 
     async def _send(self, topic: str, key: str, value: dict[str, Any]) -> None:
         if topic not in self._partitions:
@@ -62,6 +80,19 @@ class DurableLog:
 
     async def close(self) -> None:
         await self._producer.stop()
+
+
+async def _producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+        request_timeout_ms=int(timeout_s * 1000), key_serializer=str.encode,
+        value_serializer=lambda v: compact_json(v).encode())
+    try:
+        await asyncio.wait_for(producer.start(), timeout_s)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        await producer.stop()
+        raise Unavailable(f"kafka unreachable: {exc!r}") from exc
+    return producer
 
 
 def read_log(bootstrap: str, topic: str, key: str | None = None,
