@@ -1,7 +1,8 @@
 """The bulk of the admitted users, at the actor boundary: people who hold and pay through the
 seat-block entities' handles (the calls a Serve replica makes), holds gathered in batches per
 block as the replica's `serve.batch` gathers them (one actor call and one Lua round trip per
-batch), checkouts one call each (as the replica sends them).
+batch), checkouts gathered per block the same way (the block's `checkouts`, as the replica
+sends them).
 
 Who is admitted is read where a replica reads it: the admission log and records in Redis.
 """
