@@ -11,7 +11,6 @@ reading one event reads one partition.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -22,77 +21,43 @@ from kafka import KafkaConsumer, TopicPartition
 
 from domain.errors import Unavailable
 from store.ledger import partition_of
-from store.records import compact_json
+from store.producer import Producer
 
 
 class DurableLog:
-    """One producer for every small log of a process (one connection, many topics).
+    """The small logs' writes, through the process's `store.producer` (one connection, many
+    topics; started again after a failed write)."""
 
-    A write that failed leaves the producer suspect: an idempotent producer whose broker
-    restarted can be stuck for good on its sequence numbers (`OutOfOrderSequenceNumber`, seen
-    when the test broker restarted under a room), so the next write starts a new producer
-    first. A record written again that way may be in the log twice, which no reader minds:
-    admissions are read once per ticket, event definitions as the last record per event."""
-
-    def __init__(self, producer: AIOKafkaProducer, timeout_s: float,
-                 bootstrap: str = "") -> None:
-        self._producer = producer
-        self._timeout_s = timeout_s
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: Producer) -> None:
+        self._kafka = kafka
         self._partitions: dict[str, list[int]] = {}
-        self._suspect = False
-        self._lock = asyncio.Lock()
-        self.restarts = 0  # producers started again after a failed write (tests, operators)
 
     @classmethod
     async def start(cls, bootstrap: str, timeout_s: float) -> DurableLog:
-        return cls(await _producer(bootstrap, timeout_s), timeout_s, bootstrap)
+        return cls(await Producer.start(bootstrap, timeout_s))
+
+    @property
+    def restarts(self) -> int:
+        return self._kafka.restarts
 
     async def append(self, topic: str, key: str, value: dict[str, Any]) -> None:
         """Returns once the broker acknowledged the record; raises Unavailable otherwise."""
-        if self._suspect:
-            await self._restart()
+        producer = await self._kafka.current()
         try:
-            await asyncio.wait_for(self._send(topic, key, value), self._timeout_s)
-        except TimeoutError as exc:
-            self._suspect = True
-            raise Unavailable("kafka write timed out") from exc
-        except (KafkaError, OSError) as exc:
-            self._suspect = True
+            await asyncio.wait_for(self._send(producer, topic, key, value), self._kafka.timeout_s)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            self._kafka.failed(producer)
             raise Unavailable(f"kafka write failed: {exc!r}") from exc
 
-    async def _restart(self) -> None:
-        async with self._lock:
-            if not self._suspect:
-                return  # another write restarted it meanwhile
-            fresh = await _producer(self._bootstrap, self._timeout_s)  # raises Unavailable
-            old, self._producer = self._producer, fresh
-            self._suspect = False
-            self.restarts += 1
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(old.stop(), self._timeout_s)
-
-    async def _send(self, topic: str, key: str, value: dict[str, Any]) -> None:
+    async def _send(self, producer: AIOKafkaProducer, topic: str, key: str,
+                    value: dict[str, Any]) -> None:
         if topic not in self._partitions:
-            self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            self._partitions[topic] = sorted(await producer.partitions_for(topic))
         partition = partition_of(key, self._partitions[topic])
-        await self._producer.send_and_wait(topic, value, key=key, partition=partition)
+        await producer.send_and_wait(topic, value, key=key, partition=partition)
 
     async def close(self) -> None:
-        await self._producer.stop()
-
-
-async def _producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-        request_timeout_ms=int(timeout_s * 1000), key_serializer=str.encode,
-        value_serializer=lambda v: compact_json(v).encode())
-    try:
-        await asyncio.wait_for(producer.start(), timeout_s)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        await producer.stop()
-        raise Unavailable(f"kafka unreachable: {exc!r}") from exc
-    return producer
+        await self._kafka.stop()
 
 
 def read_log(bootstrap: str, topic: str, key: str | None = None,
