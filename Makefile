@@ -2,7 +2,7 @@
 PYTHON ?= python
 export PYTHON
 
-.PHONY: install up down status env test lint demo bench
+.PHONY: install up down status env test lint demo bench backup restore
 
 install:
 	infra/install.sh
@@ -17,6 +17,15 @@ down:
 
 status:
 	$(PYTHON) -m infra.stack status
+
+# A consistent backup of the stack's state (Redis snapshot, ledger and small logs with their
+# offsets, event definitions, a manifest), and its restore into empty services (infra/backup.py).
+backup:
+	$(PYTHON) -m infra.backup backup $(DIR)
+
+restore:
+	@test -n "$(DIR)" || { echo "usage: make restore DIR=<backup folder>"; exit 2; }
+	$(PYTHON) -m infra.backup restore $(DIR)
 
 # What a shell needs to talk to the stack: eval "$$(make -s env)"
 env:

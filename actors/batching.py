@@ -38,6 +38,15 @@ class Batcher(Generic[T, R]):
         """Items wait for their window, or a batch is still being processed."""
         return bool(self._waiting or self._running)
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Close the open window and wait (up to `timeout_s`) for every batch in flight; True
+        when none is left. An owner about to be replaced lets its checkouts finish under its
+        own epoch first, so none is paid or logged behind its successor's back."""
+        self._flush()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout_s)
+        return not self._running
+
     async def submit(self, item: T) -> R:
         """Join the open batch; returns this item's result or raises its error."""
         loop = asyncio.get_running_loop()

@@ -64,7 +64,10 @@ class Directory:
         now = time.monotonic()
         if now - self._read_at >= MEMBERS_TTL_S:
             raw = self._redis.smembers(keys.pool_members())
-            self._members = frozenset(int(m) for m in raw) or frozenset({0})
+            # None published (yet): {0}, the manager; none any more (a Redis that came back
+            # empty, until host 0 publishes them again): the last ones seen, so nothing is
+            # handed off for a second and back
+            self._members = frozenset(int(m) for m in raw) or self._members or frozenset({0})
             self._read_at = now
         return self._members
 

@@ -19,7 +19,7 @@ from domain import placement
 from domain.errors import EventClosed, NotFound
 from domain.event import Event
 from domain.settings import Settings
-from store import catalog, keys
+from store import catalog, catalog_log, keys
 from store.queue import lottery_seed
 
 
@@ -29,6 +29,7 @@ class EventOwner:
         self._event_id = event_id
         self._entity_id = placement.event_entity(event_id)
         self._redis = shared.redis
+        self._shared = shared
         self._event: Event | None = None
         self.last_used = time.monotonic()
 
@@ -45,36 +46,48 @@ class EventOwner:
         """Its reminder is its closing time. It is also due whenever a host hands it off (the
         new host activates what was handed off through the due index), so an event with no
         closing time, or one not reached yet, only sets its reminder again: never closes."""
-        event = self._current()
+        event = await self._current()
         due = event.close_due_at(self._settings.event_close_after_s)
         if event.closed or (due is not None and due <= time.time()):
             await self.close()
         else:
             await self._remind(event)
 
-    def _current(self) -> Event:
+    async def _current(self) -> Event:
+        if self._event is None:  # not created yet, or activated before a lost Redis got it back
+            self._event = await catalog.load_event(self._redis, self._event_id)
         if self._event is None:
             raise NotFound(f"no such event: {self._event_id[:40]}")
         return self._event
 
-    def _open(self) -> Event:
-        event = self._current()
+    async def _open(self) -> Event:
+        event = await self._current()
         if event.closed:
             raise EventClosed("this event is closed")
         return event
 
     async def create(self, event: Event) -> Event:
-        """Store a new event (a retried create returns the stored one)."""
+        """Store a new event (a retried create returns the stored one). It is answered only
+        once the events log has it (with its seed): a Redis that loses it gets it back."""
         if event.event_id != self._event_id:
             raise NotFound("wrong event")
         if await catalog.save_event(self._redis, event, time.time()):
             await self._redis.zadd(keys.open_events(), {event.event_id: time.time()})
-            await lottery_seed(self._redis, event.event_id, secrets.token_bytes)
             self._event = event
         else:
             self._event = await catalog.load_event(self._redis, self._event_id) or event
+        seed = await lottery_seed(self._redis, event.event_id, secrets.token_bytes)
+        await self._log(self._event, seed)
         await self._remind(self._event)
         return self._event
+
+    async def _log(self, event: Event, seed: bytes | None = None) -> None:
+        """The events log first, then Redis (a change Redis has and the log lacks could be
+        lost with Redis; the other way round, the next activation reads it back)."""
+        if seed is None:
+            seed = await lottery_seed(self._redis, event.event_id, secrets.token_bytes)
+        await catalog_log.append(await self._shared.durable_log(self._settings.events_topic),
+                                 self._settings, event, seed.hex())
 
     async def _remind(self, event: Event) -> None:
         """The due index holds its closing time, or nothing (so no sweep keeps waking it)."""
@@ -85,11 +98,12 @@ class EventOwner:
             await self._redis.zrem(keys.due_index(), self._entity_id)
 
     async def ping(self) -> str:
-        return self._current().event_id
+        return (await self._current()).event_id
 
     async def set_price(self, section: str, price_cents: int) -> Event:
         """Later holds pay the new price; every existing hold keeps the price it locked."""
-        event = self._open().with_price(section, price_cents)
+        event = (await self._open()).with_price(section, price_cents)
+        await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
         await asyncio.gather(*[
@@ -98,7 +112,8 @@ class EventOwner:
         return event
 
     async def set_admission_rate(self, rate_per_s: float) -> Event:
-        event = self._open().with_rate(rate_per_s)
+        event = (await self._open()).with_rate(rate_per_s)
+        await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
         await directory.waiting_room(self._settings, event.event_id).set_rate.remote(rate_per_s)
@@ -106,7 +121,8 @@ class EventOwner:
 
     async def close(self) -> Event:
         """Closed for good: entities stopped everywhere, reminders dropped, bookings kept."""
-        event = self._current().close(time.time())
+        event = (await self._current()).close(time.time())
+        await self._log(event)
         self._event = event
         await catalog.store_event(self._redis, event)
         await self._redis.zrem(keys.open_events(), event.event_id)

@@ -35,6 +35,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayTaskError
 
 from actors import directory, logs
+from actors.redis_watch import RedisIncarnation
 from domain import placement
 from domain.errors import EventClosed, NotFound, TicketingError, Unavailable
 from domain.settings import Settings
@@ -71,6 +72,31 @@ class Shared:
         self._ledger: Any = None
         self._ledger_lock = asyncio.Lock()
         self._join_consumer: Any = None
+        self._durable: Any = None
+        self._durable_lock = asyncio.Lock()
+        self._durable_topics: set[str] = set()
+
+    async def durable_log(self, topic: str) -> Any:
+        """The host's producer of the small durable logs (`store.durable_log`), `topic`
+        created first (the events topic compacted, one partition; others like the ledger)."""
+        async with self._durable_lock:
+            s = self.settings
+            if topic not in self._durable_topics:
+                from store import catalog_log
+                from store.kafka_io import ensure_topic
+
+                events = topic == s.events_topic
+                await asyncio.to_thread(
+                    ensure_topic, s.kafka_bootstrap, topic,
+                    catalog_log.PARTITIONS if events else s.ledger_partitions,
+                    s.kafka_replication_factor, s.kafka_min_insync_replicas,
+                    {"cleanup.policy": "compact"} if events else None)
+                self._durable_topics.add(topic)
+            if self._durable is None:
+                from store.durable_log import DurableLog
+
+                self._durable = await DurableLog.start(s.kafka_bootstrap, s.kafka_timeout_s)
+            return self._durable
 
     @property
     def join_consumer(self) -> Any:
@@ -133,8 +159,10 @@ class EntityHost:
         self._silent_since: dict[int, float] = {}  # host 0: members not answering, since when
         self._entity_gauges = {k: metrics.HOST_ENTITIES.bind(str(index), k) for k in ENTITY_KINDS}
         loop = asyncio.get_running_loop()
+        self._incarnation = RedisIncarnation(self._redis)
         self._tasks = [loop.create_task(self._maintain_forever()),
-                       loop.create_task(self._sweep_due_forever())]
+                       loop.create_task(self._sweep_due_forever()),
+                       loop.create_task(self._watch_redis_forever())]
 
     # -- calls ---------------------------------------------------------------------------
     async def call(self, entity_id: str, method: str, *args: Any, hops: int = 0) -> Any:
@@ -231,6 +259,67 @@ class EntityHost:
             await self._redis.zrem(keys.due_index(), entity_id)  # nothing left to do for it
         except Exception:
             log.exception("host %s: due entity %s failed; retrying", self.index, entity_id)
+
+    # -- Redis restarts (issue 12) --------------------------------------------------------
+    async def _watch_redis_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.redis_watch_interval_s)
+            try:
+                if await self._incarnation.changed():
+                    await self._recover_from_redis_restart()
+            except Exception:
+                log.exception("host %s: recovery after a Redis restart failed; retrying",
+                              self.index)
+                self._incarnation.run_id = "recovering"  # not done: try it again
+
+    async def _recover_from_redis_restart(self) -> None:
+        """Redis is another server than the one the entities here wrote to: it may have lost
+        their last writes, or everything. Host 0 publishes the members again first (an empty
+        Redis has none); then every entity active here is passivated and activated again:
+        a new epoch (above any before, `take_epoch.lua`), memory rebuilt from Redis and the
+        Kafka logs (a block replays the ledger; an ingest's lane starts again where the
+        room's Redis says it persisted up to, so lost joins are read again)."""
+        log.warning("host %s: Redis restarted (run_id %s); activating %d entities again",
+                    self.index, self._incarnation.run_id, len(self._entities))
+        if self.index == 0:
+            await self._manage_pool()
+            await self._restore_catalog()
+        self._directory.refresh()
+        active = list(self._entities)
+        for entity_id in active:  # due now: if the members moved it, its owner takes it up
+            await self._passivate(entity_id, due_now=True)
+        active = [e for e in active if self._directory.owner(e) == self.index]
+        results = await asyncio.gather(*[self._entity(e) for e in active],
+                                       return_exceptions=True)
+        for entity_id, result in zip(active, results, strict=True):
+            if isinstance(result, BaseException):  # its next call or due sweep tries again
+                log.warning("host %s: %s not active again yet: %r", self.index, entity_id,
+                            result)
+
+    async def _restore_catalog(self) -> None:
+        """Host 0, after a Redis restart: every event the events log has and Redis lacks (an
+        empty Redis) is put back, and its entities are made due now:
+        its blocks replay the ledger (sold seats sold again, availability recounted), its room
+        restores its admissions and its ingest replays the joins log into the lanes."""
+        from store import catalog_log
+
+        await self._shared.durable_log(self._settings.events_topic)  # created, not auto-made
+        restored = await catalog_log.restore_missing(self._redis, self._settings, time.time())
+        now = _now_ms()
+        for event in restored:
+            if event.closed:
+                continue
+            s = self._settings
+            entities = [placement.block_entity(event.event_id, b.index)
+                        for b in event.venue.blocks]
+            entities += [placement.room_entity(event.event_id),
+                         placement.event_entity(event.event_id)]
+            entities += [placement.ingest_entity(event.event_id, i)
+                         for i in range(s.ingest_actors)]
+            await self._redis.zadd(keys.due_index(), dict.fromkeys(entities, now))
+        if restored:
+            log.warning("host 0: restored %d events from the events log: %s", len(restored),
+                        [e.event_id for e in restored])
 
     # -- members, hand-off, passivation, the pool --------------------------------------------
     async def _maintain_forever(self) -> None:

@@ -30,6 +30,7 @@ from domain import placement
 from domain.settings import Settings
 from store import joins, keys
 from store.kafka_io import ensure_topic
+from store.queue import persisted_offsets
 
 log = logging.getLogger("ticketing.ingest")
 
@@ -60,8 +61,14 @@ class JoinIngest:
         await asyncio.to_thread(ensure_topic, s.kafka_bootstrap, self._topic, s.join_partitions,
                                 s.kafka_replication_factor, s.kafka_min_insync_replicas)
         await self._heartbeat.beat()
-        self._lane = await self._joins.attach(self._entity_id, self._topic, self._partitions)
+        self._lane = await self._joins.attach(self._entity_id, self._topic, self._partitions,
+                                              self._persisted)
         self._task = asyncio.get_running_loop().create_task(self._run(self._lane))
+
+    async def _persisted(self) -> dict[int, int]:
+        """The lane's floor: what the room's Redis says it has persisted (a Redis restart that
+        lost writes is read again from here)."""
+        return await persisted_offsets(self._redis, self._event_id)
 
     async def deactivate(self) -> None:
         """Stop after the batch in hand, then leave the host's consumer: this host reads

@@ -54,7 +54,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -71,12 +71,27 @@ RESUME_AFTER_S = 1.0  # a consumer that failed is built again after this, an ass
 ASSIGN_ATTEMPTS = 5  # failed assignments in a row after which the consumer is rebuilt
 
 
+Floor = Callable[[], Awaitable[dict[int, int]]]
+
+
+def start_offset(committed: int, floor: dict[int, int] | None, partition: int) -> int:
+    """Where a lane starts reading a partition (< 0: the beginning). Kafka's committed offset
+    says what the room had persisted when it was committed; the floor says what the room's
+    Redis still has. A Redis that lost writes (or everything) has a lower floor (or none):
+    the lower one wins, and the room drops what it already has."""
+    if floor is None or committed < 0:
+        return committed
+    return min(committed, floor.get(partition, -1))
+
+
 class Lane:
     """One ingest entity's partitions on its host's consumer, and the joins read for it."""
 
     def __init__(self, feed: JoinConsumer, entity_id: str, topic: str,
-                 partitions: Sequence[int], settings: Settings) -> None:
+                 partitions: Sequence[int], settings: Settings,
+                 floor: Floor | None = None) -> None:
         self._feed = feed
+        self.floor = floor  # reads where the room's store says it has persisted up to
         self.entity_id = entity_id
         self.topic = topic
         self.partitions = tuple(partitions)
@@ -174,10 +189,14 @@ class JoinConsumer:
         self.consumers_made = 0  # for tests and operators: how many clients this host built
 
     # -- what ingest entities call ---------------------------------------------------------
-    async def attach(self, entity_id: str, topic: str, partitions: Sequence[int]) -> Lane:
+    async def attach(self, entity_id: str, topic: str, partitions: Sequence[int],
+                     floor: Floor | None = None) -> Lane:
         """A lane for the entity's partitions; it reads from their committed offsets once the
-        loop has assigned them (until then `take` reports them behind)."""
-        lane = Lane(self, entity_id, topic, partitions, self._settings)
+        loop has assigned them (until then `take` reports them behind). With a `floor` (the
+        next offsets the room's Redis has not persisted, `store.queue.persisted_offsets`) it
+        starts at the lower of the two on every assignment: joins committed in Kafka but lost
+        by a Redis restart are read again (from the beginning where Redis knows nothing)."""
+        lane = Lane(self, entity_id, topic, partitions, self._settings, floor)
         await self.request(lane, "attach")
         return lane
 
@@ -328,6 +347,7 @@ class JoinConsumer:
             failed = [tp for tp in committed if tp.error is not None]
             if failed:
                 raise RuntimeError(f"committed offsets of {failed[0].topic}: {failed[0].error}")
+            floors = {lane.entity_id: await lane.floor() for lane in pending if lane.floor}
         except Exception as error:  # the lanes wait (behind) and are tried again in a while
             self._assign_failures += 1
             if self._assign_failures >= ASSIGN_ATTEMPTS:
@@ -340,7 +360,9 @@ class JoinConsumer:
         self._assign_failures = 0
         offsets = {(tp.topic, tp.partition): tp.offset for tp in committed}
         for lane in pending:
-            lane.start = {p: offsets[(lane.topic, p)] for p in lane.partitions}
+            floor = floors.get(lane.entity_id)
+            lane.start = {p: start_offset(offsets[(lane.topic, p)], floor, p)
+                          for p in lane.partitions}
             lane.next = {p: o for p, o in lane.start.items() if o >= 0}
             consumer.incremental_assign([
                 TopicPartition(lane.topic, p, o if o >= 0 else OFFSET_BEGINNING)

@@ -65,7 +65,7 @@ from store.ledger import read_bookings
 from store.metrics import CHECKOUT_ERRORS, HOLDS, REVENUE, SALES, SEATS_SOLD
 from store.payments import CardCaps, TestPaymentProvider
 from store.records import booking_of, decode_hold, encode_hold
-from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition
+from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition, take_epoch
 
 log = logging.getLogger("ticketing.seat_block")
 
@@ -129,7 +129,8 @@ class SeatBlock:
         self._cards = CardCaps(self._redis, self._event_id)
         block = self._event.venue.blocks[self._index]
         self._inventory = BlockInventory(block, self._event.price_of(block.section))
-        epoch = await self._redis.incr(keys.block_epoch(self._event_id, self._index))
+        epoch = await take_epoch(self._redis, keys.block_epoch(self._event_id, self._index),
+                                 int(time.time() * 1000))
         await redis_clients.replicated(self._redis, self._settings)  # survives a failover
         self._scripts = BlockScripts(self._redis, self._event_id, self._index, epoch,
                                      self._settings.seat_log_max)
@@ -143,7 +144,18 @@ class SeatBlock:
         log.info("block %s/%s ready at epoch %s", self._event_id, self._index, epoch)
 
     async def deactivate(self) -> None:
-        """Stop sweeping; the next expiry stays in the due index, the holds in Redis."""
+        """Stop sweeping; the next expiry stays in the due index, the holds in Redis. Checkouts
+        in flight finish first, for up to `checkout_drain_s`: a successor settling a checkout
+        this incarnation is still paying for would set it back to active, and the payment and
+        the ledger record would land behind its back (seen when Redis restarted under a
+        checkout batch). One slower than that is the successor's to settle (`_sweep`)."""
+        busy = [*self._finishing]
+        deadline = time.monotonic() + self._settings.checkout_drain_s
+        if not await self._checkouts.drain(self._settings.checkout_drain_s):
+            log.warning("block %s/%s handed over with a checkout still in flight",
+                        self._event_id, self._index)
+        if busy:
+            await asyncio.wait(busy, timeout=max(0.0, deadline - time.monotonic()))
         if self._sweeper is not None:
             self._sweeper.cancel()
         async with self._lock:

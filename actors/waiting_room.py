@@ -26,6 +26,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from actors import directory, logs
 from actors.reminders import Heartbeat
 from domain import placement
@@ -39,13 +41,24 @@ from domain.waiting.presale import PresaleCode, check_code
 from domain.waiting.queue_order import QueueTier, is_prequeue
 from domain.waiting.status import Admission
 from domain.waiting.tickets import Join
-from store import catalog, joins, keys, metrics, redis_clients
+from store import admissions, catalog, joins, keys, metrics, redis_clients
+from store.admissions import Admitted
 from store.codec import text
-from store.queue import Member, RoomScripts, decode_admission, lottery_seed, room_fields
+from store.queue import (
+    Member,
+    RoomScripts,
+    decode_admission,
+    encode_admission,
+    lottery_seed,
+    room_fields,
+    save_persisted_offsets,
+)
+from store.scripts import take_epoch
 
 log = logging.getLogger("ticketing.waiting_room")
 
 LOTTERY_CHUNK = 10_000
+RESTORE_CHUNK = 10_000
 
 
 def now_ms() -> int:
@@ -58,6 +71,7 @@ class WaitingRoom:
         self._event_id = event_id
         self._entity_id = placement.room_entity(event_id)
         self._redis = shared.redis
+        self._shared = shared
         self._lock = asyncio.Lock()
         self._woken = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
@@ -80,17 +94,21 @@ class WaitingRoom:
         self._event = event
         self._onsale_ms = int(event.onsale_at * 1000)
         self._codes = [PresaleCode(c) for c in event.presale_codes]
-        self._epoch = await self._redis.incr(keys.room_epoch(self._event_id))
+        self._epoch = await take_epoch(self._redis, keys.room_epoch(self._event_id), now_ms())
         await redis_clients.replicated(self._redis, self._settings)  # survives a failover
         self._scripts = RoomScripts(self._redis, self._event_id, self._epoch)
         self._seed = await self._load_seed()
         self._room = await room_fields(self._redis, self._event_id)
+        await self._restore_admissions()
         start = now_ms()
         self._merger = WatermarkMerger(self._settings.ingest_lag_ms,
                                        self._settings.partition_idle_ms)
         for partition in range(self._settings.join_partitions):
             self._merger.add_partition(partition, start)
         self._heard: dict[int, int] = {}
+        self._unpersisted: list[Join] = []  # taken from the merger, not yet in Redis
+        self._offsets_written: dict[int, int] = {}
+        self._reload = False  # a write's outcome is unknown: read the room back first
         self._published: dict[str, str] = {}
         self._admission = AdmissionController(event.admission_rate_per_s, start)
         self._rate = RateEstimator(event.admission_rate_per_s)
@@ -116,7 +134,8 @@ class WaitingRoom:
         admitted but not yet holding are reloaded from Redis when it wakes; they only matter
         against the seats left for others, and others joining wake it."""
         return (now - self._busy_at > self._settings.passivate_after_s
-                and self._merger.pending_count == 0 and not self._waiting)
+                and self._merger.pending_count == 0 and not self._unpersisted
+                and not self._waiting)
 
     def _awaiting_lottery(self) -> bool:
         return not self._lottery_done and now_ms() >= self._onsale_ms
@@ -138,6 +157,47 @@ class WaitingRoom:
         """Reached through the due index (on-sale, or a heartbeat after a host was lost)."""
         self._woken.set()
         await self._heartbeat.beat()
+
+    async def _restore_admissions(self) -> None:
+        """Admissions the admissions log has and Redis lost (a Redis restart that lost its last
+        writes, or an empty one) are put back before any join is taken, so the joins log's
+        replay cannot queue an admitted user again (docs/design.md, "Losing Redis")."""
+        await self._shared.durable_log(self._settings.admissions_topic)  # exists: not auto-made
+        logged = await asyncio.to_thread(admissions.read, self._settings, self._event_id)
+        total = int(self._room.get("admitted_total", 0))
+        if len(logged) <= total:
+            return
+        known: set[str] = set()
+        for first in range(0, len(logged), RESTORE_CHUNK):
+            chunk = [a.ticket_id for a in logged[first:first + RESTORE_CHUNK]]
+            found = await self._redis.hmget(keys.queue_admitted(self._event_id), chunk)
+            known.update(t for t, raw in zip(chunk, found, strict=True) if raw is not None)
+        missing = [a for a in logged if a.ticket_id not in known]
+        if not missing:
+            return
+        entries, prev = [], await self._load_log_tail()
+        for i, admitted in enumerate(missing):
+            prev = fairness.append(prev, admitted.ticket_id, total + i + 1,
+                                   admitted.admission.admitted_at_ms)
+            entries.append(prev)
+        room = {"admitted_total": str(total + len(missing)),
+                "log_length": str(entries[-1].seq + 1), "log_head": entries[-1].hash}
+        restored = await self._scripts.restore_admissions(admissions.encode_step(
+            [(a, encode_admission(a.admission)) for a in missing],
+            [json.dumps(vars(e)) for e in entries], room))
+        log.warning("room %s: restored %d admissions from the admissions log",
+                    self._event_id, restored)
+        self._room = await room_fields(self._redis, self._event_id)
+
+    async def _read_back(self) -> None:
+        """After a failed step (Redis down, a lost reply): what is admitted and the log's head
+        are read back from Redis, so memory never counts an admission Redis lacks or misses
+        one it has."""
+        self._outstanding = await self._load_outstanding()
+        self._log_tail = await self._load_log_tail()
+        self._room = await room_fields(self._redis, self._event_id)
+        self._published = {}
+        self._reload = False
 
     async def _load_seed(self) -> bytes:
         return await lottery_seed(self._redis, self._event_id, secrets.token_bytes)
@@ -197,19 +257,15 @@ class WaitingRoom:
                 self._merger.touch(partition, now)
 
     async def _persist(self, now: int) -> None:
-        """Store the joins the merge releases; if Redis fails (a failover), they go back to
-        the merge and the next step stores them again (the script keeps a join queued once),
-        so no join the merge has seen, and will drop as a replay, is lost. They are counted
-        as queued once stored, so a join stored again is counted once."""
-        released = self._merger.release(now)
-        try:
-            await self._enqueue(self._by_lane(released), now)
-        except BaseException:
-            self._merger.requeue(released)
-            raise
-        self._report.queued(len(released))
-
-    async def _enqueue(self, lanes: dict[QueueTier, list[Join]], now: int) -> None:
+        """Persist the joins behind the watermark. Joins taken from the merger stay here until
+        Redis has them: a write that fails (Redis down, restarting or failing over) is made
+        again at the next call, first (the scripts keep a join queued once), and their offsets
+        become committable only after it (issue 12: released joins used to be dropped when
+        Redis failed under them, and their offsets committed, which left those users `waiting`
+        for ever). They are counted as queued once stored, so a join stored again is counted
+        once."""
+        self._unpersisted += self._merger.take(now)
+        lanes = self._by_lane(self._unpersisted)
         for lane in (QueueTier.PRESALE, QueueTier.PREQUEUE):
             if lanes[lane]:
                 await self._scripts.enqueue(lane, lanes[lane])
@@ -217,6 +273,13 @@ class WaitingRoom:
             await self._run_lottery()
         if lanes[QueueTier.GENERAL]:
             await self._scripts.enqueue(QueueTier.GENERAL, lanes[QueueTier.GENERAL])
+        done, self._unpersisted = self._unpersisted, []
+        self._merger.persisted(done)
+        self._report.queued(len(done))
+        offsets = self._merger.committable_offsets()
+        if offsets != self._offsets_written:
+            await save_persisted_offsets(self._redis, self._event_id, offsets)
+            self._offsets_written = offsets
 
     def _by_lane(self, released: list[Join]) -> dict[QueueTier, list[Join]]:
         """Released joins per lane, each in merge order."""
@@ -273,6 +336,8 @@ class WaitingRoom:
                 async with self._lock:
                     self._hold_unheard_partitions(now_ms())
                     await self._persist(now_ms())
+                    if self._reload:
+                        await self._read_back()
                     busy = await self._admit(now_ms()) or self._merger.pending_count > 0
                 if self._waiting or self._merger.pending_count:
                     self._busy_at = time.monotonic()  # work left: not idle, whatever it wrote
@@ -283,8 +348,13 @@ class WaitingRoom:
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
                 return
+            except RedisConnectionError as error:  # Redis away: said once a tick, no trace
+                log.warning("room %s tick failed: Redis unreachable (%s)", self._event_id, error)
+                self._reload = True  # an admission step may or may not have been applied
+                busy = True
             except Exception:
                 log.exception("room %s tick failed", self._event_id)
+                self._reload = True  # an admission step may or may not have been applied
                 busy = True
             self._report.tick(now_ms())
             interval = self._settings.admit_interval_s if busy else min(
@@ -328,6 +398,13 @@ class WaitingRoom:
         published = {k: str(v) for k, v in fields.items()}
         if not admitted and not records and published == self._published:
             return False  # an idle room costs a few reads per tick, no writes
+        if admitted:  # the admissions log first: a Redis that loses them gets them back
+            await admissions.append(
+                await self._shared.durable_log(self._settings.admissions_topic),
+                self._settings, self._event_id,
+                [Admitted(m.ticket_id, m.encode(), lane, admitted[m.ticket_id])
+                 for lane, members in (("presale", presale), ("general", general))
+                 for m in members])
         # published_at_ms is not compared above (an idle room writes nothing): it dates the
         # numbers, so each replica measures its position-update lag (actors/queue_client.py)
         await self._scripts.admit(presale, general, records | admitted,

@@ -127,6 +127,10 @@ class Settings:
     due_sweep_interval_s: float = _setting(
         "DUE_SWEEP_INTERVAL_S", 0.25, "How often each host looks for due entities in the due "
         "index (hold expiries of passivated blocks, heartbeats of busy rooms).")
+    redis_watch_interval_s: float = _setting(
+        "REDIS_WATCH_INTERVAL_S", 0.5, "How often each host asks Redis who it is (its run_id): "
+        "a Redis that restarted (and may have lost its last writes, or everything) makes the "
+        "host activate every entity it hosts again, reconciled with the Kafka logs.")
     entity_heartbeat_s: float = _setting(
         "ENTITY_HEARTBEAT_S", 2.0, "A busy room or ingest keeps a due entry this far ahead, so "
         "if its host dies another host activates it within about this long.")
@@ -177,6 +181,11 @@ class Settings:
         "CHECKOUT_BATCH_WAIT_MS", 2.0, "Longest a checkout waits for its batch to fill (each "
         "batch costs one acknowledged produce, ~0.5-1 ms of the broker's CPU, and two fenced "
         "script calls).")
+    checkout_drain_s: float = _setting(
+        "CHECKOUT_DRAIN_S", 20.0, "How long a seat block being replaced (handed off, or "
+        "activated again after a Redis restart) lets its checkouts in flight finish under its "
+        "own epoch before it lets its successor activate; one slower than this is settled by "
+        "the successor (set back if not charged, finished at expiry if paid).")
     max_body_bytes: int = _setting(
         "MAX_BODY_BYTES", 65536, "Largest request body accepted; larger gets 413.")
     max_quantity: int = _setting(
@@ -331,6 +340,8 @@ class Settings:
                             ">= 1")
         if self.host_cpus < 0 or self.passivate_after_s <= 0 or self.due_sweep_interval_s <= 0:
             problems.append("host_cpus must be >= 0, passivate_after_s and due_sweep_interval_s > 0")
+        if self.redis_watch_interval_s <= 0:
+            problems.append("redis_watch_interval_s must be > 0")
         if self.host_leave_after_s < self.host_ping_timeout_s:
             problems.append("host_leave_after_s must be >= host_ping_timeout_s")
         if self.entity_heartbeat_s <= self.pool_check_interval_s:
@@ -361,6 +372,8 @@ class Settings:
                 self.checkout_batch_wait_ms < 0):
             problems.append(f"checkout_batch_max must be between 1 and {CHECKOUT_BATCH_MAX_LIMIT} "
                             "and checkout_batch_wait_ms >= 0")
+        if self.checkout_drain_s < 0:
+            problems.append("checkout_drain_s must be >= 0")
         waits_s = 2 * self.redis_wait_timeout_ms / 1000 if self.redis_wait_replicas else 0.0
         if (self.checkout_batch_wait_ms / 1000 + self.kafka_timeout_s + waits_s
                 >= self.actor_call_timeout_s):
@@ -444,6 +457,16 @@ class Settings:
     def ledger_topic(self) -> str:
         """Topics are named here and nowhere else."""
         return f"{self.kafka_topic_prefix}.bookings"
+
+    @property
+    def events_topic(self) -> str:
+        """Event definitions and lottery seeds (compacted), read back when Redis lost them."""
+        return f"{self.kafka_topic_prefix}.events"
+
+    @property
+    def admissions_topic(self) -> str:
+        """Every admission step of every room (key = event id), read back when Redis lost it."""
+        return f"{self.kafka_topic_prefix}.admissions"
 
     def joins_topic(self, event_id: str) -> str:
         """One joins topic per event, so each room commits its own offsets."""

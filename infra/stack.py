@@ -531,7 +531,8 @@ def forget_ray_gcs(state: str | os.PathLike[str] | None = None,
 def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_GCS_PORT,
               num_cpus: int = 2, env: dict[str, str] | None = None,
               timeout_s: float = 120.0, gcs_redis_port: int | None = None,
-              metrics_export_port: int = RAY_METRICS_EXPORT_PORT) -> str:
+              metrics_export_port: int = RAY_METRICS_EXPORT_PORT,
+              client_port: int = RAY_CLIENT_PORT, extra_args: tuple[str, ...] = ()) -> str:
     """`ray start --head` with the Serve switches and token auth; return the GCS address.
 
     With gcs_redis_port, the GCS keeps its state in that Redis (`gcs_ft_env`): a head killed
@@ -545,7 +546,9 @@ def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_G
     Ray's files go to <state>/ray (not /tmp/ray), so a bare `ray.init()` elsewhere on the host
     (a test, a script) does not attach to this cluster by accident; connect with
     `ray.init(address="127.0.0.1:6385")` or RAY_ADDRESS. Every Ray process started here shares
-    one new session id, which is how stop_ray() stops exactly this cluster.
+    one new session id, which is how stop_ray() stops exactly this cluster. `client_port` and
+    `extra_args` (more `ray start` flags, e.g. agent ports) let a second stack run beside one
+    (the power-loss test).
     """
     d = state_dir(state)
     address = f"127.0.0.1:{gcs_port}"
@@ -560,8 +563,8 @@ def start_ray(state: str | os.PathLike[str] | None = None, gcs_port: int = RAY_G
     ray = str(sibling) if sibling.exists() else shutil.which("ray") or "ray"
     cmd = [ray, "start", "--head", f"--port={gcs_port}", f"--num-cpus={num_cpus}",
            "--include-dashboard=false", "--dashboard-host=127.0.0.1",
-           f"--ray-client-server-port={RAY_CLIENT_PORT}", f"--temp-dir={d / 'ray'}",
-           f"--metrics-export-port={metrics_export_port}", "--disable-usage-stats"]
+           f"--ray-client-server-port={client_port}", f"--temp-dir={d / 'ray'}",
+           f"--metrics-export-port={metrics_export_port}", "--disable-usage-stats", *extra_args]
     log_file = d / "ray-start.log"
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,

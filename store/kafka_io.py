@@ -11,13 +11,13 @@ from kafka.errors import TopicAlreadyExistsError
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int = 1,
-                 min_insync_replicas: int = 1) -> None:
+                 min_insync_replicas: int = 1, configs: dict[str, str] | None = None) -> None:
     """Create `topic` with the cluster's replication settings (KAFKA_REPLICATION_FACTOR,
-    KAFKA_MIN_INSYNC_REPLICAS); an existing topic is left as it is."""
+    KAFKA_MIN_INSYNC_REPLICAS) and any other `configs`; an existing topic is left as it is."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ticketing-admin")
     try:
         admin.create_topics([NewTopic(topic, partitions, replication_factor, topic_configs={
-            "min.insync.replicas": str(min_insync_replicas)})])
+            "min.insync.replicas": str(min_insync_replicas)} | (configs or {}))])
     except TopicAlreadyExistsError:
         pass
     finally:

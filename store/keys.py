@@ -133,6 +133,14 @@ def lottery_entrants(event_id: str) -> str:
     return _queue(event_id, "entrants")
 
 
+def queue_offsets(event_id: str) -> str:
+    """Hash: joins partition -> next offset to read, every join before it persisted here.
+    Written by the room after each persist; an ingest lane starts at the lower of this and
+    Kafka's committed offset, so joins whose Redis writes were lost (a Redis restart that lost
+    its last writes, or an empty one) are read and placed again."""
+    return _queue(event_id, "offsets")
+
+
 def room_script_keys(event_id: str) -> list[str]:
     """KEYS of every waiting-room script, in the order their headers document."""
     return [room_epoch(event_id), room(event_id), queue_places(event_id),

@@ -16,7 +16,6 @@ builder call per booking and one send, with no sender thread and no per-record f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -28,34 +27,31 @@ from kafka.partitioner.default import murmur2
 
 from domain.errors import Unavailable
 from store.metrics import LEDGER_APPEND
-from store.records import compact_json
+from store.producer import Producer
 
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
 
 
 class Ledger:
-    """The ledger's producer, started again after a failed write: an idempotent producer whose
-    broker restarted can stay stuck on its sequence numbers and time out every write after
-    (the 100,000-user on-sale with `restart-kafka@10` confirmed nothing more once the broker
-    was back, and every held seat stayed held)."""
+    """Appends checkout batches to the ledger topic through the process's `store.producer`
+    (started again after a failed write)."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, timeout_s: float,
-                 bootstrap: str = "") -> None:
-        self._producer = producer
+    def __init__(self, kafka: Producer, topic: str) -> None:
+        self._kafka = kafka
         self._topic = topic
-        self._timeout_s = timeout_s
-        self._bootstrap = bootstrap
         self._partitions: list[int] = []
         self._acked = LEDGER_APPEND.bind("ok")
         self._failed = LEDGER_APPEND.bind("failed")
-        self._suspect: AIOKafkaProducer | None = None  # the producer a write failed on
-        self._restarting = asyncio.Lock()
-        self.restarts = 0  # producers started again after a failed write (tests, operators)
 
     @classmethod
     async def start(cls, bootstrap: str, topic: str, timeout_s: float) -> Ledger:
         """Connect in the running loop; raises Unavailable when the broker cannot be reached."""
-        return cls(await _producer(bootstrap, timeout_s), topic, timeout_s, bootstrap)
+        return cls(await Producer.start(bootstrap, timeout_s, max_batch_size=MAX_BATCH_BYTES),
+                   topic)
+
+    @property
+    def restarts(self) -> int:
+        return self._kafka.restarts
 
     async def append(self, booking: dict[str, Any]) -> None:
         await self.append_batch([booking])
@@ -66,34 +62,18 @@ class Ledger:
         a replay of the same booking id is harmless). Its time goes to LEDGER_APPEND by outcome:
         the ledger's lag as the checkouts see it."""
         started = time.perf_counter()
-        producer = self._producer
         try:
-            if self._suspect is producer:
-                producer = await self._restart(producer)
-            await asyncio.wait_for(self._send(producer, bookings), self._timeout_s)
-        except TimeoutError as exc:
-            self._failed_on(producer, started)
-            raise Unavailable("kafka write timed out") from exc
-        except (KafkaError, OSError) as exc:
-            self._failed_on(producer, started)
+            producer = await self._kafka.current()
+        except Unavailable:
+            self._failed.observe(time.perf_counter() - started)
+            raise
+        try:
+            await asyncio.wait_for(self._send(producer, bookings), self._kafka.timeout_s)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            self._failed.observe(time.perf_counter() - started)
+            self._kafka.failed(producer)
             raise Unavailable(f"kafka write failed: {exc!r}") from exc
         self._acked.observe(time.perf_counter() - started)
-
-    def _failed_on(self, producer: AIOKafkaProducer, started: float) -> None:
-        self._failed.observe(time.perf_counter() - started)
-        if producer is self._producer:
-            self._suspect = producer
-
-    async def _restart(self, suspect: AIOKafkaProducer) -> AIOKafkaProducer:
-        """A new producer in place of `suspect` (once, however many writes ask at the same
-        time); raises Unavailable while the broker is still away."""
-        async with self._restarting:
-            if self._producer is suspect and self._bootstrap:
-                self._producer = await _producer(self._bootstrap, self._timeout_s)
-                self._partitions = []
-                self.restarts += 1
-                asyncio.get_running_loop().create_task(_stop(suspect, self._timeout_s))
-            return self._producer
 
     async def _send(self, producer: AIOKafkaProducer, bookings: list[dict[str, Any]]) -> None:
         if not self._partitions:
@@ -109,26 +89,7 @@ class Ledger:
         await asyncio.gather(*acks)
 
     async def close(self) -> None:
-        await self._producer.stop()
-
-
-async def _producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-        max_batch_size=MAX_BATCH_BYTES, request_timeout_ms=int(timeout_s * 1000),
-        key_serializer=str.encode, value_serializer=lambda v: compact_json(v).encode())
-    try:
-        await asyncio.wait_for(producer.start(), timeout_s)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        await producer.stop()
-        raise Unavailable(f"kafka unreachable: {exc!r}") from exc
-    return producer
-
-
-async def _stop(producer: AIOKafkaProducer, timeout_s: float) -> None:
-    """Stop a replaced producer without waiting on it (what it still held failed already)."""
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(producer.stop(), timeout_s)
+        await self._kafka.stop()
 
 
 def _builders(producer: AIOKafkaProducer, key: str, group: list[dict[str, Any]]) -> list[Any]:

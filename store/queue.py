@@ -48,6 +48,7 @@ def member_text(ticket_id: str, user_id: str, joined_at_ms: int) -> str:
 ENQUEUE = load_script("enqueue.lua")
 LOTTERY = load_script("lottery.lua")
 ADMIT = load_script("admit.lua")
+RESTORE_ADMISSIONS = load_script("restore_admissions.lua")
 
 LANE_NAMES = {QueueTier.GENERAL: "general", QueueTier.PRESALE: "presale",
               QueueTier.PREQUEUE: "prequeue"}
@@ -63,6 +64,7 @@ class RoomScripts:
         self._enqueue = redis.register_script(ENQUEUE)
         self._lottery = redis.register_script(LOTTERY)
         self._admit = redis.register_script(ADMIT)
+        self._restore = redis.register_script(RESTORE_ADMISSIONS)
 
     async def enqueue(self, lane: QueueTier, joins: Iterable[Join]) -> int:
         """Append joins, in order, to one lane; returns how many were new."""
@@ -86,6 +88,12 @@ class RoomScripts:
                 "log": log, "room": room}
         if _checked(await self._admit(self._keys, [self._epoch, json.dumps(step)])) != "ok":
             raise Unavailable("the lanes changed under the room (conflict)")
+
+
+    async def restore_admissions(self, step: str) -> int:
+        """Put back logged admissions Redis lost (`store.admissions.encode_step`); returns how
+        many it restored."""
+        return int(_checked(await self._restore(self._keys, [self._epoch, step])))
 
 
 def _checked(raw: Any) -> Any:
@@ -153,3 +161,18 @@ async def lottery_seed(redis: Redis, event_id: str, draw: Callable[[int], bytes]
     seed = bytes.fromhex(text(await redis.get(keys.lottery_seed(event_id))))
     await redis.hsetnx(keys.room(event_id), "commitment", lottery.commitment(seed))
     return seed
+
+
+async def save_persisted_offsets(redis: Redis, event_id: str, offsets: dict[int, int]) -> None:
+    """Per joins partition, the last offset whose joins (and all before) are persisted here.
+    Stored as the next offset to read, in Redis beside the queue it describes: a Redis that
+    loses its last writes loses these with them, so they never claim a lost join."""
+    if offsets:
+        await redis.hset(keys.queue_offsets(event_id),
+                         mapping={str(p): str(o + 1) for p, o in offsets.items()})
+
+
+async def persisted_offsets(redis: Redis, event_id: str) -> dict[int, int]:
+    """Per joins partition, the next offset whose join this Redis has not persisted."""
+    raw = text_map(await redis.hgetall(keys.queue_offsets(event_id)))
+    return {int(p): int(o) for p, o in raw.items()}

@@ -32,6 +32,14 @@ def load_script(name: str) -> str:
 HOLD_BATCH = load_script("hold_batch.lua")
 FREE_HOLDS = load_script("free_holds.lua")
 TRANSITION = load_script("transition.lua")
+TAKE_EPOCH = load_script("take_epoch.lua")
+
+
+async def take_epoch(redis: Redis, key: str, now_ms: int) -> int:
+    """A new incarnation's epoch (`take_epoch.lua`): above every epoch taken before, so a
+    Redis that lost its epoch keys still fences off incarnations that predate the loss
+    (a bare INCR would hand out 1 again)."""
+    return int(await redis.eval(TAKE_EPOCH, 1, key, now_ms))
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ front) rather than dropped, and counted in `late_count`: losing a user is worse 
 late place.
 
 Offsets. Per partition we track the highest offset such that every record at or below it has
-been released (or dropped as a duplicate): `committable_offsets()`. The caller persists what
-`release` returned, then commits those offsets (Kafka's commit value is offset + 1). A crash
+been persisted (or dropped as a duplicate): `committable_offsets()`. The caller persists what
+`take` returned, says so (`persisted`), then commits those offsets (Kafka's commit value is
+offset + 1); a write that failed (Redis down) leaves them uncommittable until it is redone. A crash
 between the two replays records already persisted; they are recognised by `ticket_id` (pass
 the persisted ids as `released_ticket_ids` to a new merger) and dropped, so nobody is lost or
 duplicated.
@@ -142,7 +143,16 @@ class WatermarkMerger:
         return 2 * self._max_uncertainty_ms + self._ingest_lag_ms
 
     def release(self, now_ms: int) -> list[Join]:
-        """Pop, in order, every buffered join behind the watermark."""
+        """Pop, in order, every buffered join behind the watermark, and count them persisted
+        (`take` then `persisted`, for a caller whose persistence cannot fail)."""
+        released = self.take(now_ms)
+        self.persisted(released)
+        return released
+
+    def take(self, now_ms: int) -> list[Join]:
+        """Pop, in order, every buffered join behind the watermark. Their offsets become
+        committable only once the caller says they are `persisted`: a caller whose write
+        failed keeps them and writes them again, and nothing it lost is ever committed."""
         watermark = self.watermark_ms(now_ms)
         released: list[Join] = []
         if watermark is None:
@@ -153,20 +163,15 @@ class WatermarkMerger:
                 self.late_count += 1
             else:
                 self._last_released = join
-            part = self._partitions[join.partition]
-            part.done.add(join.offset)
-            part.advance()
             released.append(join)
         return released
 
-    def requeue(self, joins: Iterable[Join]) -> None:
-        """Put back joins `release` returned that the caller could not persist (Redis was
-        failing over): the next `release` returns them again, in order. Their offsets stay
-        counted as released, which is safe because the caller persists what `release` returns
-        before it reports `committable_offsets` (WaitingRoom.ingest), so those offsets are
-        reported only once the joins behind them are stored."""
+    def persisted(self, joins: Iterable[Join]) -> None:
+        """These taken joins are persisted: their offsets may be committed."""
         for join in joins:
-            heapq.heappush(self._heap, join)
+            part = self._partitions[join.partition]
+            part.done.add(join.offset)
+            part.advance()
 
     def committable_offsets(self) -> dict[int, int]:
         """Per partition, the highest offset with every record at or below it released."""

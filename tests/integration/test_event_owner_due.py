@@ -9,7 +9,6 @@ owner is driven directly, as its host would.
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from redis.asyncio import Redis
 
 from actors import directory
 from actors.event_owner import EventOwner
+from actors.host import Shared
 from domain import placement
 from domain.event import Event
 from domain.settings import Settings
@@ -42,8 +42,8 @@ def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(directory, "hosts", closing)
 
 
-async def owner_of(settings: Settings, redis: Redis, event: Event) -> EventOwner:
-    owner = EventOwner(settings, event.event_id, SimpleNamespace(redis=redis))
+async def owner_of(settings: Settings, event: Event) -> EventOwner:
+    owner = EventOwner(settings, event.event_id, Shared(settings))  # a host's Redis and logs
     await owner.activate()
     await owner.create(event)
     return owner
@@ -53,7 +53,7 @@ async def test_an_event_without_an_end_handed_off_stays_open_and_leaves_no_remin
         settings: Settings, redis_client: Any) -> None:
     redis = Redis.from_url(settings.redis_url)
     event = an_event(ends_at=None)
-    owner = await owner_of(settings, redis, event)
+    owner = await owner_of(settings, event)
     entity = placement.event_entity(event.event_id)
     await redis.zadd(keys.due_index(), {entity: int(time.time() * 1000)})  # handed off: due now
     await owner.on_due()
@@ -69,7 +69,7 @@ async def test_an_event_not_yet_at_its_closing_time_handed_off_keeps_its_reminde
     redis = Redis.from_url(settings.redis_url)
     ends_at = time.time() + 3600
     event = an_event(ends_at=ends_at)
-    owner = await owner_of(settings, redis, event)
+    owner = await owner_of(settings, event)
     entity = placement.event_entity(event.event_id)
     await redis.zadd(keys.due_index(), {entity: int(time.time() * 1000)})
     await owner.on_due()

@@ -118,9 +118,12 @@ def hold_in_store(store: Any, ref: HoldRef, event: Event) -> Hold | None:
 
 async def test_entities_move_to_a_new_node_mid_onsale_and_lose_nothing(
         ray_cluster: Any, app_settings: Settings) -> None:
+    # The blocks stay active until they move (the suite's 3 s passivation would otherwise race
+    # the pool's growth: a short-hold block passivated before the move reaches the new host
+    # only at its holds' expiry, and the test is about active entities being handed off).
     settings = dataclasses.replace(
         app_settings, host_resource=RESOURCE, ray_namespace="rebalance", host_cpus=HOST_CPUS,
-        host_pool_min=2, host_pool_max=3, events_per_host=1,
+        host_pool_min=2, host_pool_max=3, events_per_host=1, passivate_after_s=120.0,
         redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/4")
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
@@ -284,16 +287,17 @@ async def test_a_host_started_for_a_pool_that_shrank_before_it_answered_is_stopp
         store.close()
 
 
-# A hand-off does not stop the old host's checkout in flight, and its payment and ledger write
-# are not fenced by the epoch: the new host settles the checkout as interrupted (not charged
-# yet: back to active), then the old one charges and writes the booking, and only its confirm
-# is refused. The new host's sweep must then finish that paid hold at its expiry, never free
-# its seat (seat_block._sweep): this test pins it.
+# A hand-off waits for the old host's checkout in flight only up to CHECKOUT_DRAIN_S (the next
+# test); one slower than that goes on, and its payment and ledger write are not fenced by the
+# epoch: the new host settles the checkout as interrupted (not charged yet: back to active),
+# then the old one charges and writes the booking, and only its confirm is refused. The new
+# host's sweep must then finish that paid hold at its expiry, never free its seat
+# (seat_block._sweep): this test pins it, with a drain far shorter than the payment.
 async def test_a_checkout_paid_across_a_move_is_finished_at_expiry_and_never_sold_twice(
         ray_cluster: Any, app_settings: Settings) -> None:
     settings = dataclasses.replace(
         app_settings, host_resource="zombie", ray_namespace="zombie", host_cpus=HOST_CPUS,
-        host_pool_min=2, host_pool_max=3, events_per_host=1,
+        host_pool_min=2, host_pool_max=3, events_per_host=1, checkout_drain_s=1.0,
         redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/6")
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
@@ -344,6 +348,73 @@ async def test_a_checkout_paid_across_a_move_is_finished_at_expiry_and_never_sol
         [again] = await retrying(lambda: block.hold.remote([(second, HoldRequest("second",
                                                                                 ("A-1-1",)))]))
         assert not isinstance(again, Hold), "the paid seat was held again"
+        assert audit(store, settings, event.event_id) == ["A-1-1"]  # one booking, in the ledger
+    finally:
+        stop_event_actors(settings, [e.event_id for e in events])
+        for index in range(settings.host_pool_max):
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(directory.host_name(index),
+                                       namespace=settings.ray_namespace), no_restart=True)
+        ray_cluster.remove_node(node)
+        store.close()
+
+
+PAYMENT_S = 20.0  # the old host's payment: longer than the pool takes to grow
+
+
+async def test_a_checkout_in_flight_at_a_move_is_answered_before_the_new_host_takes_over(
+        ray_cluster: Any, app_settings: Settings) -> None:
+    """The hand-off drains (CHECKOUT_DRAIN_S, longer than the payment here): the old host
+    finishes the checkout it is paying for under its own epoch and its buyer hears the
+    booking; only then does the new host activate the block, and finds the hold confirmed."""
+    settings = dataclasses.replace(
+        app_settings, host_resource="drain", ray_namespace="drain", host_cpus=HOST_CPUS,
+        host_pool_min=2, host_pool_max=3, events_per_host=1, checkout_drain_s=3 * PAYMENT_S,
+        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/9")
+    store = redis_sync.Redis.from_url(settings.redis_url)
+    store.flushdb()
+    node = ray_cluster.add_node(num_cpus=2, resources={"drain": 1})  # room for 4 hosts
+    ray_cluster.wait_for_nodes()
+    event = moving_event(8, "Drained checkout", 600, 1)  # its block moves to host 2
+    early, late = (moving_event(9 + n, "Drain filler", 600, 1) for n in range(2))
+    events = [event, early]  # a pool of two; `late` makes it three
+    block = directory.seat_block(settings, event.event_id, 0)
+    entity = placement.block_entity(event.event_id, 0)
+
+    async def members_are(wanted: set[int]) -> bool:
+        return {int(m) for m in store.smembers(keys.pool_members())} == wanted
+
+    try:
+        for created in events:
+            await directory.event_owner(settings, created).create.remote(created)
+        await wait_for("the pool of two starts", lambda: members_are({0, 1}), 120)
+        ref = HoldRef(event.event_id, 0, f"{1:016x}")
+        [held] = await retrying(lambda: block.hold.remote([(ref.hold_id,
+                                                            HoldRequest("first", ("A-1-1",)))]))
+        assert isinstance(held, Hold)
+        old_host = (await where(settings, {entity}))[entity]
+        assert old_host != NEW_HOST
+        await block.set_delay.remote("before_charge", PAYMENT_S)  # on the old host only
+        checkout = asyncio.ensure_future(block.checkout.remote(ref.hold_id, "first", "k1",
+                                                               "tok_visa"))
+        await asyncio.sleep(0.5)
+        await directory.event_owner(settings, late).create.remote(late)
+        events.append(late)
+        await wait_for("the pool grows", lambda: members_are({0, 1, NEW_HOST}), PAYMENT_S - 2)
+        assert not checkout.done(), "the move must start while the checkout is in flight"
+        booking = await checkout  # answered by the old host, not refused as stale
+        assert booking["hold_id"] == ref.hold_id and booking["seat_ids"] == ["A-1-1"]
+        answered_at = time.time()
+
+        async def moved() -> bool:
+            return (await where(settings, {entity})).get(entity) == NEW_HOST
+
+        await wait_for("the block moves to the new host", moved, 60)
+        activated_at = store.get(keys.block_epoch(event.event_id, 0))
+        assert activated_at is not None and int(activated_at) >= int(answered_at * 1000) - 1000, (
+            "the new host took the block over before the old one answered")
+        hold = hold_in_store(store, ref, event)
+        assert hold is not None and hold.status is HoldStatus.CONFIRMED
         assert audit(store, settings, event.event_id) == ["A-1-1"]  # one booking, in the ledger
     finally:
         stop_event_actors(settings, [e.event_id for e in events])

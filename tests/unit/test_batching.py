@@ -97,6 +97,35 @@ async def test_a_caller_that_leaves_does_not_stop_its_batch() -> None:
     assert recorder.batches == [[1, 2]]
 
 
+async def test_drain_sends_the_open_window_and_waits_for_every_batch_in_flight() -> None:
+    """An owner being replaced drains first: what waits for its window goes now, and the
+    drain returns once every batch has answered (its callers heard before the successor)."""
+    recorder = Recorder()
+    recorder.gate = asyncio.Event()
+    batcher = Batcher(recorder.process, max_size=100, wait_s=10.0)  # the window would wait
+    calls = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    drain = asyncio.ensure_future(batcher.drain(5.0))
+    await asyncio.sleep(0.02)
+    assert recorder.batches == [[1, 2]] and not drain.done()  # sent, held at the gate
+    recorder.gate.set()
+    assert await drain is True
+    assert [c.result() for c in calls] == [2, 4] and not batcher.busy
+
+
+async def test_drain_gives_up_after_its_timeout_and_leaves_the_batch_running() -> None:
+    recorder = Recorder()
+    recorder.gate = asyncio.Event()
+    batcher = Batcher(recorder.process, max_size=100, wait_s=0.001)
+    call = asyncio.ensure_future(batcher.submit(3))
+    await asyncio.sleep(0.02)
+    started = time.monotonic()
+    assert await batcher.drain(0.05) is False
+    assert 0.04 <= time.monotonic() - started < 1.0 and batcher.busy
+    recorder.gate.set()  # not cancelled: it still answers its caller
+    assert await call == 6
+
+
 def test_limits_that_cannot_work_are_refused() -> None:
     with pytest.raises(ValueError):
         Batcher(Recorder().process, max_size=0, wait_s=0.01)

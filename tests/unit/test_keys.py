@@ -20,6 +20,7 @@ def test_event_level_keys_are_pinned():
     assert keys.queue_prequeue(EVENT) == "tk:{ev0123456789ab}:q:prequeue"
     assert keys.queue_admitted(EVENT) == "tk:{ev0123456789ab}:q:admitted"
     assert keys.queue_log(EVENT) == "tk:{ev0123456789ab}:q:log"
+    assert keys.queue_offsets(EVENT) == "tk:{ev0123456789ab}:q:offsets"
     assert keys.lottery_seed(EVENT) == "tk:{ev0123456789ab}:q:seed"
     assert keys.lottery_entrants(EVENT) == "tk:{ev0123456789ab}:q:entrants"
 

@@ -57,6 +57,7 @@ def test_from_env_reads_each_type_from_its_env_name():
     assert s.kafka_timeout_s == 3.0 and isinstance(s.kafka_timeout_s, float)
     assert s.access_log is True
     assert (s.ledger_topic, s.joins_topic("ev1")) == ("t1.bookings", "t1.joins.ev1")
+    assert (s.events_topic, s.admissions_topic) == ("t1.events", "t1.admissions")
     assert s.joins_group == "t1.joins"
 
 
@@ -109,6 +110,7 @@ def test_unrelated_env_variables_are_ignored():
     {"CHECKOUT_BATCH_MAX": "513"},
     {"CHECKOUT_BATCH_WAIT_MS": "-1"},
     {"CHECKOUT_BATCH_WAIT_MS": "1000", "KAFKA_TIMEOUT_S": "29.5"},
+    {"CHECKOUT_DRAIN_S": "-1"},
     {"INGEST_COMMIT_INTERVAL_MS": "-1"},
     {"INGEST_WAIT_MS": "0"},
     {"INGEST_FETCH_WAIT_MS": "0"},

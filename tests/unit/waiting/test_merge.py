@@ -225,12 +225,16 @@ def test_a_touched_partition_keeps_holding_the_watermark_back() -> None:
     assert [j.ticket_id for j in merger.release(1200)] == ["t1"]  # untouched: idle again
 
 
-def test_joins_that_could_not_be_persisted_are_released_again_in_order_not_dropped():
-    merger = WatermarkMerger(ingest_lag_ms=100, idle_timeout_ms=10_000)
-    for i, at in enumerate([1_000, 1_050, 1_200]):
-        merger.push(join(f"t{i}", at, offset=i), now_ms=1_200)
-    released = merger.release(1_200)
-    assert ids(released) == ["t0", "t1"]
-    merger.requeue(released)  # Redis failed over while they were being stored
-    assert merger.push(join("t0", 1_000, offset=0), now_ms=1_200) is False  # a replay: dropped
-    assert ids(merger.release(1_200)) == ["t0", "t1"]
+def test_taken_joins_commit_only_once_persisted():
+    """A room whose Redis write failed keeps what it took and writes it again: until then
+    their offsets are not committable, so a crash or a Redis restart can never lose them."""
+    merger = WatermarkMerger(ingest_lag_ms=0, idle_timeout_ms=10_000)
+    merger.push(join("a", 100, offset=0), 0)
+    merger.push(join("b", 200, offset=1), 0)
+    merger.push(join("c", 950, offset=2), 0)
+    taken = merger.take(0)
+    assert ids(taken) == ["a", "b"]
+    assert merger.committable_offsets() == {}
+    assert merger.take(0) == []  # taken once: the caller holds them until they persist
+    merger.persisted(taken)
+    assert merger.committable_offsets() == {0: 1}
