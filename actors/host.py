@@ -18,7 +18,8 @@ passivated when idle. A host
 - host 0 also **manages the pool**: it sizes it for the open events (within the settings'
   bounds), pings every host and publishes the ones that answer as the members. A host that
   needs resources the cluster lacks stays pending (so Ray's autoscaler adds a node) and joins
-  the members only once it answers; one on a lost node leaves them until Ray restarts it.
+  the members only once it answers; one silent for `host_leave_after_s` (on a lost node)
+  leaves them until Ray restarts it, but a busy one that answers late stays.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections import Counter
 from typing import Any, Protocol
 
 import ray
-from ray.exceptions import RayTaskError
+from ray.exceptions import ActorDiedError, RayTaskError
 
 from actors import directory, logs
 from domain import placement
@@ -129,6 +130,7 @@ class EntityHost:
         self._activating: dict[str, asyncio.Task[Entity]] = {}
         self._gates: dict[str, asyncio.Lock] = {}
         self._in_flight: Counter[str] = Counter()
+        self._silent_since: dict[int, float] = {}  # host 0: members not answering, since when
         self._entity_gauges = {k: metrics.HOST_ENTITIES.bind(str(index), k) for k in ENTITY_KINDS}
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._maintain_forever()),
@@ -157,6 +159,11 @@ class EntityHost:
         self._in_flight[entity_id] += 1
         try:
             return await handler(*args)
+        except TicketingError as error:
+            # A refusal (seats taken, hold expired) is an answer, not a fault: its traceback is
+            # dropped, because Ray formats every raised error's traceback, and that was 27% of
+            # a host's CPU in the 1,000,000-user on-sale (tens of thousands of refusals).
+            raise error.with_traceback(None) from None
         finally:
             self._in_flight[entity_id] -= 1
             entity.last_used = time.monotonic()
@@ -256,12 +263,15 @@ class EntityHost:
         wanted = placement.pool_size(open_events, s.events_per_host, s.host_pool_min,
                                      s.host_pool_max)
         others = [i for i in range(wanted) if i != self.index]
-        answers = await asyncio.gather(*[self._answers(i) for i in others])
-        live = {self.index} | {i for i, ok in zip(others, answers, strict=True) if ok}
+        pings = dict(zip(others, await asyncio.gather(*[self._ping(i) for i in others]),
+                         strict=True))
+        current = {int(m) for m in await self._redis.smembers(keys.pool_members())}
+        live, self._silent_since = placement.members_after_ping(
+            self.index, current, pings, self._silent_since, time.monotonic(),
+            s.host_leave_after_s)
         metrics.POOL_HOSTS.bind("wanted").set(wanted)
         metrics.POOL_HOSTS.bind("live").set(len(live))
         metrics.OPEN_EVENTS.bind().set(open_events)
-        current = {int(m) for m in await self._redis.smembers(keys.pool_members())}
         if live - current:
             await self._redis.sadd(keys.pool_members(), *sorted(live - current))
         gone = current - live
@@ -278,13 +288,15 @@ class EntityHost:
                         - set(range(wanted)))
         await asyncio.gather(*[self._retire(i, hand_off=i in current) for i in beyond])
 
-    async def _answers(self, index: int) -> bool:
+    async def _ping(self, index: int) -> placement.Ping:
         try:
             await asyncio.wait_for(self._directory.host(index, create=True).ping.remote(),
                                    self._settings.host_ping_timeout_s)
-            return True
-        except Exception:
-            return False
+            return placement.Ping.ANSWERED
+        except ActorDiedError:
+            return placement.Ping.GONE
+        except Exception:  # late, restarting, pending or unreachable: silent for now
+            return placement.Ping.SILENT
 
     async def _retire(self, index: int, hand_off: bool) -> None:
         """Stop a host beyond the pool; a member first hands its entities off (one that never

@@ -30,16 +30,8 @@ KAFKA_PORT = 39092
 KAFKA_CONTROLLER_PORT = 39093
 HTTP_PORT = 8200
 
-SERVE_ENV = {
-    "RAY_SERVE_ENABLE_HA_PROXY": "1",
-    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-    "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
-    "RAY_SERVE_HAPROXY_NBTHREAD": "1",
-    "RAY_SERVE_HAPROXY_MAXCONN": "4000",
-    "RAY_SERVE_HAPROXY_STATS_PORT": "8424",
-    "RAY_SERVE_HAPROXY_METRICS_PORT": "9124",
-    "RAY_USAGE_STATS_ENABLED": "0",
-}
+# What benchmarks set apart from `infra.stack.SERVE_ENV` (the rest comes from there).
+SERVE_ENV = {"RAY_SERVE_HAPROXY_MAXCONN": "4000", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -179,13 +171,20 @@ class Ports:
     state: str = STATE
 
     def serve_env(self) -> dict[str, str]:
+        """Serve's switches as `make up` sets them (`infra.stack.serve_env`: the hardened
+        HAProxy, which waits for a busy replica instead of marking it down after three connect
+        errors and failing over to Serve's Python proxy), on this benchmark's ports. The
+        per-address connection cap is lifted: every simulated client comes from 127.0.0.1."""
+        from infra import stack
+
         env = dict(SERVE_ENV, RAY_SERVE_HAPROXY_STATS_PORT=str(self.haproxy_stats),
-                   RAY_SERVE_HAPROXY_METRICS_PORT=str(self.haproxy_metrics))
+                   RAY_SERVE_HAPROXY_METRICS_PORT=str(self.haproxy_metrics),
+                   TICKETING_STATE_DIR=self.state, INGRESS_CONN_PER_ADDR_MAX="100000")
         if self.fallback_http:
             env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] = str(self.fallback_http)
         if self.fallback_grpc:
             env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] = str(self.fallback_grpc)
-        return env
+        return stack.serve_env(dict(os.environ, **env))
 
 
 class Bench:

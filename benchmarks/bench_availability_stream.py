@@ -496,13 +496,8 @@ def main() -> None:
                         help="seat_delta_interval_s of both servers (the coalescing window)")
     parser.add_argument("--delta-phases", type=int, default=4,
                         help="seat_delta_phases of both servers (1: every stream in one burst)")
-    parser.add_argument("--http-no-delay", choices=("on", "off"), default="",
-                        help="HAProxy's option http-no-delay (INGRESS_HTTP_NO_DELAY); default: "
-                             "the setting's")
     parser.add_argument("--out", default="", help="results file name (default from the knobs)")
     args = parser.parse_args()
-    if args.http_no_delay:
-        os.environ["INGRESS_HTTP_NO_DELAY"] = "1" if args.http_no_delay == "on" else "0"
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
         **vars(args), "event_seats": args.seats,
         "haproxy_maxconn": MAXCONN,

@@ -9,6 +9,9 @@ HAProxy ingress on 127.0.0.1:8505 (fallback proxy 8506/9506, stats 8454, metrics
   * serve_trivial_wait — the same handler parked on a future that a shared timer resolves every
                     `join_batch_wait_ms` (`/trivial/wait`): the ceiling of any handler that waits
                     for a batched ack, with none of a join's work.
+  * serve_verify_wait — that wait handler after checking the request's user token as the app
+                    does (`actors.identity.Identity.user`: an ES256 signature, each join a new
+                    user): the ceiling of a handler that must know who joins.
   * uvicorn_join  — benchmarks/_uvicorn_joins_app.py, 1 worker at the replica's nice value: the
                     same `QueueClient.join` with no Ray.
   * uvicorn_trivial — the same trivial handler on that uvicorn.
@@ -116,7 +119,7 @@ def wrk(port: int, path: str, prefix: str, seconds: float, connections: int,
             "cpu_cores_by_process": run.cpu}
 
 
-def deploy_trivial(wait_ms: float) -> None:
+def deploy_trivial(wait_ms: float, settings: Any) -> None:
     """A trivial JSON handler as a second Serve application behind the same HAProxy; under
     /trivial/wait/ it first parks on a future that a shared timer resolves every `wait_ms`,
     the wait pattern of a join (a batched ack) without any of its work."""
@@ -131,6 +134,9 @@ def deploy_trivial(wait_ms: float) -> None:
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
 
+        from actors.identity import Identity
+
+        identity = Identity(settings)
         parked: list[asyncio.Future[None]] = []
 
         def release() -> None:
@@ -152,7 +158,13 @@ def deploy_trivial(wait_ms: float) -> None:
             await parked[-1]
             return JSONResponse({"ok": True, "user_id": body.get("user_id")}, status_code=202)
 
-        return Starlette(routes=[Route("/wait/{rest:path}", trivial_wait, methods=["POST"]),
+        async def verify_wait(request: Request) -> Response:
+            bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            await identity.user(bearer)
+            return await trivial_wait(request)
+
+        return Starlette(routes=[Route("/verify/wait/{rest:path}", verify_wait, methods=["POST"]),
+                                 Route("/wait/{rest:path}", trivial_wait, methods=["POST"]),
                                  Route("/{rest:path}", trivial, methods=["POST"])])
 
     @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=10_000,
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             s = bench.settings
             base = f"http://127.0.0.1:{PORTS.http}"
             wait_http(f"{base}/healthz", 120)
-            deploy_trivial(s.join_batch_wait_ms)
+            deploy_trivial(s.join_batch_wait_ms, s)
             r = httpx.post(f"{base}/v1/events", timeout=120,
                            headers={"Authorization": f"Bearer {s.admin_token}"},
                            json={"name": "joins", "sections": [{"name": "A", "rows": 10,
@@ -236,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                 "serve_join": (PORTS.http, f"/v1/events/{event_id}/queue"),
                 "serve_trivial": (PORTS.http, f"/trivial/v1/events/{event_id}/queue"),
                 "serve_trivial_wait": (PORTS.http, f"/trivial/wait/v1/events/{event_id}/queue"),
+                "serve_verify_wait": (PORTS.http,
+                                      f"/trivial/verify/wait/v1/events/{event_id}/queue"),
                 "uvicorn_join": (UVICORN_PORT, f"/v1/events/{event_id}/queue"),
                 "uvicorn_trivial": (UVICORN_PORT, f"/trivial/v1/events/{event_id}/queue")}
             if args.only:
@@ -280,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         **{f"{k}_p99_ms": runs[k]["p99_ms"] for k in targets},
         **{f"ratio_{a}_over_{b}": ratio(a, b) for a, b in (
             ("serve_join", "serve_trivial"), ("serve_join", "serve_trivial_wait"),
+            ("serve_join", "serve_verify_wait"), ("serve_verify_wait", "serve_trivial_wait"),
             ("serve_join", "uvicorn_join"), ("uvicorn_join", "uvicorn_trivial"))
            if a in targets and b in targets},
         "target_joins_per_s": 5000, **result["audit"]}

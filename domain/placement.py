@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
 
 
 def weight(entity_id: str, member: int) -> int:
@@ -33,6 +34,31 @@ def owner(entity_id: str, members: Iterable[int]) -> int:
 def pool_size(open_events: int, events_per_host: int, smallest: int, largest: int) -> int:
     """Hosts wanted for the open events: grows with the catalog, within the configured bounds."""
     return max(smallest, min(largest, math.ceil(open_events / max(1, events_per_host))))
+
+
+class Ping(StrEnum):
+    """How a host answered host 0's ping."""
+
+    ANSWERED = "answered"
+    SILENT = "silent"  # no answer in time: busy, restarting, or on a node that is gone
+    GONE = "gone"  # its actor is dead for good (stopped): no answer will ever come
+
+
+def members_after_ping(me: int, current: Iterable[int], pings: Mapping[int, Ping],
+                       silent_since: Mapping[int, float], now: float,
+                       leave_after_s: float) -> tuple[set[int], dict[int, float]]:
+    """The members after a round of pings, and since when each silent host has been silent.
+
+    A host that answers is a member (it may have just come up); a gone one is not. A member
+    that is only silent stays one until it has been silent for `leave_after_s`: a host whose
+    event loop is busy under load answers late, and dropping it would move every entity it
+    hosts onto the others, just as busy, and back when it answers. One late ping must not do
+    that (the 1,000,000-user on-sale flapped its blocks between two hosts every ~12 s).
+    """
+    silent = {i: silent_since.get(i, now) for i, ping in pings.items() if ping is Ping.SILENT}
+    live = {me} | {i for i, ping in pings.items() if ping is Ping.ANSWERED}
+    live |= {i for i in set(current) & silent.keys() if now - silent[i] < leave_after_s}
+    return live, silent
 
 
 def block_entity(event_id: str, block: int) -> str:

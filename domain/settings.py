@@ -116,8 +116,11 @@ class Settings:
         "POOL_CHECK_INTERVAL_S", 1.0, "How often hosts re-read the members (handing off what "
         "they no longer own) and host 0 pings the pool and resizes it.")
     host_ping_timeout_s: float = _setting(
-        "HOST_PING_TIMEOUT_S", 2.0, "A host that does not answer host 0's ping this fast leaves "
-        "the members (its entities come back on the others) until it answers again.")
+        "HOST_PING_TIMEOUT_S", 2.0, "How long host 0 waits for a host's answer to a ping; a ping "
+        "not answered this fast counts as silence.")
+    host_leave_after_s: float = _setting(
+        "HOST_LEAVE_AFTER_S", 10.0, "A member silent this long leaves the members (its entities "
+        "come back on the others) until it answers again; a busy host answering late stays.")
     passivate_after_s: float = _setting(
         "PASSIVATE_AFTER_S", 60.0, "An entity unused this long is passivated: its memory is "
         "released, its state stays in Redis and Kafka, and it comes back on use or when due.")
@@ -252,10 +255,6 @@ class Settings:
     ingress_conn_per_addr_max: int = _setting(
         "INGRESS_CONN_PER_ADDR_MAX", 1000, "Concurrent connections HAProxy accepts from one "
         "source address (an office or carrier NAT is many buyers: keep it generous).")
-    ingress_http_no_delay: bool = _setting(
-        "INGRESS_HTTP_NO_DELAY", False, "HAProxy's `option http-no-delay`: every response "
-        "chunk is sent at once instead of merged with the next (availability deltas reach "
-        "thousands of streams sooner, at the cost of more, smaller packets).")
     max_streams_per_ticket: int = _setting(
         "MAX_STREAMS_PER_TICKET", 3, "Open SSE streams one ticket may hold per replica.")
     stream_tick_s: float = _setting(
@@ -332,6 +331,8 @@ class Settings:
                             ">= 1")
         if self.host_cpus < 0 or self.passivate_after_s <= 0 or self.due_sweep_interval_s <= 0:
             problems.append("host_cpus must be >= 0, passivate_after_s and due_sweep_interval_s > 0")
+        if self.host_leave_after_s < self.host_ping_timeout_s:
+            problems.append("host_leave_after_s must be >= host_ping_timeout_s")
         if self.entity_heartbeat_s <= self.pool_check_interval_s:
             problems.append("entity_heartbeat_s must exceed pool_check_interval_s")
         if not 1 <= self.kafka_min_insync_replicas <= self.kafka_replication_factor:

@@ -23,8 +23,6 @@ What `harden()` changes:
   `Connection: close`, before it closes (HAProxy's documentation of the option). This is a
   suspected, not a confirmed, cause of test_concurrency's one "Server disconnected without
   sending a response": an integration test could not make the race happen on demand;
-- `option http-no-delay` only when INGRESS_HTTP_NO_DELAY asks for it (an A/B on 2 cores showed
-  no gain for the availability streams: README, stream section);
 - the client address: every client-sent `X-Forwarded-For`, `Forwarded` and
   `<client_addr_header>` is deleted, then HAProxy writes `<client_addr_header>: %[src]` and its
   own X-Forwarded-For. The replica counts rate limits by that header only
@@ -51,13 +49,12 @@ class Hardening:
     client_timeout_s: int = 60
     conn_per_addr_max: int = 1000
     client_addr_header: str = "x-ticketing-client-addr"
-    http_no_delay: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> Hardening:
         return cls(s.ingress_http_request_timeout_s, s.ingress_keep_alive_timeout_s,
                    s.ingress_client_timeout_s, s.ingress_conn_per_addr_max,
-                   s.client_addr_header or cls.client_addr_header, s.ingress_http_no_delay)
+                   s.client_addr_header or cls.client_addr_header)
 
 
 def harden(config: str, h: Hardening) -> str:
@@ -84,7 +81,6 @@ def harden(config: str, h: Hardening) -> str:
         f"    http-request set-header {header} %[src]",
         "    option forwardfor",
         "    option idle-close-on-response",
-        *(["    option http-no-delay"] if h.http_no_delay else []),
     ])
     out, n = re.subn(r"(frontend http_frontend\n\s+bind [^\n]+\n)", lambda m: m.group(1) + rules
                      + "\n", out)
@@ -107,7 +103,7 @@ def ingress_settings(environ: dict[str, str] | os._Environ[str]) -> Settings:
 
 INGRESS_FIELDS = ("ingress_http_request_timeout_s", "ingress_keep_alive_timeout_s",
                   "ingress_client_timeout_s", "ingress_conn_per_addr_max", "client_addr_header",
-                  "ingress_http_no_delay")
+)
 
 
 def ray_env(settings: Settings, directory: str | os.PathLike[str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The bulk of the admitted users, at the actor boundary: people who hold and pay through the
 seat-block entities' handles (the calls a Serve replica makes), holds gathered in batches per
 block as the replica's `serve.batch` gathers them (one actor call and one Lua round trip per
-batch), checkouts one call each (as the replica sends them).
+batch), checkouts gathered per block the same way (the block's `checkouts`, as the replica
+sends them).
 
 Who is admitted is read where a replica reads it: the admission log and records in Redis.
 """
@@ -34,12 +35,12 @@ from domain.inventory import HoldRequest
 from store import keys
 from store.queue import decode_admission
 
-HOLD_BATCH_MAX = 256
-HOLD_BATCH_WAIT_S = 0.01
-# Checkout calls in flight at once, as a few Serve replicas with bounded concurrency send them;
-# unbounded, thousands of admitted people queued thousands of calls at the hosts, each waited
-# longer than a hold lives and was sent again (the 1,000,000-user run of 2026-12-01).
-CHECKOUT_INFLIGHT = 64
+# Holds and checkouts go to each block in batches of up to BATCH_MAX, two calls in flight per
+# block. Checkouts once went one call each, 64 in flight in all: the first 1,000,000-user runs
+# of 2026-12-01 queued thousands behind those 64 until their holds had expired (44,275 of
+# 44,552 checkouts), and sold 1,826 of 20,000 seats in 15 minutes.
+BATCH_MAX = 256
+BATCH_WAIT_S = 0.01
 CALL_TIMEOUT_S = 120.0
 MAX_TRANSPORT_RETRIES = 120
 
@@ -74,20 +75,23 @@ class Tally:
     sale_events: list[tuple[float, int]] = field(default_factory=list)
 
 
-class HoldBatcher:
-    """One pending list per block; a batch goes when HOLD_BATCH_MAX wait or after
-    HOLD_BATCH_WAIT_S; at most two calls in flight per block."""
+class BlockBatcher:
+    """Calls of one batch method of the seat blocks (`hold` or `checkouts`), gathered per block
+    as a Serve replica gathers its clients' calls: a batch goes when BATCH_MAX wait or after
+    BATCH_WAIT_S; at most two calls in flight per block. Each item is answered with its own
+    result (a hold or booking, or its typed error as a value)."""
 
-    def __init__(self, handle_of: Any) -> None:
+    def __init__(self, handle_of: Any, method: str) -> None:
         self._handle_of = handle_of
-        self._pending: dict[int, list[tuple[str, HoldRequest, asyncio.Future[Any]]]] = {}
+        self._method = method
+        self._pending: dict[int, list[tuple[tuple[Any, ...], asyncio.Future[Any]]]] = {}
         self._flushers: dict[int, asyncio.Task[None]] = {}
         self._slots: dict[int, asyncio.Semaphore] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def hold(self, block: int, hold_id: str, request: HoldRequest) -> Any:
+    async def submit(self, block: int, item: tuple[Any, ...]) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(block, []).append((hold_id, request, fut))
+        self._pending.setdefault(block, []).append((item, fut))
         if block not in self._flushers or self._flushers[block].done():
             self._flushers[block] = asyncio.ensure_future(self._flush(block))
         return await fut
@@ -95,27 +99,28 @@ class HoldBatcher:
     async def _flush(self, block: int) -> None:
         slots = self._slots.setdefault(block, asyncio.Semaphore(2))
         while self._pending.get(block):
-            if len(self._pending[block]) < HOLD_BATCH_MAX:
-                await asyncio.sleep(HOLD_BATCH_WAIT_S)
-            batch = self._pending[block][:HOLD_BATCH_MAX]
-            del self._pending[block][:HOLD_BATCH_MAX]
+            if len(self._pending[block]) < BATCH_MAX:
+                await asyncio.sleep(BATCH_WAIT_S)
+            batch = self._pending[block][:BATCH_MAX]
+            del self._pending[block][:BATCH_MAX]
             await slots.acquire()
             task = asyncio.ensure_future(self._send(block, batch, slots))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def _send(self, block: int, batch: list[tuple[str, HoldRequest, asyncio.Future[Any]]],
+    async def _send(self, block: int, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]],
                     slots: asyncio.Semaphore) -> None:
         try:
-            results = await asyncio.wait_for(self._handle_of(block).hold.remote(
-                [(h, r) for h, r, _ in batch]), CALL_TIMEOUT_S)
+            method = getattr(self._handle_of(block), self._method)
+            results = await asyncio.wait_for(method.remote([item for item, _ in batch]),
+                                             CALL_TIMEOUT_S)
         except Exception as exc:
             results = [cause_of(exc)] * len(batch)
         finally:
             slots.release()
         if not isinstance(results, list) or len(results) != len(batch):
             results = [Unavailable(f"unexpected reply: {results!r:.80}")] * len(batch)
-        for (_, _, fut), result in zip(batch, results, strict=True):
+        for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
 
@@ -126,13 +131,13 @@ class BulkShoppers:
         self.settings, self.event, self.redis = settings, event, redis
         self.behaviour, self.seed = behaviour, seed
         self.handle_of = handle_of
-        self.batcher = HoldBatcher(handle_of)
+        self.holds = BlockBatcher(handle_of, "hold")
+        self.checkouts = BlockBatcher(handle_of, "checkouts")
         self.tally = Tally()
         self.free: dict[int, int] = {b.index: b.seats_total for b in event.venue.blocks}
         self.all_sold = False
         self.stop = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._checkout_slots = asyncio.Semaphore(CHECKOUT_INFLIGHT)
         self._cursor = 0  # admission log entries read
 
     # -- who is admitted -----------------------------------------------------------------
@@ -231,7 +236,7 @@ class BulkShoppers:
             request = HoldRequest(a.user_id, (), quantity)
             for _ in range(MAX_TRANSPORT_RETRIES):
                 t0 = time.perf_counter()
-                result = await self.batcher.hold(block, hold_id, request)
+                result = await self.holds.submit(block, (hold_id, request))
                 if not isinstance(result, Unavailable | TimeoutError) and isinstance(
                         result, Hold | TicketingError):
                     break
@@ -262,33 +267,28 @@ class BulkShoppers:
         block = parse_hold_id(hold.hold_id).block
         for _ in range(MAX_TRANSPORT_RETRIES):
             t0 = time.perf_counter()
-            try:
-                async with self._checkout_slots:
-                    t0 = time.perf_counter()  # the call, not the wait for a slot
-                    booking = await asyncio.wait_for(self.handle_of(block).checkout.remote(
-                        hold.hold_id, user, key, card), CALL_TIMEOUT_S)
-            except Exception as exc:
-                cause = cause_of(exc)
-                if isinstance(cause, PaymentDeclined):
-                    t.latencies["checkout"].append(time.perf_counter() - t0)
-                    t.errors["checkout_declined"] += 1
-                    if not p.retries_after_decline or card == p.card:
-                        return "declined_gave_up"
-                    card = p.card
-                    await asyncio.sleep(p.think_pay_s / 2)
-                    continue
-                if isinstance(cause, HoldExpired | HoldNotActive | NotFound):
-                    t.latencies["checkout"].append(time.perf_counter() - t0)
-                    t.errors["checkout_hold_expired"] += 1
-                    return "expired"
-                t.errors[f"checkout_{type(cause).__name__}"] += 1
+            result = await self.checkouts.submit(block, (hold.hold_id, user, key, card))
+            if isinstance(result, PaymentDeclined):
+                t.latencies["checkout"].append(time.perf_counter() - t0)
+                t.errors["checkout_declined"] += 1
+                if not p.retries_after_decline or card == p.card:
+                    return "declined_gave_up"
+                card = p.card
+                await asyncio.sleep(p.think_pay_s / 2)
+                continue
+            if isinstance(result, HoldExpired | HoldNotActive | NotFound):
+                t.latencies["checkout"].append(time.perf_counter() - t0)
+                t.errors["checkout_hold_expired"] += 1
+                return "expired"
+            if not isinstance(result, dict):
+                t.errors[f"checkout_{type(result).__name__}"] += 1
                 await asyncio.sleep(0.5)  # owner restarting: same key, same booking
                 continue
             t.latencies["checkout"].append(time.perf_counter() - t0)
             t.checkouts += 1
-            t.seats_bought += len(booking["seat_ids"])
-            t.sale_events.append((time.time(), len(booking["seat_ids"])))
-            t.confirmed.append(booking["booking_id"])
+            t.seats_bought += len(result["seat_ids"])
+            t.sale_events.append((time.time(), len(result["seat_ids"])))
+            t.confirmed.append(result["booking_id"])
             return "booked"
         return "declined_gave_up"
 

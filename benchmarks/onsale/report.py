@@ -242,8 +242,8 @@ everyone told): **{s['finished']}**.
 Where the figures come from: **durable** = the joins topic, admission log and booking ledger
 read after the run (independent Kafka consumers); **bulk** = the {s['users'] - s['http_sample_clients']:,}
 users driven at the Kafka boundary (join records produced into the joins topic on the crowd's
-schedule) and the actor boundary (holds in batches per seat block, checkouts one call each
-through the seat-block handles); **http** = the {s['http_sample_clients']:,} real HTTP + SSE
+schedule) and the actor boundary (holds in batches per seat block, checkouts gathered per
+block the same way); **http** = the {s['http_sample_clients']:,} real HTTP + SSE
 clients (real sockets, real user tokens); **monitor** = Redis sampled every 0.25 s.
 
 Invariants (durable): oversold {s['oversold']}, lost users {s['lost_users']}, admitted twice

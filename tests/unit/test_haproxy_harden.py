@@ -42,17 +42,9 @@ def test_the_frontend_times_out_slow_headers_caps_connections_and_writes_the_cli
     assert frontend.index("del-header x-ticketing-client-addr") < frontend.index("set-header")
 
 
-def test_http_no_delay_is_in_the_frontend_only_when_the_setting_asks_for_it(rendered):
-    def frontend(h: Hardening) -> str:
-        return harden(rendered, h).split("frontend http_frontend", 1)[1].split("\nbackend ", 1)[0]
-
-    assert "option http-no-delay" not in frontend(Hardening(http_no_delay=False))
-    assert "option http-no-delay" in frontend(Hardening(http_no_delay=True))
-
-
 def test_haproxy_accepts_the_hardened_config(rendered, tmp_path: Path):
     config = tmp_path / "haproxy.cfg"
-    config.write_text(harden(rendered, Hardening(http_no_delay=True)))
+    config.write_text(harden(rendered, Hardening()))
     result = subprocess.run([haproxy_harden.real_binary(), "-c", "-f", str(config)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr

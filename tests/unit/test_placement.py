@@ -63,3 +63,38 @@ def test_entity_ids_round_trip(entity):
 def test_other_strings_are_not_entity_ids(bad):
     with pytest.raises(ValueError):
         placement.parse_entity(bad)
+
+
+ANSWERED, SILENT, GONE = placement.Ping.ANSWERED, placement.Ping.SILENT, placement.Ping.GONE
+
+
+def test_a_member_that_answers_a_ping_late_stays_a_member():
+    live, silent = placement.members_after_ping(0, {0, 1}, {1: SILENT}, {}, now=100.0,
+                                                leave_after_s=10.0)
+    assert live == {0, 1} and silent == {1: 100.0}
+    live, silent = placement.members_after_ping(0, {0, 1}, {1: SILENT}, silent, now=109.9,
+                                                leave_after_s=10.0)
+    assert live == {0, 1} and silent == {1: 100.0}
+
+
+def test_a_member_silent_for_the_leave_time_leaves_and_rejoins_when_it_answers():
+    live, silent = placement.members_after_ping(0, {0, 1, 2}, {1: SILENT, 2: ANSWERED},
+                                                {1: 100.0}, now=110.0, leave_after_s=10.0)
+    assert live == {0, 2} and silent == {1: 100.0}
+    live, silent = placement.members_after_ping(0, {0, 2}, {1: ANSWERED, 2: ANSWERED}, silent,
+                                                now=111.0, leave_after_s=10.0)
+    assert live == {0, 1, 2} and silent == {}
+
+
+def test_an_answer_ends_the_silence_so_the_next_late_ping_starts_a_new_one():
+    _, silent = placement.members_after_ping(0, {0, 1}, {1: ANSWERED}, {1: 100.0}, now=105.0,
+                                             leave_after_s=10.0)
+    live, silent = placement.members_after_ping(0, {0, 1}, {1: SILENT}, silent, now=112.0,
+                                                leave_after_s=10.0)
+    assert live == {0, 1} and silent == {1: 112.0}
+
+
+def test_a_gone_host_leaves_at_once_and_a_silent_newcomer_does_not_join():
+    live, _ = placement.members_after_ping(0, {0, 1}, {1: GONE, 2: SILENT}, {}, now=100.0,
+                                           leave_after_s=10.0)
+    assert live == {0}
