@@ -165,8 +165,9 @@ class History:
 
 
 def parse_format(raw: str | None) -> str:
-    """`?format=`: `json` (seat ids, the default) or `compact` (seatmap-v1); else a 400."""
-    value = (raw or "json").strip().lower()
+    """`?format=`: `json` (seat ids, the default when absent) or `compact` (seatmap-v1),
+    exactly as the OpenAPI document's enum says; anything else (also "" or "JSON") is a 400."""
+    value = "json" if raw is None else raw
     if value not in FORMATS:
         raise InvalidRequest("format must be json or compact")
     return value

@@ -1,4 +1,5 @@
-"""Client requests parsed into typed commands; every malformed shape is an InvalidRequest."""
+"""Client requests' rules past their types, as typed commands; every violation is an
+InvalidRequest. The types and bounds of bodies are the models' (api/models.py), checked first."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import Forbidden, InvalidRequest
+from domain.errors import InvalidRequest
 from domain.venue import SECTION_NAME, parse_seat_id
 
 USER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}\Z")
@@ -24,11 +25,18 @@ def parse_hold(body: Any, max_quantity: int) -> HoldCommand:
     """`{"seat_ids": [...]}` or `{"section", "quantity"}`, never both."""
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
-    if "seat_ids" in body:
-        if "section" in body or "quantity" in body:
+    return hold_command(body.get("seat_ids"), body.get("section"), body.get("quantity"),
+                        max_quantity, "seat_ids" in body)
+
+
+def hold_command(seat_ids: Any, section: Any, quantity: Any, max_quantity: int,
+                 seats_given: bool = False) -> HoldCommand:
+    """The rules of a hold request past its types (api/models.HoldRequest checks those): seat
+    ids, or section and quantity, never both; at most `max_quantity` seats (a setting)."""
+    if seats_given or seat_ids is not None:
+        if section is not None or quantity is not None:
             raise InvalidRequest("give seat_ids, or section and quantity, not both")
-        return HoldCommand(seat_ids=_seat_ids(body["seat_ids"], max_quantity))
-    section, quantity = body.get("section"), body.get("quantity")
+        return HoldCommand(seat_ids=_seat_ids(seat_ids, max_quantity))
     if not isinstance(section, str) or not SECTION_NAME.match(section):
         raise InvalidRequest("section must be a section name (or give seat_ids)")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= max_quantity:
@@ -46,59 +54,12 @@ def _seat_ids(value: Any, max_quantity: int) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_user_id(body: Any) -> str:
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    user_id = body.get("user_id")
-    if not isinstance(user_id, str) or not USER_ID.match(user_id):
+def check_user_id(user_id: str) -> str:
+    """A user id of 1-128 letters, digits or _.@:-, anchored with \\Z: the model's pattern is
+    ECMA's, whose `$` Python's re also reads as "before a final newline"."""
+    if not USER_ID.match(user_id):
         raise InvalidRequest("user_id must be 1-128 letters, digits or _.@:-")
     return user_id
-
-
-def parse_join(body: Any, user_id: str) -> str | None:
-    """A join's optional presale code. The joiner is the signed-in user; a body that names
-    somebody else is refused (an old client sending its own name is fine)."""
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    claimed = body.get("user_id")
-    if claimed is not None and claimed != user_id:
-        raise Forbidden("user_id is not the signed-in user")
-    return parse_priority_code(body)
-
-
-def parse_pow(body: Any) -> tuple[str, str] | None:
-    """A join's `{"pow": {"challenge", "nonce"}}`, or None when it carries none."""
-    value = body.get("pow") if isinstance(body, dict) else None
-    if value is None:
-        return None
-    if (not isinstance(value, dict) or not isinstance(value.get("challenge"), str)
-            or not isinstance(value.get("nonce"), str)):
-        raise InvalidRequest('pow must be {"challenge": string, "nonce": string}')
-    return value["challenge"], value["nonce"]
-
-
-def parse_priority_code(body: Any) -> str | None:
-    """An optional presale code; whether it is valid is the room's business."""
-    code = body.get("priority_code") if isinstance(body, dict) else None
-    if code is not None and (not isinstance(code, str) or not 1 <= len(code) <= 64):
-        raise InvalidRequest("priority_code must be a string of 1 to 64 characters")
-    return code
-
-
-def field(body: Any, name: str) -> Any:
-    """One required field of a JSON object body."""
-    if not isinstance(body, dict) or name not in body:
-        raise InvalidRequest(f"body must be a JSON object with {name}")
-    return body[name]
-
-
-def parse_payment_token(body: Any) -> str:
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    token = body.get("payment_token")
-    if not isinstance(token, str) or not 1 <= len(token) <= 200:
-        raise InvalidRequest("payment_token must be a non-empty string")
-    return token
 
 
 def parse_idempotency_key(value: str | None) -> str:
@@ -107,15 +68,6 @@ def parse_idempotency_key(value: str | None) -> str:
     if not IDEMPOTENCY_KEY.match(value):
         raise InvalidRequest("Idempotency-Key must be 1-255 printable ASCII characters")
     return value
-
-
-def parse_price(body: Any) -> int:
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    price = body.get("price_cents")
-    if isinstance(price, bool) or not isinstance(price, int) or not 0 <= price <= 100_000_000:
-        raise InvalidRequest("price_cents must be an integer from 0 to 100000000")
-    return price
 
 
 LIST_LIMIT_MAX = 100

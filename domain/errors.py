@@ -1,6 +1,8 @@
 """Every failure a client can cause or see is a type with a stable code.
 
-`serve_app.py` maps each class to an HTTP status in one table; nothing else decides statuses.
+`STATUS` at the end maps each class to its HTTP status: the one table that decides statuses.
+The ingress answers with it (serve_app.py) and the OpenAPI document lists with it which
+statuses an operation can refuse with (api/openapi.py), so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -108,3 +110,37 @@ class StaleOwner(TicketingError):
     """A zombie actor incarnation tried to write after a newer one took over."""
 
     code = "stale_owner"
+
+
+STATUS: dict[type[TicketingError], int] = {
+    InvalidRequest: 400,
+    Unauthorized: 401,
+    PaymentDeclined: 402,
+    Forbidden: 403,
+    NotOnSale: 403,
+    NotFound: 404,
+    SeatsUnavailable: 409,
+    UserLimitExceeded: 409,
+    CardLimitExceeded: 409,
+    HoldNotActive: 409,
+    HoldAlreadyConfirmed: 409,
+    CheckoutInProgress: 409,
+    EventClosed: 409,
+    HoldExpired: 410,
+    BodyTooLarge: 413,
+    SeatsNotInOneBlock: 422,
+    ChallengeRequired: 428,
+    RateLimited: 429,
+    Unavailable: 503,
+    StaleOwner: 503,
+}
+
+
+def status_of(error: type[TicketingError] | TicketingError) -> int:
+    """The HTTP status of an error (class or instance): its own class's, else the nearest
+    ancestor's in STATUS, else 400 (a client's mistake without a class of its own)."""
+    cls = error if isinstance(error, type) else type(error)
+    for klass in cls.__mro__:
+        if klass in STATUS:
+            return STATUS[klass]  # type: ignore[index]
+    return 400

@@ -167,3 +167,11 @@ def test_the_stream_format_is_json_by_default_and_anything_else_is_refused():
     assert parse_format(None) == "json" and parse_format("compact") == "compact"
     with pytest.raises(InvalidRequest):
         parse_format("xml")
+
+
+@pytest.mark.parametrize("raw", ["", "JSON", " compact", "Compact"])
+def test_the_format_is_taken_exactly_as_the_documents_enum_spells_it(raw):
+    from domain.availability import parse_format
+
+    with pytest.raises(InvalidRequest):
+        parse_format(raw)

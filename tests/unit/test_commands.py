@@ -1,13 +1,15 @@
+import json
+from typing import Any
+
 import pytest
 
+from api import models
 from domain.commands import (
     HoldCommand,
+    check_user_id,
     parse_hold,
     parse_idempotency_key,
     parse_limit,
-    parse_payment_token,
-    parse_price,
-    parse_user_id,
 )
 from domain.errors import InvalidRequest
 
@@ -78,9 +80,14 @@ def test_malformed_seat_ids_are_refused(seat):
         parse_hold({"seat_ids": ["A-1-1", seat]}, MAX)
 
 
+def user_id_of(body: Any) -> str:
+    """POST /v1/dev/token's user id: the model's types, then the anchored check."""
+    return check_user_id(models.decode(json.dumps(body).encode(), models.DevTokenRequest).user_id)
+
+
 @pytest.mark.parametrize("user_id", ["alice", "a", "user_1.x@example.com:42-b", "x" * 128])
 def test_user_ids_of_allowed_characters_are_accepted(user_id):
-    assert parse_user_id({"user_id": user_id}) == user_id
+    assert user_id_of({"user_id": user_id}) == user_id
 
 
 @pytest.mark.parametrize("body", [None, [], {}, {"user_id": ""}, {"user_id": "x" * 129},
@@ -88,19 +95,20 @@ def test_user_ids_of_allowed_characters_are_accepted(user_id):
                                   {"user_id": "é"}, {"user_id": 7}])
 def test_bad_user_ids_are_refused(body):
     with pytest.raises(InvalidRequest):
-        parse_user_id(body)
+        user_id_of(body)
 
 
 def test_a_payment_token_is_a_short_non_empty_string():
-    assert parse_payment_token({"payment_token": "tok_visa"}) == "tok_visa"
-    assert parse_payment_token({"payment_token": "x" * 200}) == "x" * 200
+    for token in ("tok_visa", "x" * 200):
+        body = json.dumps({"payment_token": token}).encode()
+        assert models.decode(body, models.CheckoutRequest).payment_token == token
 
 
 @pytest.mark.parametrize("body", [None, [], {}, {"payment_token": ""}, {"payment_token": "x" * 201},
                                   {"payment_token": 1}, {"payment_token": None}])
 def test_bad_payment_tokens_are_refused(body):
     with pytest.raises(InvalidRequest):
-        parse_payment_token(body)
+        models.decode(json.dumps(body).encode(), models.CheckoutRequest)
 
 
 def test_no_idempotency_key_is_the_empty_key():
@@ -120,14 +128,15 @@ def test_bad_idempotency_keys_are_refused(key):
 
 @pytest.mark.parametrize("price", [0, 1, 100_000_000])
 def test_a_price_is_an_integer_of_cents_from_0_to_the_limit(price):
-    assert parse_price({"price_cents": price}) == price
+    body = json.dumps({"price_cents": price}).encode()
+    assert models.decode(body, models.PriceChange).price_cents == price
 
 
 @pytest.mark.parametrize("body", [None, [], {}, {"price_cents": -1}, {"price_cents": 100_000_001},
                                   {"price_cents": True}, {"price_cents": 10.0}, {"price_cents": "10"}])
 def test_bad_prices_are_refused(body):
     with pytest.raises(InvalidRequest):
-        parse_price(body)
+        models.decode(json.dumps(body).encode(), models.PriceChange)
 
 
 def test_a_list_limit_defaults_to_50_and_takes_1_to_100():
