@@ -75,15 +75,21 @@ class Ledger:
             raise Unavailable(f"kafka write failed: {exc!r}") from exc
         self._acked.observe(time.perf_counter() - started)
 
-    async def _send(self, producer: AIOKafkaProducer, bookings: list[dict[str, Any]]) -> None:
+    async def partitions(self, producer: AIOKafkaProducer | None = None) -> list[int]:
+        """The ledger topic's partitions (fixed at creation, so read once)."""
         if not self._partitions:
+            producer = producer or await self._kafka.current()
             self._partitions = sorted(await producer.partitions_for(self._topic))
+        return self._partitions
+
+    async def _send(self, producer: AIOKafkaProducer, bookings: list[dict[str, Any]]) -> None:
+        partitions = await self.partitions(producer)
         by_event: dict[str, list[dict[str, Any]]] = {}
         for booking in bookings:
             by_event.setdefault(booking["event_id"], []).append(booking)
         acks = []
         for event_id, group in by_event.items():
-            partition = partition_of(event_id, self._partitions)
+            partition = partition_of(event_id, partitions)
             for builder in _builders(producer, event_id, group):
                 acks.append(await producer.send_batch(builder, self._topic, partition=partition))
         await asyncio.gather(*acks)

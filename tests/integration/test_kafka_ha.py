@@ -69,7 +69,7 @@ async def test_a_ledger_leader_killed_during_checkouts_loses_no_confirmed_bookin
     block = SeatBlock(s, event.event_id, 0, shared)
     await block.activate()
 
-    parts = sorted(await (await shared.ledger())._producer.partitions_for(s.ledger_topic))
+    parts = await (await shared.ledger()).partitions()
     partition = partition_of(event.event_id, parts)
     leader, isr = kafka_cluster.partition_state(s.kafka_bootstrap, s.ledger_topic, partition)
     assert len(isr) == 3, "the ledger partition is not on three in-sync replicas"
