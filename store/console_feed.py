@@ -115,8 +115,9 @@ class ConsoleFeeds:
         feed = self.feed(event.event_id)
         try:
             yield b"retry: 2000\n\n"
-            if not len(feed.history):
-                await feed.next()
+            last = feed.history.last()
+            if last is None or time.time() - last["at"] > 2 * feed.interval_s:
+                await feed.next()  # nobody watched lately: sample now, not an old history
             yield sse("history", {"snapshots": feed.history.items()})
             while True:
                 await feed.next()
