@@ -115,6 +115,10 @@ class StatusTally:
     def of(self, event_id: str) -> dict[int, int]:
         return dict(self._by_event.get(event_id, {}))
 
+    def __len__(self) -> int:
+        """How many events have errors counted."""
+        return len(self._by_event)
+
 
 @dataclass(frozen=True)
 class Counts:
