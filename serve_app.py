@@ -33,6 +33,8 @@ from api.http import (
     on_unexpected,
 )
 from domain import errors
+from domain.console import StatusTally
+from domain.ids import is_event_id
 from domain.settings import Settings
 from store import redis_clients
 from store.metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -42,10 +44,12 @@ __all__ = ["STATUS", "Api", "api_document", "build_asgi_app", "build_ops", "buil
            "client_key", "deploy", "health_checks", "metered"]
 
 
-def metered(app: Any) -> Any:
+def metered(app: Any, tally: StatusTally | None = None) -> Any:
     """ASGI middleware: request counts and latency per route template, recorded when the
     response head is handed over (a stream counts at its start, not its end), into children
-    bound once per (route, status) (store/metrics.py: a record is a Python add, no Ray call)."""
+    bound once per (route, status) (store/metrics.py: a record is a Python add, no Ray call).
+    Error answers of a route with an event in its path also go to `tally` by event: the
+    operator console's error numbers (the metrics have no event label on HTTP requests)."""
     counters: dict[tuple[str, int], Any] = {}
     timers: dict[str, Any] = {}
 
@@ -66,6 +70,10 @@ def metered(app: Any) -> Any:
                 timer = timers[name] = HTTP_DURATION.bind(name)
             counter.inc()
             timer.observe(time.perf_counter() - start)
+            if status >= 400 and tally is not None:
+                event_id = scope.get("path_params", {}).get("event_id")
+                if isinstance(event_id, str) and is_event_id(event_id):
+                    tally.add(event_id, status)
 
         async def capture(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -88,7 +96,7 @@ def build_asgi_app(settings: Settings) -> Any:
     app = Starlette(routes=build_routes(http), exception_handlers={
         errors.TicketingError: on_ticketing_error, HTTPException: on_http_error,
         RedisError: on_redis_error, Exception: on_unexpected})
-    return metered(app)
+    return metered(app, http.answers)
 
 
 @serve.deployment(

@@ -50,6 +50,7 @@ class RoomFeed:
         self._listeners = 0
         self._task: asyncio.Task[None] | None = None
         self._lag = POSITION_LAG.bind(event_id)
+        self.last_lag: tuple[float, float] | None = None  # (monotonic when, seconds) for the console
 
     async def next(self) -> RoomStats:
         """Wait for the next tick's numbers."""
@@ -78,7 +79,9 @@ class RoomFeed:
             await asyncio.sleep(self._tick_s)
 
     def _record_lag(self, published_ms: int) -> None:
-        self._lag.observe(max(0.0, now_ms() - published_ms) / 1000)
+        lag_s = max(0.0, now_ms() - published_ms) / 1000
+        self._lag.observe(lag_s)
+        self.last_lag = (time.monotonic(), lag_s)
 
 
 class RoomWaker:
@@ -249,6 +252,15 @@ class QueueClient:
         if event_id not in self._feeds:
             self._feeds[event_id] = RoomFeed(self.redis, event_id, self.settings.stream_tick_s)
         return self._feeds[event_id]
+
+    def position_lag(self, event_id: str, fresh_s: float = 10.0) -> float | None:
+        """The last position-update lag this replica's streams of the event had (the room's
+        publication to positions handed over), if one was measured in the last `fresh_s`:
+        None when no fan of the event streams through this replica, or positions stood still."""
+        feed = self._feeds.get(event_id)
+        if feed is None or feed.last_lag is None or time.monotonic() - feed.last_lag[0] > fresh_s:
+            return None
+        return feed.last_lag[1]
 
     # -- admin and fairness --------------------------------------------------------------
     async def stats(self, event: Event) -> dict[str, Any]:

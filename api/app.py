@@ -10,19 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api import bookings, events, health, holds, identity, live, queue, seats
+from api import bookings, console, events, health, holds, identity, live, models, queue, seats
 from api.http import Http, error_body, json_bytes
 from api.openapi import Op, document
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 INFO = {"title": "Ticketing", "version": "1.0",
         "description": "High-demand on-sales: waiting room, seat holds, checkout."}
-MODULES = (events, seats, queue, holds, bookings, identity, health, live)
+MODULES = (events, seats, queue, holds, bookings, identity, health, live, console)
 
 
 def build_ops(http: Http) -> list[Op]:
@@ -32,7 +33,15 @@ def build_ops(http: Http) -> list[Op]:
 
 def api_document(ops: list[Op]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the app's operations (GET /openapi.json)."""
-    return document(ops, INFO, {"SeatmapV1": live.SEATMAP_V1})
+    return document(ops, INFO, {"SeatmapV1": live.SEATMAP_V1} | console_schemas())
+
+
+def console_schemas() -> dict[str, Any]:
+    """The shapes inside the console stream's `data` (no operation answers them directly)."""
+    _, schemas = msgspec.json.schema_components(
+        [models.ConsoleHistory, models.ErrorDetail],
+        ref_template="#/components/schemas/{name}")
+    return schemas
 
 
 def build_routes(http: Http) -> list[BaseRoute]:

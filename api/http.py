@@ -26,10 +26,12 @@ from api import models
 from domain import errors, tokens
 from domain import pow as proof_of_work
 from domain import seatmap_codec as codec
+from domain.console import StatusTally
 from domain.event import Event
 from domain.ids import HoldRef, parse_hold_id
 from domain.settings import Settings
 from store import redis_clients
+from store.console_feed import ConsoleFeeds
 from store.reads import CatalogReads
 from store.replicas import ReadRouter
 from store.seat_feed import SeatFeeds
@@ -85,6 +87,9 @@ class Http:
         self.reads = ReadRouter(client.redis, settings)  # cached reads: a replica when fresh
         self.catalog = CatalogReads(client.redis, self.reads)  # what handlers read, as a service
         self.feeds = SeatFeeds(self.reads, settings)  # live availability, one reader per event
+        self.answers = StatusTally()  # error answers per event (the ingress middleware counts)
+        self.console = ConsoleFeeds(client.redis, self.queue.stats, self.queue.position_lag,
+                                    self.answers)  # the operator console's numbers
 
     async def body(self, request: Request) -> bytes:
         """The raw body, refused past `max_body_bytes` (declared or streamed)."""

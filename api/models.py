@@ -338,6 +338,60 @@ class QueueEvent(Struct):
     id: str | None = None
 
 
+class ConsoleErrors(Struct):
+    """Error answers of this replica for the event since it started, by what they mean."""
+
+    server: Annotated[int, Meta(description="5xx: the platform failing")]
+    rate_limited: Annotated[int, Meta(description="429: fans turned away by the rate limits")]
+    refused: Annotated[int, Meta(description="other 4xx: seats taken, bad input, no token")]
+
+
+class ConsoleSection(Struct):
+    name: str
+    price_cents: int
+    seats_total: int
+
+
+class ConsoleSnapshot(Struct):
+    """An event's live numbers at `at` (epoch seconds), as the operator console shows them."""
+
+    at: float
+    event_id: str
+    name: str
+    closed: bool
+    waiting: Annotated[int, Meta(description="in the queue and the pre-queue, not yet admitted")]
+    pre_queue: int
+    admitted: Annotated[int, Meta(description="admitted since the on-sale began")]
+    admission_rate_per_s: Annotated[float, Meta(description="the rate set (PATCH the event)")]
+    admitted_per_s: Annotated[float, Meta(description="admissions/s measured over 10 s")]
+    seats_total: int
+    seats_held: Annotated[int, Meta(description="seats in live holds")]
+    seats_sold: int
+    seats_available: int
+    revenue_cents: Annotated[int, Meta(description="paid for the confirmed bookings")]
+    sold_per_s: Annotated[float, Meta(description="seats sold per second over 10 s")]
+    sellout_in_s: Annotated[float | None, Meta(description=(
+        "seconds to sell out at the last minute's pace; 0 sold out, null no sales in it"))]
+    position_lag_s: Annotated[float | None, Meta(description=(
+        "room publication to fans' positions on this replica's streams; null when none"))]
+    errors: ConsoleErrors
+    sections: list[ConsoleSection]
+
+
+class ConsoleHistory(Struct):
+    snapshots: list[ConsoleSnapshot]
+
+
+class ConsoleEvent(Struct):
+    """One server-sent event of the operator console's stream: `data` is JSON, a
+    ConsoleHistory (`history`, first), a ConsoleSnapshot (`snapshot`, every second) or an
+    ErrorDetail (`error`, a second whose numbers could not be read)."""
+
+    event: Literal["history", "snapshot", "error"]
+    data: str
+    id: str | None = None
+
+
 # -- decoding ------------------------------------------------------------------------------
 
 _DECODERS: dict[type, msgspec.json.Decoder[Any]] = {}

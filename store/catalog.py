@@ -120,3 +120,25 @@ async def open_events(redis: Redis, limit: int) -> list[tuple[Event, dict[int, i
     got = await pipe.execute()
     return [(Event.from_json(raw), {int(b): int(n) for b, n in free.items()})
             for raw, free in zip(got[::2], got[1::2], strict=True) if raw is not None]
+
+
+async def seat_counts(redis: Redis, event: Event) -> tuple[int, int]:
+    """Seats held and sold over the whole event: a BITCOUNT of each block's two bitmaps, in
+    one round trip (the operator console, once a second)."""
+    pipe = redis.pipeline(transaction=False)
+    for b in event.venue.blocks:
+        pipe.bitcount(keys.block_held(event.event_id, b.index))
+        pipe.bitcount(keys.block_sold(event.event_id, b.index))
+    counts = await pipe.execute()
+    return sum(counts[0::2]), sum(counts[1::2])
+
+
+async def bookings_count(redis: Redis, event_id: str) -> int:
+    return int(await redis.hlen(keys.bookings(event_id)))
+
+
+async def revenue_cents(redis: Redis, event_id: str) -> int:
+    """What the event's confirmed bookings were paid, in cents (every booking record read:
+    callers read it again only when `bookings_count` changed)."""
+    return sum(int(json.loads(raw)["total_cents"])
+               for raw in await redis.hvals(keys.bookings(event_id)))
