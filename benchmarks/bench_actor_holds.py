@@ -3,7 +3,7 @@
 Phases (all against the same Redis, in one run):
   1. holds, ours   — `seat_block.hold.remote([...])` with batches of 64/256/1024 holds of one seat
                      (explicit seat ids, and best-available `quantity=1`), `--inflight` calls
-                     outstanding; one hold_batch.lua round trip per batch. One fresh block
+                     outstanding; one hold_batch function call per batch. One fresh block
                      (20,000 seats) per configuration.
   2. holds, naive  — `SET ticket:<seat>:lock <user> NX EX 600` per seat from an asyncio client:
                      unpipelined (64 concurrent coroutines) and pipelined (64/256/1024 per

@@ -2,9 +2,9 @@
 
 Side by side in one run, on the same Redis, with the same load generator (wrk, 1 thread):
   * serve   — the project's app (`serve_app.deploy`): HAProxy -> Serve replica -> serve.batch
-              -> seat-block actor -> one hold_batch.lua call per batch; 127.0.0.1:8200.
+              -> seat-block actor -> one hold_batch function call per batch; 127.0.0.1:8200.
   * uvicorn — benchmarks/_uvicorn_holds_app.py, 1 worker in a subprocess on 127.0.0.1:8201:
-              the same token check, body parser, BlockInventory planning and hold_batch.lua,
+              the same token check, body parser, BlockInventory planning and hold_batch,
               one Lua call per request, no actor.
 Each request holds one seat (`{"section":"A","quantity":1}`) with one of many pre-minted
 admission tokens (round-robin, distinct users). Phases: saturation (closed loop, -c64), then a
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         **vars(args), "load_generator": "wrk 4.1.0 -t1 (Debian), Lua script, round-robin tokens",
         "request": f"POST /v1/events/{{id}}/holds {HOLD_BODY}",
         "serve": "HAProxy ingress, throughput-optimized, 1 replica, hold_batch_max 64 / 2 ms",
-        "uvicorn": "1 worker, uvloop + httptools, same Redis, same hold_batch.lua per request"}}
+        "uvicorn": "1 worker, uvloop + httptools, same Redis, same hold_batch function per request"}}
     with Bench(NAME, ray=True, serve=True, block_max_seats=100_000) as bench:
         s = bench.settings
         wait_http(f"http://127.0.0.1:{HTTP_PORT}/healthz", 120)

@@ -1,10 +1,14 @@
 """The Lua scripts, each registered once, behind wrappers that turn return codes into types.
 
-Each script's header (in `store/lua/`) says what every KEYS and ARGV entry is.
+Each script's header (in `store/lua/`) says what every KEYS and ARGV entry is. The seat
+block's three writes (hold, free, transition) are one Redis Functions library,
+`store/lua/block.lua`, so they share the epoch guard and the seat-change publish instead of
+repeating them: loaded once per Redis (FUNCTION LOAD), named after the hash of its source.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -12,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from domain.errors import HoldNotActive, StaleOwner
 from store import keys
@@ -29,10 +34,35 @@ def load_script(name: str) -> str:
     return resources.files("store").joinpath("lua", name).read_text()
 
 
-HOLD_BATCH = load_script("hold_batch.lua")
-FREE_HOLDS = load_script("free_holds.lua")
-TRANSITION = load_script("transition.lua")
 TAKE_EPOCH = load_script("take_epoch.lua")
+
+
+def block_library(template: str) -> tuple[str, str]:
+    """The block library's source with its version in place, and the version: the first 12
+    hex digits of the template's SHA-1 (the library and function names carry it)."""
+    version = hashlib.sha1(template.encode()).hexdigest()[:12]
+    return template.replace("@VERSION@", version), version
+
+
+BLOCK_LIBRARY, BLOCK_VERSION = block_library(load_script("block.lua"))
+
+
+def block_function(name: str, version: str = BLOCK_VERSION) -> str:
+    """A block function's name in Redis: `hold_batch` -> `ticketing_hold_batch_<version>`."""
+    return f"ticketing_{name}_{version}"
+
+
+async def _fcall(redis: Redis, function: str, keys_: list[str], args: list[Any]) -> Any:
+    """FCALL, loading the library first when this Redis does not have it (a new server, an
+    empty one after a restart, or one this version never ran on): the call did not run, so
+    it is safe to send again."""
+    try:
+        return await redis.fcall(function, len(keys_), *keys_, *args)
+    except ResponseError as exc:
+        if "function not found" not in str(exc).lower():
+            raise
+    await redis.function_load(BLOCK_LIBRARY, replace=True)
+    return await redis.fcall(function, len(keys_), *keys_, *args)
 
 
 async def take_epoch(redis: Redis, key: str, now_ms: int) -> int:
@@ -69,15 +99,12 @@ class BlockScripts:
         self._block = str(block)
         self._epoch = str(epoch)
         self._log_max = str(seat_log_max)  # cap of the event's seat change stream
-        self._hold = redis.register_script(HOLD_BATCH)
-        self._free = redis.register_script(FREE_HOLDS)
-        self._transition = redis.register_script(TRANSITION)
+        self._redis = redis
 
     async def hold_batch(self, holds: list[PlannedHold], max_per_user: int) -> list[HoldOutcome]:
         batch = [[h.token, h.user_id, h.seat_indices, h.record] for h in holds]
-        raw = await self._hold(self._keys, [self._epoch, self._block, max_per_user,
-                                            json.dumps(batch, separators=(",", ":")),
-                                            self._log_max])
+        raw = await self._call("hold_batch", [max_per_user, json.dumps(batch, separators=(",", ":")),
+                                              self._log_max])
         return [HoldOutcome(code) for code in _json(raw)]
 
     async def release(self, tokens: list[str], now: float) -> list[str]:
@@ -101,19 +128,23 @@ class BlockScripts:
         alone is not written). Raises StaleOwner, writing nothing, for a zombie caller."""
         if not batch:
             return []
-        raw = await self._transition(self._keys, [
-            self._epoch, self._block, compact_json([
-                [t.token, t.expected, t.record,
-                 compact_json(t.booking) if t.booking is not None else ""] for t in batch]),
+        raw = await self._call("transition", [compact_json([
+            [t.token, t.expected, t.record,
+             compact_json(t.booking) if t.booking is not None else ""] for t in batch]),
             self._log_max])
         return [None if answer == "ok" else HoldNotActive(
                     f"hold is {answer[6:] or 'missing'}, expected {t.expected}")
                 for t, answer in zip(batch, _json(raw), strict=True)]
 
     async def _free_call(self, status: str, now: float, tokens: list[str]) -> list[str]:
-        raw = await self._free(self._keys, [self._epoch, self._block, status, epoch_ms(now),
-                                            json.dumps(tokens), self._log_max])
+        raw = await self._call("free_holds", [status, epoch_ms(now), json.dumps(tokens),
+                                              self._log_max])
         return list(_json(raw))
+
+    async def _call(self, name: str, args: list[Any]) -> Any:
+        """One fenced block function: the caller's epoch and block index first, as all take."""
+        return await _fcall(self._redis, block_function(name), self._keys,
+                            [self._epoch, self._block, *args])
 
 
 def _text(raw: Any) -> str:
