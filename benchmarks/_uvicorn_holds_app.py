@@ -1,8 +1,8 @@
 """Baseline for bench_http_holds: the same hold, on plain uvicorn + Starlette (one process).
 
 `POST /v1/events/{event_id}/holds` verifies the admission token, parses the body with the app's
-own parser, plans the seat on the app's `BlockInventory` and applies it with the app's
-the block library's `hold_batch` (one hold per call), exactly as a seat-block actor does for a batch — but with
+own parser, plans the seat on the app's `BlockInventory` and applies it with the app's block
+library's `hold_batch` (one hold per call), exactly as a seat-block actor does for a batch, but with
 no Serve proxy, no replica->actor hop and no batching. It is the only writer of the events it
 serves (they have no actors; the benchmark writes them to Redis with epoch 1).
 
