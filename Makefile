@@ -38,7 +38,7 @@ test: install
 
 lint:
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy domain store actors api serve_app.py infra benchmarks
+	$(PYTHON) -m mypy domain store actors replica api serve_app.py infra benchmarks
 
 # The demo is a crowd from one address: it lifts the per-client rate limits (settings) for its stack.
 # Its fans leave when a hold is refused, so their admissions lapse after 30 s (not 30 min) and

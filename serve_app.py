@@ -21,7 +21,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from actors import logs
-from actors.client import BookingClient
 from api.app import api_document, build_ops, build_routes
 from api.health import health_checks
 from api.http import (
@@ -36,6 +35,7 @@ from domain import errors
 from domain.console import StatusTally
 from domain.ids import is_event_id
 from domain.settings import Settings
+from replica.client import BookingClient
 from store import redis_clients
 from store.metrics import HTTP_DURATION, HTTP_REQUESTS
 

@@ -1,7 +1,7 @@
 """Ingest entities: pull batches of joins from an event's partitions and feed its waiting room.
 
 Hosted by a pool host and active only while its event takes joins (the first join of an
-idle event wakes it, see `actors.queue_client`); while active it keeps a heartbeat in the due
+idle event wakes it, see `replica.queue_client`); while active it keeps a heartbeat in the due
 index, so a host lost with it is replaced within ENTITY_HEARTBEAT_S.
 
 An ingest has no Kafka consumer of its own: its partitions are a `Lane` of the host's one

@@ -406,7 +406,7 @@ class WaitingRoom:
                  for lane, members in (("presale", presale), ("general", general))
                  for m in members])
         # published_at_ms is not compared above (an idle room writes nothing): it dates the
-        # numbers, so each replica measures its position-update lag (actors/queue_client.py)
+        # numbers, so each replica measures its position-update lag (replica/queue_client.py)
         await self._scripts.admit(presale, general, records | admitted,
                                   [json.dumps(vars(e)) for e in entries],
                                   published | {"published_at_ms": str(now)})

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from actors import directory
-from actors.client import BookingClient
 from api import models
 from api.http import Http, json_response
 from api.openapi import Op
+from replica.client import BookingClient
 
 
 async def health_checks(client: BookingClient) -> dict[str, bool]:

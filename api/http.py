@@ -19,9 +19,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from actors.client import BookingClient
-from actors.identity import Identity
-from actors.queue_client import QueueClient
 from api import models
 from domain import errors, tokens
 from domain import pow as proof_of_work
@@ -30,6 +27,9 @@ from domain.console import StatusTally
 from domain.event import Event
 from domain.ids import HoldRef, parse_hold_id
 from domain.settings import Settings
+from replica.client import BookingClient
+from replica.identity import Identity
+from replica.queue_client import QueueClient
 from store import redis_clients
 from store.console_feed import ConsoleFeeds
 from store.reads import CatalogReads

@@ -340,8 +340,8 @@ def kill_event_actors(settings: Any, event: Any) -> None:
 
 
 def admission_token(settings: Any, user_id: str, event_id: str) -> str:
-    from actors.identity import Identity
     from domain import tokens
+    from replica.identity import Identity
 
     return Identity(settings).sign(tokens.Claims(
         tokens.ADMISSION, user_id, event_id, time.time() + 3600, ""))

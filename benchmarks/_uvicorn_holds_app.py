@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from actors.identity import Identity
 from domain import commands, errors, tokens
 from domain.event import Event, iso
 from domain.holds import Hold
 from domain.ids import new_hold_ref
 from domain.inventory import BlockInventory, HoldRequest
 from domain.settings import Settings
+from replica.identity import Identity
 from store import keys
 from store.records import encode_hold
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold

@@ -1,6 +1,6 @@
 """Baseline for bench_http_joins: POST /v1/events/{id}/queue on plain uvicorn + Starlette.
 
-The same join as the Serve replica makes (`actors.queue_client.QueueClient.join`: rejoin
+The same join as the Serve replica makes (`replica.queue_client.QueueClient.join`: rejoin
 lookup, NTP stamp, produce to the event's joins topic and wait for the broker's ack, signed
 ticket token), with no Ray in the way; `/trivial` answers a fixed JSON body (the floor).
 Configured by BENCH_* environment variables (see bench_http_joins.py).
@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from actors.queue_client import QueueClient
 from domain.settings import Settings
+from replica.queue_client import QueueClient
 from store import catalog
 
 settings = Settings.from_env(

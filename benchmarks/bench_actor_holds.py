@@ -161,7 +161,7 @@ async def naive_holds(redis: Any, run: str, seats: int, pipeline: int, inflight:
 
 async def ours_checkout(handle: Any, holds: list[Any], concurrency: int,
                         settings: Any) -> dict[str, Any]:
-    """As a Serve replica sends them (`actors.client.BookingClient.checkout`): the checkouts
+    """As a Serve replica sends them (`replica.client.BookingClient.checkout`): the checkouts
     in flight are gathered by size or time (CHECKOUT_BATCH_MAX / _WAIT_MS) and sent as one
     `checkouts` call to the block, which pays them and writes them to the ledger as one batch."""
     from actors.batching import Batcher

@@ -273,8 +273,8 @@ class Changes:
 
     def __init__(self, settings: Any, event_id: str, event: dict[str, Any],
                  via: str = "actor") -> None:
-        from actors.identity import Identity
         from domain import tokens
+        from replica.identity import Identity
 
         self._settings = settings
         self._event_id = event_id

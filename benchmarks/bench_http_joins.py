@@ -10,7 +10,7 @@ HAProxy ingress on 127.0.0.1:8505 (fallback proxy 8506/9506, stats 8454, metrics
                     `join_batch_wait_ms` (`/trivial/wait`): the ceiling of any handler that waits
                     for a batched ack, with none of a join's work.
   * serve_verify_wait — that wait handler after checking the request's user token as the app
-                    does (`actors.identity.Identity.user`: an ES256 signature, each join a new
+                    does (`replica.identity.Identity.user`: an ES256 signature, each join a new
                     user): the ceiling of a handler that must know who joins.
   * uvicorn_join  — benchmarks/_uvicorn_joins_app.py, 1 worker at the replica's nice value: the
                     same `QueueClient.join` with no Ray.
@@ -95,7 +95,7 @@ end
 
 def user_tokens(settings: Any, prefix: str, count: int) -> Path:
     """A file of `count` dev user tokens (users <prefix><n>), one per line, for wrk to send."""
-    from actors.identity import Identity
+    from replica.identity import Identity
 
     identity = Identity(settings)
     path = Path(PORTS.state) / f"tokens-{prefix}.txt"
@@ -134,7 +134,7 @@ def deploy_trivial(wait_ms: float, settings: Any) -> None:
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
 
-        from actors.identity import Identity
+        from replica.identity import Identity
 
         identity = Identity(settings)
         parked: list[asyncio.Future[None]] = []

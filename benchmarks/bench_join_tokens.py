@@ -24,7 +24,9 @@ def main(which: str) -> dict[str, Any]:
     if which == "before":
         sys.path.insert(0, os.environ.get("OLD", "/tmp/old"))
     settings_mod = importlib.import_module("domain.settings")
-    identity_mod = importlib.import_module("actors.identity")
+    # the old tree had the key ring in actors/ (moved to replica/ in session 12)
+    identity_mod = importlib.import_module(
+        "replica.identity" if which == "after" else "actors.identity")
     tokens = importlib.import_module("domain.tokens")
     idn = identity_mod.Identity(settings_mod.Settings.development())
     users = [idn.dev_token(f"user{n}") for n in range(3500)]

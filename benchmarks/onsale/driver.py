@@ -472,7 +472,7 @@ def kill_owner(settings: Any, entity_id: str) -> int:
 
 async def onsale(run: Run) -> dict[str, Any]:
     from actors import directory
-    from actors.identity import Identity
+    from replica.identity import Identity
     from store import redis_clients
 
     args, s = run.args, run.settings
@@ -613,7 +613,7 @@ async def wake_while_producing(s: Any, event_id: str, producer: Child) -> None:
     """The bulk producer writes what ingress replicas would, and they wake the event's room
     and ingest on their joins (`RoomWaker`: at most every half passivation time). Without
     it nothing would wake an ingest that passivated, or was lost, between two bursts."""
-    from actors.queue_client import RoomWaker
+    from replica.queue_client import RoomWaker
 
     wake = RoomWaker(s)
     while not producer.done.is_set():

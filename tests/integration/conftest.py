@@ -17,10 +17,10 @@ import httpx
 import pytest
 import redis
 
-from actors.identity import Identity
 from domain.settings import Settings
 from domain.tokens import ADMISSION, Claims
 from infra import credentials
+from replica.identity import Identity
 
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
 HTTP_PORT = 8100 + _OFFSET

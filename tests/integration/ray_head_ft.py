@@ -43,10 +43,10 @@ import ray
 import redis
 
 from actors import directory
-from actors.identity import Identity
 from domain.settings import Settings
 from domain.tokens import ADMISSION, Claims
 from infra import haproxy_harden, stack
+from replica.identity import Identity
 from store import keys
 from store.codec import text
 

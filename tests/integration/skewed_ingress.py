@@ -15,8 +15,8 @@ import sys
 
 from redis.asyncio import Redis
 
-from actors.queue_client import QueueClient
 from domain.settings import Settings
+from replica.queue_client import QueueClient
 from store import catalog
 from store.clock import NtpClock
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from actors.queue_client import RoomWaker
+from replica.queue_client import RoomWaker
 from store import keys
 
 pytestmark = pytest.mark.integration

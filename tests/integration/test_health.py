@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 import serve_app
-from actors.client import BookingClient
+from replica.client import BookingClient
 
 pytestmark = pytest.mark.integration
 

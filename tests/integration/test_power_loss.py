@@ -24,9 +24,9 @@ import httpx
 import pytest
 import redis
 
-from actors.identity import Identity
 from domain.settings import Settings
 from infra import credentials, stack
+from replica.identity import Identity
 from store import keys
 from store.ledger import read_bookings
 

@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
 import serve_app
-from actors.identity import Identity
 from domain import keyring, tokens
 from domain.errors import Unauthorized
 from domain.settings import DEV_TOKEN_SECRET, Settings
+from replica.identity import Identity
 
 ISSUER = "https://login.example.test/"
 AUDIENCE = "ticketing-web"

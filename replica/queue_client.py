@@ -19,7 +19,6 @@ from ray.exceptions import RayError, RayTaskError
 from redis.asyncio import Redis
 
 from actors import directory
-from actors.identity import Identity
 from domain import tokens
 from domain.errors import EventClosed, Forbidden, NotFound, RateLimited, TicketingError, Unavailable
 from domain.event import Event, iso
@@ -29,6 +28,7 @@ from domain.waiting import fairness
 from domain.waiting.queue_order import QueueTier
 from domain.waiting.status import Place, RoomStats, TicketView, view
 from domain.waiting.tickets import TicketState
+from replica.identity import Identity
 from store import joins, keys, ratelimit
 from store.clock import NtpClock
 from store.codec import text, text_map
