@@ -162,6 +162,18 @@ def previous_rows() -> dict[str, dict[str, Any]]:
     return {r["fault"]: r for r in json.loads(path.read_text()).get("rows", [])}
 
 
+def save(args: argparse.Namespace, info: dict[str, Any],
+         rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """chaos_matrix.json (machine, load average at start and now) and chaos_matrix.md."""
+    ordered = [rows[f] for f in FAULTS if f in rows]
+    md = table(ordered, FROM_TESTS)
+    path = write_result(NAME, {"name": NAME, "parameters": {k: v for k, v in vars(args).items()},
+                               "machine": dict(info), "rows": ordered, "from_tests": FROM_TESTS,
+                               "table_md": md})
+    path.with_suffix(".md").write_text(f"# Chaos matrix\n\n{md}\n")
+    return ordered
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     info = machine_info()
@@ -179,14 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_before": load_before, "loadavg_after": list(os.getloadavg())}
         (out / "producer_config.json").unlink(missing_ok=True)
         print(table_line(rows[fault]), flush=True)
-    ordered = [rows[f] for f in FAULTS if f in rows]
-    md = table(ordered, FROM_TESTS)
-    path = write_result(NAME, {"name": NAME, "parameters": {k: v for k, v in vars(args).items()},
-                               "machine": info, "rows": ordered, "from_tests": FROM_TESTS,
-                               "table_md": md})
-    path.with_suffix(".md").write_text(f"# Chaos matrix\n\n{md}\n")
-    print(md)
-    print(f"wrote {path} and {path.with_suffix('.md')}")
+        ordered = save(args, info, rows)  # after each run: a stopped matrix keeps its rows
+    ordered = save(args, info, rows)
+    print(table(ordered, FROM_TESTS))
+    print(f"wrote {RESULTS / NAME}.json and .md")
     ok = all(r.get("oversold") == 0 and r.get("rpo_confirmed_bookings_lost") == 0
              and r.get("lost_users") == 0 for r in ordered)
     return 0 if ok else 1
