@@ -61,7 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--users", type=int, default=20_000)
     ap.add_argument("--seats", type=int, default=3_000, help="3,000 = two seat blocks")
     ap.add_argument("--http-clients", type=int, default=300)
-    ap.add_argument("--at", type=float, default=10.0, help="the fault, seconds after on-sale")
+    # at 5 s holds, checkouts, joins and admissions all run; at 10 s (3,000 seats, 20,000 users)
+    # every seat is already held or sold, and the next hold waits for holds to expire (~30 s)
+    ap.add_argument("--at", type=float, default=5.0, help="the fault, seconds after on-sale")
     ap.add_argument("--timeout", type=float, default=240.0, help="longest one on-sale may run")
     ap.add_argument("--margin-s", type=float, default=300.0,
                     help="stack start, audit and stop on top of --timeout before it is stopped")

@@ -18,7 +18,7 @@ REPORT = {"oversold": 0, "lost_users": 0, "stuck": 0, "admitted_twice": 0, "sold
 def test_every_on_sale_runs_on_its_own_loopback_stack_with_its_fault_bounded():
     cmd = cm.onsale_cmd(cm.parse_args([]), "restart-redis", cm.RESULTS / "x")
     assert "--base-url" not in cmd
-    assert cmd[cmd.index("--chaos") + 1] == "restart-redis@10"
+    assert cmd[cmd.index("--chaos") + 1] == "restart-redis@5"
     assert cmd[cmd.index("--timeout") + 1] == "240.0"
 
 
