@@ -2,7 +2,7 @@
 PYTHON ?= python
 export PYTHON
 
-.PHONY: install up down status env test lint demo bench backup restore
+.PHONY: install up down status env test test-chaos lint demo bench chaos-matrix backup restore
 
 install:
 	infra/install.sh
@@ -36,6 +36,10 @@ env:
 test: install
 	$(PYTHON) -m pytest -q
 
+# Only the fault-injection tests (marker `chaos`, also part of `make test`): the small-scale matrix.
+test-chaos: install
+	$(PYTHON) -m pytest -q -m chaos
+
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy domain store actors replica api serve_app.py infra benchmarks
@@ -60,3 +64,8 @@ BENCH_SEATS ?= 20000
 bench: install
 	flock /tmp/ticketing-bench.lock $(PYTHON) -m benchmarks.onsale --users $(BENCH_USERS) \
 		--seats $(BENCH_SEATS) $(BENCH_ARGS)
+
+# One on-sale per fault (benchmarks/chaos_matrix.py, 20,000 users, ~2-3 min each), RTO / RPO table
+# in benchmarks/results/chaos_matrix.{json,md}. CHAOS_ARGS e.g. "--only kill-room,restart-redis".
+chaos-matrix: install
+	flock /tmp/ticketing-bench.lock $(PYTHON) -m benchmarks.chaos_matrix $(CHAOS_ARGS)

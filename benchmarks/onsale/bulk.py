@@ -73,6 +73,9 @@ class Tally:
     active: int = 0
     hold_events: list[tuple[float, int]] = field(default_factory=list)  # (wall, seats)
     sale_events: list[tuple[float, int]] = field(default_factory=list)
+    # successes as (attempt started, answered) wall times, for the chaos marks' RTO
+    hold_ok: list[tuple[float, float, int]] = field(default_factory=list)  # (.., .., block)
+    checkout_ok: list[tuple[float, float]] = field(default_factory=list)
 
 
 class BlockBatcher:
@@ -235,7 +238,7 @@ class BulkShoppers:
             hold_id = HoldRef(self.event.event_id, block, secrets.token_hex(8)).hold_id
             request = HoldRequest(a.user_id, (), quantity)
             for _ in range(MAX_TRANSPORT_RETRIES):
-                t0 = time.perf_counter()
+                t0, wall0 = time.perf_counter(), time.time()
                 result = await self.holds.submit(block, (hold_id, request))
                 if not isinstance(result, Unavailable | TimeoutError) and isinstance(
                         result, Hold | TicketingError):
@@ -249,6 +252,7 @@ class BulkShoppers:
                 t.holds += 1
                 t.seats_held += len(result.seat_ids)
                 t.hold_events.append((time.time(), len(result.seat_ids)))
+                t.hold_ok.append((wall0, time.time(), block))
                 self.free[block] = max(0, self.free[block] - len(result.seat_ids))
                 return result
             if isinstance(result, SeatsUnavailable):
@@ -266,7 +270,7 @@ class BulkShoppers:
         t = self.tally
         block = parse_hold_id(hold.hold_id).block
         for _ in range(MAX_TRANSPORT_RETRIES):
-            t0 = time.perf_counter()
+            t0, wall0 = time.perf_counter(), time.time()
             result = await self.checkouts.submit(block, (hold.hold_id, user, key, card))
             if isinstance(result, PaymentDeclined):
                 t.latencies["checkout"].append(time.perf_counter() - t0)
@@ -288,6 +292,7 @@ class BulkShoppers:
             t.checkouts += 1
             t.seats_bought += len(result["seat_ids"])
             t.sale_events.append((time.time(), len(result["seat_ids"])))
+            t.checkout_ok.append((wall0, time.time()))
             t.confirmed.append(result["booking_id"])
             return "booked"
         return "declined_gave_up"

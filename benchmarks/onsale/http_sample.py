@@ -44,6 +44,8 @@ class Client:
         self.reconnects = 0
         self.booking_id = ""
         self.seats = 0
+        # successes as [kind, attempt started, answered] (wall), for the chaos marks' RTO
+        self.ok: list[tuple[str, float, float]] = []
 
     def err(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -70,6 +72,7 @@ class Client:
                     self.join_send = t0
                 self.join_recv = t1
                 self.lat["join"].append(t1 - t0)
+                self.ok.append(("join", t0, t1))
                 break
             if attempt == 0:
                 self.join_send = t0  # the person's arrival: the first try
@@ -186,6 +189,7 @@ class Client:
                 if status in (201, 402, 410):
                     self.lat["checkout"].append(time.time() - t0)
                 if status == 201:
+                    self.ok.append(("checkout", t0, time.time()))
                     self.outcome = "booked"
                     self.booking_id = data["booking_id"]
                     return
@@ -236,6 +240,7 @@ class Client:
             if status in (201, 409):
                 self.lat["hold"].append(time.time() - t0)
             if status == 201:
+                self.ok.append(("hold", t0, time.time()))
                 return dict(data)
             code = (data.get("error") or {}).get("code", "") if isinstance(data, dict) else ""
             self.err(f"hold_{status}_{code}")
@@ -260,7 +265,8 @@ class Client:
                 "outcome": self.outcome, "join_send": self.join_send, "join_recv": self.join_recv,
                 "admitted_at": self.admitted_at, "sold_out_at": self.sold_out_at,
                 "lat": self.lat, "positions": self.positions, "errors": self.errors,
-                "reconnects": self.reconnects, "booking_id": self.booking_id, "seats": self.seats}
+                "reconnects": self.reconnects, "booking_id": self.booking_id, "seats": self.seats,
+                "ok": self.ok}
 
 
 SOLD_OUT = [False]  # set when the driver says every seat is sold (SOLDOUT on stdin)

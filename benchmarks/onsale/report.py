@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import lat_summary_ms
+from benchmarks.onsale import recovery
 
 
 def per_second(times_s: list[float], weights: list[float] | None = None,
@@ -50,6 +51,27 @@ def position_lags(clients: list[dict[str, Any]], admitted_at_by_seq: dict[int, i
             if moved and at is not None:
                 lags.append(recv - at / 1000)
     return lags
+
+
+def recovery_series(result: dict[str, Any]) -> tuple[dict[str, list[recovery.Success]],
+                                                     dict[int, list[recovery.Success]]]:
+    """The run's successes per source (seconds after on-sale) and the bulk holds per block."""
+    on = result["onsale_at"]
+    bulk, clients = result["bulk"], result["http"]["clients"]
+    by_block: dict[int, list[recovery.Success]] = {}
+    for start, end, block in getattr(bulk, "hold_ok", []):
+        by_block.setdefault(int(block), []).append((start - on, end - on))
+    series: dict[str, list[recovery.Success]] = {
+        "hold_bulk": [(a - on, b - on) for a, b, _ in getattr(bulk, "hold_ok", [])],
+        "checkout_bulk": [(a - on, b - on) for a, b in getattr(bulk, "checkout_ok", [])],
+        "join_bulk": [(a - on, b - on) for a, b in recovery.binned_acks(
+            result["producer"].get("ack_bins", []))]}
+    for kind in ("hold", "join", "checkout"):
+        series[f"{kind}_http"] = [(a - on, b - on) for c in clients
+                                  for k, a, b in c.get("ok", []) if k == kind]
+    series["admit_durable"] = [(t / 1000 - on, t / 1000 - on)
+                               for t in result["audit"]["admitted_at_ms"]]
+    return series, by_block
 
 
 def summarize(args: Any, info: dict[str, Any], result: dict[str, Any], own_stack: bool,
@@ -111,7 +133,7 @@ def summarize(args: Any, info: dict[str, Any], result: dict[str, Any], own_stack
         "peak_seat_holds_per_s_bulk": round(peak_holds),
         "peak_checkouts_per_s_bulk": round(peak_checkouts),
         "peak_memory_mb_by_process": result["memory_mb"],
-        "chaos": result["marks"],
+        "chaos": [],
         "baselines": {
             "naive_set_nx": {k: v for k, v in naive.items()},
             "redis_set_nx_per_s": redis_ceiling.get("set_nx_per_s"),
@@ -133,7 +155,7 @@ def summarize(args: Any, info: dict[str, Any], result: dict[str, Any], own_stack
                  "seats_bought": bulk.seats_bought},
         "audit": {"ledger": led, "queue": q, "fairness": a["fairness"],
                   "joins_records": a["joins_records"], "audit_s": a["audit_s"]},
-        "producer": result["producer"],
+        "producer": {k: v for k, v in result["producer"].items() if k != "ack_bins"},
         "sources": {
             "sold, bookings, oversold, sellout_s": "durable: the booking ledger (Kafka), read "
             "with an independent consumer",
@@ -147,6 +169,11 @@ def summarize(args: Any, info: dict[str, Any], result: dict[str, Any], own_stack
         "crowd": {"shape": result["shape"], "behaviour": result["behaviour"]},
         "own_stack": own_stack, "wall_s": round(wall_s, 1), "machine": info,
     }
+    summary["stuck"] = recovery.stuck_users(summary["not_admitted_or_told_when_stopped"],
+                                            http_states)
+    series, by_block = recovery_series(result)
+    summary["chaos"] = recovery.chaos_recovery(result["marks"], series, by_block, summary)
+    summary["sources"]["chaos[].rto_*"] = recovery.HOW
     return summary
 
 
@@ -220,8 +247,7 @@ def markdown(s: dict[str, Any]) -> str:
     m = s["machine"]
     p = s["parameters"]
     rows = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in headline_rows(s))
-    chaos = "\n".join(f"- `{c['label']}` at {c['t']} s: {c['outcome']} ({c['took_s']} s)"
-                      for c in s["chaos"]) or "- none"
+    chaos = "\n".join(recovery.line(c) for c in s["chaos"]) or "- none"
     mem = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(s["peak_memory_mb_by_process"].items(),
                                                       key=lambda kv: -kv[1]))
     f = s["audit"]["fairness"]
@@ -247,13 +273,15 @@ block the same way); **http** = the {s['http_sample_clients']:,} real HTTP + SSE
 clients (real sockets, real user tokens); **monitor** = Redis sampled every 0.25 s.
 
 Invariants (durable): oversold {s['oversold']}, lost users {s['lost_users']}, admitted twice
-{s['admitted_twice']}, unsold while demand {s['unsold_while_demand']}, confirmed bookings
+{s['admitted_twice']}, stuck {s['stuck']}, unsold while demand {s['unsold_while_demand']}, confirmed bookings
 missing from the ledger {s['confirmed_not_in_ledger']}; joined {s['joined_users']:,},
 admitted {s['admitted']:,}, told sold out {s['told_sold_out']:,}; fairness: {f['inverted_pairs']:,}
 inverted of {f['ordered_pairs']:,} ordered pairs ({f['users_compared']:,} users after on-sale;
 the {f['prequeue_users_left_out']:,} pre-queue users are ordered by the lottery on purpose).
 
-Chaos:
+Chaos (RTO: from the fault to the first success of a request started once it was in place;
+per source: `bulk` actor/Kafka boundary, `http` sample, `durable` admission log; the slowest
+source is the headline; the invariants are the whole run's):
 {chaos}
 
 Peak memory per process (MiB, VmHWM): {mem}.

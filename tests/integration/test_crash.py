@@ -29,7 +29,7 @@ from store import catalog, keys
 from store.ledger import read_bookings
 from tests.integration.conftest import kill_owner, stop_event_actors
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 def kill_block(settings: Settings, event_id: str, block: int = 0) -> None:

@@ -38,7 +38,7 @@ from store import catalog, keys
 from store.ledger import partition_of, read_bookings
 from tests.conftest import TEST_KAFKA_HA_BASE_PORT, TEST_KAFKA_HA_HEAP
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 ROWS, SEATS_PER_ROW = 6, 20  # 120 seats, one block, one buyer each
 BUYERS_AT_ONCE = 8

@@ -40,7 +40,7 @@ from store.queue import decode_admission
 from tests.integration.conftest import stop_pool
 from tests.integration.test_crash import audit
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 RESOURCE = "roomnode"
 FANS = 90

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.onsale import driver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
 def test_a_20000_user_onsale_with_a_killed_block_owner_keeps_every_invariant(

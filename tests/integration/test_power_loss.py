@@ -30,7 +30,7 @@ from replica.identity import Identity
 from store import keys
 from store.ledger import read_bookings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
 # (Ray's client port outside its worker ports, 10002-19999)

@@ -25,7 +25,7 @@ import pytest
 from domain.settings import Settings
 from infra import stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))

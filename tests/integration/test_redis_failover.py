@@ -28,7 +28,7 @@ from store.ledger import read_bookings
 from tests.conftest import TEST_REDIS_HA_PORTS, TEST_SENTINEL_PORTS
 from tests.integration.conftest import HTTP_PORT, identity_of, stop_event_actors, user_header
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 ROWS, SEATS_PER_ROW = 6, 10  # 60 seats
 # Buyers before and after the kill: half the seats are left for the second wave, so holds,

@@ -33,7 +33,7 @@ from store.ledger import read_bookings
 from tests.conftest import TEST_REDIS_PORT
 from tests.integration.conftest import user_header
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 SEATS_ROWS, SEATS_PER_ROW = 4, 50  # 200 seats
 BUYERS = 300
