@@ -34,6 +34,7 @@ from store.clock import NtpClock
 from store.codec import text, text_map
 from store.metrics import JOINS, POSITION_LAG
 from store.queue import decode_stats, lookup, room_fields
+from store.ticker import Ticker
 
 
 def now_ms() -> int:
@@ -44,39 +45,35 @@ class RoomFeed:
     """One event's published room numbers, read once per tick for every stream of the replica."""
 
     def __init__(self, redis: Redis, event_id: str, tick_s: float) -> None:
-        self._redis, self._event_id, self._tick_s = redis, event_id, tick_s
+        self._redis, self._event_id = redis, event_id
         self.stats = RoomStats()
-        self._tick = asyncio.Event()
-        self._listeners = 0
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker(self._read, tick_s, after=self._after_tick,
+                              on_start=self._forget_heads)
+        self._published: str | None = None
+        self._heads: tuple[int, int] | None = None
         self._lag = POSITION_LAG.bind(event_id)
         self.last_lag: tuple[float, float] | None = None  # (monotonic when, seconds) for the console
 
     async def next(self) -> RoomStats:
         """Wait for the next tick's numbers."""
-        self._listeners += 1
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        try:
-            await self._tick.wait()
-        finally:
-            self._listeners -= 1
+        await self._ticker.next()
         return self.stats
 
-    async def _run(self) -> None:
-        loop, heads = asyncio.get_running_loop(), None
-        while self._listeners > 0:
-            raw = await self._redis.hgetall(keys.room(self._event_id))
-            self.stats = decode_stats(raw)
-            tick, self._tick = self._tick, asyncio.Event()
-            tick.set()
-            published = text_map(raw).get("published_at_ms")
-            before, heads = heads, (self.stats.head, self.stats.presale_head)
-            if published and before is not None and before != heads:
-                # Runs after every woken stream has taken its step, i.e. handed its position
-                # over: the lag of this replica's streams behind the room, one record a tick.
-                loop.call_soon(self._record_lag, int(published))
-            await asyncio.sleep(self._tick_s)
+    async def _read(self) -> None:
+        raw = await self._redis.hgetall(keys.room(self._event_id))
+        self.stats = decode_stats(raw)
+        self._published = text_map(raw).get("published_at_ms")
+
+    def _forget_heads(self) -> None:
+        """A loop that starts again compares heads from its own first read on."""
+        self._heads = None
+
+    def _after_tick(self) -> None:
+        before, self._heads = self._heads, (self.stats.head, self.stats.presale_head)
+        if self._published and before is not None and before != self._heads:
+            # Runs after every woken stream has taken its step, i.e. handed its position
+            # over: the lag of this replica's streams behind the room, one record a tick.
+            asyncio.get_running_loop().call_soon(self._record_lag, int(self._published))
 
     def _record_lag(self, published_ms: int) -> None:
         lag_s = max(0.0, now_ms() - published_ms) / 1000

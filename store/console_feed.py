@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from domain import console, errors
 from domain.event import Event
 from store import catalog
+from store.ticker import Ticker
 
 log = logging.getLogger("ticketing.console")
 
@@ -46,34 +47,22 @@ class ConsoleFeed:
         self._queue_stats, self._lag_of, self._tally = queue_stats, lag_of, tally
         self.history = console.History()
         self.error: dict[str, str] | None = None  # the last tick's failure, if it failed
-        self._tick = asyncio.Event()
-        self._listeners = 0
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker(self._sample_once, interval_s)
         self._revenue: tuple[int, int] = (-1, 0)  # (bookings counted, their revenue)
 
     async def next(self) -> None:
         """Wait for the next tick (starting the sampler if nobody kept it running)."""
-        self._listeners += 1
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        try:
-            await self._tick.wait()
-        finally:
-            self._listeners -= 1
+        await self._ticker.next()
 
-    async def _run(self) -> None:
-        while self._listeners > 0:
-            try:
-                self.history.add(time.time(), await self._sample())
-                self.error = None
-            except errors.TicketingError as error:
-                self.error = {"code": error.code, "message": error.message}
-            except Exception as error:  # Redis moving, a room not answering: say so, go on
-                log.warning("console sample of %s failed: %r", self.event_id, error)
-                self.error = {"code": "unavailable", "message": "the numbers could not be read"}
-            tick, self._tick = self._tick, asyncio.Event()
-            tick.set()
-            await asyncio.sleep(self.interval_s)
+    async def _sample_once(self) -> None:
+        try:
+            self.history.add(time.time(), await self._sample())
+            self.error = None
+        except errors.TicketingError as error:
+            self.error = {"code": error.code, "message": error.message}
+        except Exception as error:  # Redis moving, a room not answering: say so, go on
+            log.warning("console sample of %s failed: %r", self.event_id, error)
+            self.error = {"code": "unavailable", "message": "the numbers could not be read"}
 
     async def _sample(self) -> dict[str, Any]:
         event = await catalog.load_event(self._redis, self.event_id)
