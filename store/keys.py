@@ -189,10 +189,12 @@ def open_events() -> str:
     return f"{PREFIX}:events:open"
 
 
-def replica_heartbeat() -> str:
-    """Epoch seconds last written to the primary; read back through a replica to measure how
-    stale the replica is."""
-    return f"{PREFIX}:replica:heartbeat"
+def replica_heartbeat(router_id: str) -> str:
+    """Epoch seconds last written to the primary by one read router (one Serve replica); read
+    back through a replica to measure how stale the replica is. One key per router, so only
+    that router's own writes can make a replica look fresh: a replica URL that mirrors another
+    keyspace (another Redis, another db) never shows it and is never read from."""
+    return f"{PREFIX}:replica:heartbeat:{router_id}"
 
 
 def replication_barrier() -> str:

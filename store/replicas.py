@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -70,6 +71,7 @@ class ReadRouter:
         self.replicas = [Replica(label, client)
                          for label, client in redis_clients.read_replicas(settings)]
         self._next = 0
+        self._heartbeat = keys.replica_heartbeat(uuid.uuid4().hex[:12])
         self._prober: asyncio.Task[None] | None = None
         self._from_replica = CACHE_READS.bind("replica")
         self._from_primary = CACHE_READS.bind("primary")
@@ -117,16 +119,19 @@ class ReadRouter:
             await asyncio.sleep(self._settings.replica_probe_interval_s)
 
     async def probe(self) -> None:
-        """Write a timestamp to the primary; time how long until each replica shows it."""
+        """Write a timestamp to the primary; time how long until each replica shows it. The key
+        is this router's own and expires: a router that stops leaves nothing behind."""
         written = time.time()
-        await self.primary.set(keys.replica_heartbeat(), repr(written))
+        expiry_ms = int(1000 * (self._settings.replica_probe_interval_s
+                                + 4 * self._settings.replica_max_staleness_s))
+        await self.primary.set(self._heartbeat, repr(written), px=expiry_ms)
         await asyncio.gather(*[self._measure(r, written) for r in self.replicas])
 
     async def _measure(self, replica: Replica, written: float) -> None:
         deadline = time.monotonic() + 2 * self._settings.replica_max_staleness_s
         try:
             while True:
-                raw = await replica.redis.get(keys.replica_heartbeat())
+                raw = await replica.redis.get(self._heartbeat)
                 if raw is not None and float(raw) >= written:
                     break
                 if time.monotonic() > deadline:

@@ -7,6 +7,7 @@ one). Tests isolate by creating their own events; the session's topics carry the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -63,6 +64,17 @@ def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
         # entities passivate between the steps of many tests: the suite runs them through it
         passivate_after_s=PASSIVATE_AFTER_S, event_close_after_s=EVENT_CLOSE_AFTER_S,
         block_max_seats=10_000)  # a 60,000-seat test venue is 12 seat blocks, not 30
+
+
+def on_db(settings: Settings, db: int, **changes: Any) -> Settings:
+    """`settings` on Redis database `db` (with `changes`): the primary's URL and every read
+    replica's move together, as a replica left on another db would answer for another keyspace."""
+    def moved(url: str) -> str:
+        return f"{url.rsplit('/', 1)[0]}/{db}"
+
+    return dataclasses.replace(
+        settings, redis_url=moved(settings.redis_url),
+        redis_replica_urls=tuple(moved(url) for url in settings.redis_replica_urls), **changes)
 
 
 _IDENTITY: list[Identity] = []  # the app's identity, as the driver can rebuild it

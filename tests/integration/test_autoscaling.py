@@ -26,6 +26,7 @@ import pytest
 from domain.settings import Settings
 from infra import stack
 from tests.integration import autoscaling_pool
+from tests.integration.conftest import on_db
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +37,9 @@ SCENARIO_TIMEOUT_S = 600  # the scenario's own waits add up to less; a loaded 2-
 
 def test_pool_grows_onto_autoscaled_nodes_and_shrinks_back(
         app_settings: Settings, stack_state_dir: Path) -> None:
-    settings = dataclasses.replace(
-        app_settings, redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/3",
-        ray_namespace="autoscale", host_cpus=1, host_resource="hostnode", host_pool_min=1,
-        host_pool_max=POOL_MAX, events_per_host=1)
+    settings = on_db(
+        app_settings, 3, ray_namespace="autoscale", host_cpus=1, host_resource="hostnode",
+        host_pool_min=1, host_pool_max=POOL_MAX, events_per_host=1)
     state = stack_state_dir / f"as-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
     env.update(autoscaling_pool.auth_env(state))

@@ -4,6 +4,7 @@ Kafka, Ray and Serve."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -12,10 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from infra import stack
 from store import keys
 from store.metrics import REPLICA_STALENESS
+from store.replicas import ReadRouter
 from tests.conftest import TEST_REDIS_PORT, TEST_REDIS_REPLICA_PORT
 from tests.integration import ray_metrics
 
@@ -203,3 +206,25 @@ async def test_with_the_replica_stopped_reads_fall_back_to_the_primary_without_f
     finally:
         stack.start_redis_replica(TEST_REDIS_REPLICA_PORT, TEST_REDIS_PORT, stack_state_dir)
     assert (await _from_replica(http, path)).headers["x-read-from"] == "replica"
+
+
+async def test_a_replica_url_that_mirrors_another_database_is_never_read_from(
+        app_settings) -> None:
+    """A replica URL on the wrong db (or of another Redis) would answer "no such event" for
+    events that exist. Each router times a heartbeat key of its own, so a router whose replica
+    mirrors another keyspace never sees its heartbeat there, however busy the other keyspace's
+    routers are (they once shared the key: a test on db 7 read a replica of db 1 as fresh)."""
+    fast = dataclasses.replace(app_settings, replica_max_staleness_s=0.5)
+    wrong = dataclasses.replace(fast, redis_url=fast.redis_url.rsplit("/", 1)[0] + "/7")
+    # the wrong one probes first: the right one's write lands on db 1 after it began to wait
+    routers = [ReadRouter(Redis.from_url(s.redis_url), s) for s in (wrong, fast)]
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(router.probe() for router in routers))
+            wrong_pick, right_pick = (router.pick() for router in routers)
+            assert right_pick is not None and right_pick.staleness_s is not None
+            assert wrong_pick is None
+    finally:
+        for router in routers:
+            await router.close()
+            await router.primary.aclose()

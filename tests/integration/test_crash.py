@@ -8,7 +8,6 @@ were active before the crash are still active after it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from typing import Any
 
@@ -27,7 +26,7 @@ from domain.settings import Settings
 from domain.venue import Section
 from store import catalog, keys
 from store.ledger import read_bookings
-from tests.integration.conftest import kill_owner, stop_event_actors
+from tests.integration.conftest import kill_owner, on_db, stop_event_actors
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -149,9 +148,8 @@ async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(
         ray_cluster, api, http, app_settings) -> None:
     # A pool of its own (namespace, Redis database), whose hosts need the "blocknode" resource:
     # all of them live on the node this test removes.
-    settings = dataclasses.replace(
-        app_settings, host_resource="blocknode", ray_namespace="nodeloss",
-        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/2")
+    settings = on_db(
+        app_settings, 2, host_resource="blocknode", ray_namespace="nodeloss")
     app_redis = redis_sync.Redis.from_url(settings.redis_url)
     app_redis.flushdb()
     first = ray_cluster.add_node(num_cpus=1, resources={"blocknode": 1})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import time
 from typing import Any
@@ -28,7 +27,7 @@ from domain.settings import Settings
 from domain.venue import Section
 from store import joins, keys
 from store.kafka_io import ensure_topic
-from tests.integration.conftest import stop_event_actors
+from tests.integration.conftest import on_db, stop_event_actors
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +65,9 @@ def produce(settings: Settings, events: list[Event], numbers: range, start_ms: i
 
 async def test_many_events_ingest_through_one_consumer_per_host_each_in_order_and_complete(
         ray_cluster: Any, app_settings: Settings) -> None:
-    settings = dataclasses.replace(
-        app_settings, ray_namespace="joinfeed", host_cpus=0, host_pool_min=1, host_pool_max=1,
-        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/7", ingest_actors=2,
-        join_partitions=4, ingest_batch_max=BATCH, passivate_after_s=120)
+    settings = on_db(
+        app_settings, 7, ray_namespace="joinfeed", host_cpus=0, host_pool_min=1, host_pool_max=1,
+        ingest_actors=2, join_partitions=4, ingest_batch_max=BATCH, passivate_after_s=120)
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
     base = int(time.time() * 1000)

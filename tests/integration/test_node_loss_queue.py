@@ -15,7 +15,6 @@ that says sold out; the ledger and Redis agree and no seat is in two bookings.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from functools import partial
@@ -37,7 +36,7 @@ from domain.venue import Section
 from store import joins, keys
 from store.kafka_io import ensure_topic
 from store.queue import decode_admission
-from tests.integration.conftest import stop_pool
+from tests.integration.conftest import on_db, stop_pool
 from tests.integration.test_crash import audit
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -83,10 +82,9 @@ def fans_join(settings: Settings, event_id: str, tickets: list[str], stop_at: li
 
 async def test_losing_the_node_of_the_room_mid_onsale_loses_and_doubles_nobody(
         ray_cluster: Any, app_settings: Settings) -> None:
-    settings = dataclasses.replace(
-        app_settings, host_resource=RESOURCE, ray_namespace="roomloss", host_cpus=0.5,
-        host_pool_min=2, host_pool_max=2, passivate_after_s=30, admission_ttl_s=600,
-        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/8")
+    settings = on_db(
+        app_settings, 8, host_resource=RESOURCE, ray_namespace="roomloss", host_cpus=0.5,
+        host_pool_min=2, host_pool_max=2, passivate_after_s=30, admission_ttl_s=600)
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
     nodes = [ray_cluster.add_node(num_cpus=1, resources={RESOURCE: 1})]

@@ -24,6 +24,7 @@ import pytest
 
 from domain.settings import Settings
 from infra import stack
+from tests.integration.conftest import on_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -53,10 +54,9 @@ def gcs_redis(stack_state_dir: Path) -> Iterator[int]:
 
 def test_a_restarted_head_keeps_the_owners_state_and_the_event_sells_on(
         app_settings: Settings, stack_state_dir: Path, gcs_redis: int) -> None:
-    settings = dataclasses.replace(
-        app_settings, redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/7",
-        ray_namespace="headft", http_port=HTTP_PORT, host_cpus=1, host_resource="hostnode",
-        host_pool_min=1, host_pool_max=1, ingress_resource="ingress",
+    settings = on_db(
+        app_settings, 7, ray_namespace="headft", http_port=HTTP_PORT, host_cpus=1,
+        host_resource="hostnode", host_pool_min=1, host_pool_max=1, ingress_resource="ingress",
         # an owner idle through the restart stays active: a passivated and reactivated block
         # would take a new epoch, which is what the test looks for to see a lost owner
         passivate_after_s=600.0)

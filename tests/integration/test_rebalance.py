@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -39,7 +38,7 @@ from domain.venue import Section
 from store import keys
 from store.ledger import read_bookings
 from store.records import decode_hold
-from tests.integration.conftest import stop_event_actors
+from tests.integration.conftest import on_db, stop_event_actors
 from tests.integration.test_crash import audit
 
 pytestmark = pytest.mark.integration
@@ -121,10 +120,9 @@ async def test_entities_move_to_a_new_node_mid_onsale_and_lose_nothing(
     # The blocks stay active until they move (the suite's 3 s passivation would otherwise race
     # the pool's growth: a short-hold block passivated before the move reaches the new host
     # only at its holds' expiry, and the test is about active entities being handed off).
-    settings = dataclasses.replace(
-        app_settings, host_resource=RESOURCE, ray_namespace="rebalance", host_cpus=HOST_CPUS,
-        host_pool_min=2, host_pool_max=3, events_per_host=1, passivate_after_s=120.0,
-        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/4")
+    settings = on_db(
+        app_settings, 4, host_resource=RESOURCE, ray_namespace="rebalance", host_cpus=HOST_CPUS,
+        host_pool_min=2, host_pool_max=3, events_per_host=1, passivate_after_s=120.0)
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
     added = [ray_cluster.add_node(**room_for(2))]
@@ -248,10 +246,9 @@ async def test_a_host_started_for_a_pool_that_shrank_before_it_answered_is_stopp
         ray_cluster: Any, app_settings: Settings) -> None:
     # Its own pool again; its one node has room for host 0 only, so host 1, wanted once a
     # second event opens, stays pending (the demand an autoscaler would answer with a node).
-    settings = dataclasses.replace(
-        app_settings, host_resource="pendingpool", ray_namespace="pendingpool", host_cpus=1,
-        host_pool_min=1, host_pool_max=2, events_per_host=1,
-        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/5")
+    settings = on_db(
+        app_settings, 5, host_resource="pendingpool", ray_namespace="pendingpool", host_cpus=1,
+        host_pool_min=1, host_pool_max=2, events_per_host=1)
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
     node = ray_cluster.add_node(num_cpus=1, resources={"pendingpool": 1})
@@ -295,10 +292,9 @@ async def test_a_host_started_for_a_pool_that_shrank_before_it_answered_is_stopp
 # (seat_block._sweep): this test pins it, with a drain far shorter than the payment.
 async def test_a_checkout_paid_across_a_move_is_finished_at_expiry_and_never_sold_twice(
         ray_cluster: Any, app_settings: Settings) -> None:
-    settings = dataclasses.replace(
-        app_settings, host_resource="zombie", ray_namespace="zombie", host_cpus=HOST_CPUS,
-        host_pool_min=2, host_pool_max=3, events_per_host=1, checkout_drain_s=1.0,
-        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/6")
+    settings = on_db(
+        app_settings, 6, host_resource="zombie", ray_namespace="zombie", host_cpus=HOST_CPUS,
+        host_pool_min=2, host_pool_max=3, events_per_host=1, checkout_drain_s=1.0)
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
     node = ray_cluster.add_node(num_cpus=2, resources={"zombie": 1})  # room for 4 hosts
@@ -367,10 +363,9 @@ async def test_a_checkout_in_flight_at_a_move_is_answered_before_the_new_host_ta
     """The hand-off drains (CHECKOUT_DRAIN_S, longer than the payment here): the old host
     finishes the checkout it is paying for under its own epoch and its buyer hears the
     booking; only then does the new host activate the block, and finds the hold confirmed."""
-    settings = dataclasses.replace(
-        app_settings, host_resource="drain", ray_namespace="drain", host_cpus=HOST_CPUS,
-        host_pool_min=2, host_pool_max=3, events_per_host=1, checkout_drain_s=3 * PAYMENT_S,
-        redis_url=app_settings.redis_url.rsplit("/", 1)[0] + "/9")
+    settings = on_db(
+        app_settings, 9, host_resource="drain", ray_namespace="drain", host_cpus=HOST_CPUS,
+        host_pool_min=2, host_pool_max=3, events_per_host=1, checkout_drain_s=3 * PAYMENT_S)
     store = redis_sync.Redis.from_url(settings.redis_url)
     store.flushdb()
     node = ray_cluster.add_node(num_cpus=2, resources={"drain": 1})  # room for 4 hosts

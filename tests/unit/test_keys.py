@@ -88,7 +88,7 @@ def test_keys_of_different_blocks_and_events_never_collide():
 def test_availability_and_replica_keys_are_pinned():
     assert keys.seat_version(EVENT) == "tk:{ev0123456789ab}:seatver"
     assert keys.seat_changes(EVENT) == "tk:{ev0123456789ab}:seatlog"
-    assert keys.replica_heartbeat() == "tk:replica:heartbeat"
+    assert keys.replica_heartbeat("r1a2b3c") == "tk:replica:heartbeat:r1a2b3c"
 
 
 def test_pool_keys_are_pinned():
