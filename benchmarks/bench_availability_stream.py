@@ -139,7 +139,8 @@ def cpu_by_category() -> dict[str, float]:
         proc = Path(f"/proc/{pid}")
         with contextlib.suppress(OSError, IndexError):
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            name = next((cat for marker, cat in CATEGORIES if marker in cmd), "other")
+            name = next((cat for marker, cat in CATEGORIES if marker in cmd),
+                        f"other: {cmd[:60].strip()}")  # named, so a busy stranger shows
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out

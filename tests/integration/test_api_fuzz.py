@@ -16,7 +16,9 @@ and a half of a 2-core machine; the events it creates are closed afterwards.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
+import pkgutil
 import re
 import time
 from pathlib import Path
@@ -127,11 +129,21 @@ def with_examples(document: dict[str, Any], examples: dict[str, str]) -> dict[st
     return document
 
 
+def import_hypothesis_strategies() -> None:
+    """Import every hypothesis strategy module here, before the run's two worker threads draw
+    their first values: hypothesis imports some lazily, and two threads importing at once raced
+    twice ("cannot import name RandomStrategy" for `st.randoms()`; for `st.from_regex()`, a
+    SystemError "AST constructor recursion depth mismatch" from two threads compiling at once
+    under pytest's assertion rewriting, which covers the whole hypothesis package)."""
+    import hypothesis.strategies._internal as internal
+
+    for module in pkgutil.iter_modules(internal.__path__):
+        importlib.import_module(f"{internal.__name__}.{module.name}")
+
+
 def test_schemathesis_finds_no_server_error_no_schema_mismatch_and_no_accepted_invalid_request(
         api: str, app_settings: Settings, tmp_path: Path) -> None:
-    # Imported before the run's two worker threads draw their first `st.randoms()`: the lazy
-    # import inside hypothesis raced between them once ("cannot import name RandomStrategy").
-    import hypothesis.strategies._internal.random  # noqa: F401
+    import_hypothesis_strategies()
     import schemathesis
     from click.testing import CliRunner
     from schemathesis.cli import schemathesis as cli
