@@ -73,7 +73,8 @@ class Tally:
     active: int = 0
     hold_events: list[tuple[float, int]] = field(default_factory=list)  # (wall, seats)
     sale_events: list[tuple[float, int]] = field(default_factory=list)
-    # successes as (attempt started, answered) wall times, for the chaos marks' RTO
+    # successes as (attempt started, answered) wall times, for the chaos marks' RTO; a hold
+    # refused for want of seats counts (the hold path answered: every seat was held or sold)
     hold_ok: list[tuple[float, float, int]] = field(default_factory=list)  # (.., .., block)
     checkout_ok: list[tuple[float, float]] = field(default_factory=list)
 
@@ -258,6 +259,7 @@ class BulkShoppers:
             if isinstance(result, SeatsUnavailable):
                 self.free[block] = 0  # until the next availability read
                 t.errors["hold_seats_unavailable"] += 1
+                t.hold_ok.append((wall0, time.time(), block))  # answered: no seat is free
                 continue
             if isinstance(result, UserLimitExceeded):
                 t.errors["hold_user_limit"] += 1

@@ -243,6 +243,8 @@ class Client:
                 self.ok.append(("hold", t0, time.time()))
                 return dict(data)
             code = (data.get("error") or {}).get("code", "") if isinstance(data, dict) else ""
+            if code == "seats_unavailable":  # answered, for the RTO: no seat is free
+                self.ok.append(("hold", t0, time.time()))
             self.err(f"hold_{status}_{code}")
             if status in (401, 403) or code == "user_limit_exceeded":
                 return None

@@ -1,9 +1,12 @@
 """RTO and RPO of each chaos mark, from the run's own timeline (pure: series in, numbers out).
 
 A *success* is one request that worked: (attempt started, succeeded), in seconds after
-on-sale. The recovery time of a fault is measured from the fault's start (`t` of the chaos
-mark) to the end of the first success among the attempts **started once the fault was in
-place** (`t + took_s`: a kill takes effect when the call returns, a restart is down by then).
+on-sale. A hold refused because no seat was free counts as one: the hold path answered, and
+when checkouts stall (a Kafka restart) every seat can be held, so waiting for a 201 timed
+hold expiry instead of recovery. The recovery time of a fault is measured from the fault's
+start (`t` of the chaos mark) to the end of the first success among the attempts **started
+once the fault was in place** (`t + took_s`: a kill takes effect when the call returns, a
+restart is down by then).
 An attempt started earlier may have been served before the fault took effect, so it proves
 nothing about recovery. The figure includes that request's own latency and, where requests
 are sparse (the HTTP sample), the wait for the next one: it is an upper bound.
