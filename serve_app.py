@@ -11,7 +11,10 @@ without a traceback.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from ray import serve
@@ -35,6 +38,7 @@ from domain import errors
 from domain.console import StatusTally
 from domain.ids import is_event_id
 from domain.settings import Settings
+from replica import gc_policy
 from replica.client import BookingClient
 from store import redis_clients
 from store.metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -93,7 +97,17 @@ def build_asgi_app(settings: Settings) -> Any:
     logs.configure()
     redis = redis_clients.primary(settings, max_connections=512)
     http = Http(settings, BookingClient(settings, redis))
-    app = Starlette(routes=build_routes(http), exception_handlers={
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        freezer = asyncio.get_running_loop().create_task(gc_policy.freeze_forever(
+            settings.gc_freeze_interval_s, settings.gc_unfreeze_interval_s))
+        try:
+            yield
+        finally:
+            freezer.cancel()
+
+    app = Starlette(routes=build_routes(http), lifespan=lifespan, exception_handlers={
         errors.TicketingError: on_ticketing_error, HTTPException: on_http_error,
         RedisError: on_redis_error, Exception: on_unexpected})
     return metered(app, http.answers)

@@ -44,6 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bench_availability_stream"
 _OFFSET = int(os.environ.get("TICKETING_BENCH_PORT_OFFSET", "0"))  # run beside a test suite
 STATE = "/tmp/ticketing-bench-sse" + (f"-{_OFFSET}" if _OFFSET else "")
+GC_PROBE_DIR = Path(STATE) / f"gc-probe-{os.getpid()}"
 REDIS_PORT, KAFKA_PORT, KAFKA_CONTROLLER_PORT = 6430 + _OFFSET, 49092 + _OFFSET, 49093 + _OFFSET
 SERVE_PORT, UVICORN_PORT = 8300 + _OFFSET, 8301 + _OFFSET
 MAXCONN = 7900  # HAProxy needs ~2.5 fds per stream: 2.5 * 7900 + 30 <= 20,000 (hard nofile)
@@ -160,7 +161,9 @@ class Services:
 
     def __init__(self, replicas: int = 1, uvicorn: bool = True,
                  block_max_seats: int | None = None, delta_interval_s: float = 0.2,
-                 delta_phases: int = 4) -> None:
+                 delta_phases: int = 4, gc_freeze_interval_s: float = 1.0,
+                 gc_probe: bool = False) -> None:
+        self.gc_freeze_interval_s, self.gc_probe = gc_freeze_interval_s, gc_probe
         self.uvicorn: subprocess.Popen[bytes] | None = None
         self.settings: Any = None
         self.replicas = replicas
@@ -190,6 +193,7 @@ class Services:
                 kafka_topic_prefix=f"ssebench{int(time.time())}", http_port=SERVE_PORT,
                 serve_replicas=self.replicas, seat_delta_interval_s=self.delta_interval_s,
                 seat_delta_phases=self.delta_phases,
+                gc_freeze_interval_s=self.gc_freeze_interval_s,
                 **credentials.random_settings_secrets(),
                 **({"block_max_seats": self.block_max_seats} if self.block_max_seats else {}))
             # HAProxy as `make up` runs it (through the hardening wrapper), with the per-address
@@ -197,6 +201,11 @@ class Services:
             os.environ.update(stack.serve_env(dict(
                 os.environ, **SERVE_ENV, TICKETING_STATE_DIR=STATE,
                 INGRESS_CONN_PER_ADDR_MAX=str(2 * MAXCONN))))
+            if self.gc_probe:  # every process of this Ray cluster, not this one
+                os.environ["GCPROBE_DIR"] = str(GC_PROBE_DIR)
+                os.environ["PYTHONPATH"] = os.pathsep.join(
+                    p for p in (str(REPO / "benchmarks" / "_gc_probe"), str(REPO),
+                                os.environ.get("PYTHONPATH")) if p)
             import ray
 
             ray.init(address="local", num_cpus=2, include_dashboard=False,
@@ -408,7 +417,7 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
             connected = merged(await expect(procs, "CONNECTED", 300))
             print(f"[{name}] connected: {connected}", flush=True)
             await asyncio.sleep(2)
-            before, t0 = cpu_by_category(), time.monotonic()
+            before, t0, t0_wall = cpu_by_category(), time.monotonic(), time.time()
             made = await changes.run(http, args.duration, args.rate)
             steady_cpu = cores_used(before, cpu_by_category(), time.monotonic() - t0)
             print(f"[{name}] {made} changes; cpu {steady_cpu}; reconnecting all", flush=True)
@@ -423,6 +432,8 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
             changes_file.write_text(json.dumps(changes.changed_at))
             send(procs, f"STOP {changes_file} {max(steady_versions, default=0)}")
             results = await expect(procs, "RESULT", 300)
+            pauses = (gc_pauses("ServeReplica", t0_wall) if args.gc_probe and name == "serve"
+                      else None)
         finally:
             for proc in procs:
                 with contextlib.suppress(ProcessLookupError):
@@ -446,7 +457,24 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
             "delta_wire_bytes": {  # one change is one seat held (a one-seat hold)
                 "per_delta": round(delta_bytes / max(1, deltas), 1),
                 "per_changed_seat": round(delta_bytes / max(1, args.clients * (made + made_after)),
-                                          2)}}
+                                          2)},
+            **({"gc_pauses_serve_replicas": pauses} if pauses is not None else {})}
+
+
+def gc_pauses(marker: str, changes_from: float) -> list[dict[str, Any]]:
+    """The probe's record of each process whose command line has `marker`, its pauses over
+    20 ms timed in seconds from the first seat change (negative: while streams connected)."""
+    out = []
+    for path in sorted(GC_PROBE_DIR.glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(path.read_text())
+            if marker in record["cmd"]:
+                record["pauses_over_20_ms"] = [[round(t - changes_from, 2), g, ms]
+                                               for t, g, ms in record["pauses_over_20_ms"]]
+                record["total_s"] = round(record["total_s"], 3)
+                record["max_ms"] = round(record["max_ms"], 1)
+                out.append(record)
+    return out
 
 
 def machine() -> dict[str, Any]:
@@ -497,6 +525,12 @@ def main() -> None:
                         help="seat_delta_interval_s of both servers (the coalescing window)")
     parser.add_argument("--delta-phases", type=int, default=4,
                         help="seat_delta_phases of both servers (1: every stream in one burst)")
+    parser.add_argument("--gc-freeze-interval-s", type=float, default=1.0,
+                        help="gc_freeze_interval_s of the Serve replicas (replica/gc_policy.py; "
+                             "0: only Serve's freeze at start-up, as before it)")
+    parser.add_argument("--gc-probe", action="store_true",
+                        help="record the Serve replicas' garbage-collection pauses "
+                             "(benchmarks/_gc_probe) into the results")
     parser.add_argument("--out", default="", help="results file name (default from the knobs)")
     args = parser.parse_args()
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine(), "parameters": {
@@ -509,7 +543,9 @@ def main() -> None:
     with Services(args.replicas, uvicorn="uvicorn" in args.servers,
                   block_max_seats=args.block_max_seats or None,
                   delta_interval_s=args.delta_interval_s,
-                  delta_phases=args.delta_phases) as services:
+                  delta_phases=args.delta_phases,
+                  gc_freeze_interval_s=args.gc_freeze_interval_s,
+                  gc_probe=args.gc_probe) as services:
         result["runs"] = asyncio.run(bench(services, args))
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -304,6 +304,14 @@ class Settings:
         "primary until it catches up.")
     replica_retry_s: float = _setting(
         "REPLICA_RETRY_S", 2.0, "After a replica fails a read, reads skip it this long.")
+    gc_freeze_interval_s: float = _setting(
+        "GC_FREEZE_INTERVAL_S", 1.0, "A Serve replica moves its live objects out of the garbage "
+        "collector's reach this often (replica/gc_policy.py: thousands of streams made full "
+        "collections of 0.3-0.7 s); 0 turns it off.")
+    gc_unfreeze_interval_s: float = _setting(
+        "GC_UNFREEZE_INTERVAL_S", 600.0, "How often a replica hands its frozen objects back for "
+        "one full collection (frees reference cycles that became garbage while frozen); 0 "
+        "never.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -329,6 +337,10 @@ class Settings:
     def validate(self) -> None:
         """Fail at start on combinations that cannot work."""
         problems = []
+        if self.gc_freeze_interval_s < 0 or self.gc_unfreeze_interval_s < 0 or (
+                0 < self.gc_unfreeze_interval_s < self.gc_freeze_interval_s):
+            problems.append("GC_FREEZE_INTERVAL_S and GC_UNFREEZE_INTERVAL_S must be >= 0, the "
+                            "unfreeze interval (when not 0) at least the freeze interval")
         if self.hold_ttl_s <= 0 or self.admission_ttl_s <= 0 or self.ticket_ttl_s <= 0:
             problems.append("hold_ttl_s, admission_ttl_s and ticket_ttl_s must be positive")
         if not 1 <= self.max_seats_per_user <= self.max_quantity:

