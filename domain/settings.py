@@ -307,7 +307,7 @@ class Settings:
     gc_freeze_interval_s: float = _setting(
         "GC_FREEZE_INTERVAL_S", 1.0, "A Serve replica moves its live objects out of the garbage "
         "collector's reach this often (replica/gc_policy.py: thousands of streams made full "
-        "collections of 0.3-0.7 s); 0 turns it off.")
+        "collections of up to 1.1 s); 0 turns it off.")
     gc_unfreeze_interval_s: float = _setting(
         "GC_UNFREEZE_INTERVAL_S", 600.0, "How often a replica hands its frozen objects back for "
         "one full collection (frees reference cycles that became garbage while frozen); 0 "

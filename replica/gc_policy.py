@@ -4,8 +4,9 @@ Why: a replica holding thousands of availability streams keeps millions of GC-tr
 alive (each connection's protocol and transport, its request scope, tasks, subscriber), and
 CPython 3.11's full collection walks every one of them while the event loop waits. In
 bench_availability_stream (60,000 seats, 7,500 streams, 100 changes a second) one replica
-spent 7.3 s in 23 full collections, 316 ms each on average and up to 677 ms: every stream
-waits out such a pause, so it set the p99 of a seat change reaching a browser. Ray Serve
+spent 6.8 s in 23 full collections of up to 1.09 s, growing through every connect and
+reconnect storm: each a stall of every stream (results/bench_availability_stream_stadium_gc_*
+.json; with this policy the longest was 94 ms). Ray Serve
 freezes what exists when the replica has started (RAY_SERVE_FREEZE_GC_ON_STARTUP); this
 freezes again every `gc_freeze_interval_s`, so a collection only walks what is young.
 
