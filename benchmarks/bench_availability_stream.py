@@ -493,11 +493,34 @@ def machine() -> dict[str, Any]:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def replica_http_port() -> int:
+    """The port the (first) Serve replica of our tree listens on itself (Ray's direct ingress,
+    from 30000 up): the `serve_direct` run's clients connect there, past HAProxy."""
+    listening = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # LISTEN
+            listening[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            if b"ServeReplica" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    port = listening.get(target[len("socket:["):-1], 0)
+                    if target.startswith("socket:[") and 30000 <= port < 40000:
+                        return port
+    raise RuntimeError("no Serve replica listening on a port of its own")
+
+
 async def bench(services: Services, args: argparse.Namespace) -> dict[str, Any]:
     admin = {"Authorization": f"Bearer {services.settings.admin_token}"}
     runs = {}
-    for name, port in (("serve", SERVE_PORT), ("uvicorn", UVICORN_PORT)):
-        if name in args.servers:
+    servers = args.servers.split(",")
+    for name in ("serve", "serve_direct", "uvicorn"):
+        if name in servers:
+            port = {"serve": SERVE_PORT, "uvicorn": UVICORN_PORT}.get(name) or replica_http_port()
             runs[name] = await run_server(name, port, services.settings, args, admin)
     return runs
 
@@ -510,7 +533,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="seat changes per second")
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--after", type=float, default=10.0)
-    parser.add_argument("--servers", default="serve,uvicorn")
+    parser.add_argument("--servers", default="serve,uvicorn",
+                        help="runs, in this order: serve (through HAProxy), serve_direct (the "
+                             "same replica on its own port, past HAProxy), uvicorn")
     parser.add_argument("--replicas", type=int, default=1, help="Serve HTTP replicas")
     parser.add_argument("--seats", type=int, choices=sorted(EVENTS), default=500,
                         help="event size: 500 (one section) or 60000 (12 x 50 x 100)")
@@ -540,7 +565,7 @@ def main() -> None:
         "uvicorn": "1 worker, same store.seat_feed fan-out, same Redis",
         "lag": "first arrival of an event covering the change minus the change's Redis "
                "stream entry time (the hold's Lua script), per client and change"}}
-    with Services(args.replicas, uvicorn="uvicorn" in args.servers,
+    with Services(args.replicas, uvicorn="uvicorn" in args.servers.split(","),
                   block_max_seats=args.block_max_seats or None,
                   delta_interval_s=args.delta_interval_s,
                   delta_phases=args.delta_phases,
