@@ -177,13 +177,9 @@ class Ports:
         per-address connection cap is lifted: every simulated client comes from 127.0.0.1."""
         from infra import stack
 
-        env = dict(SERVE_ENV, RAY_SERVE_HAPROXY_STATS_PORT=str(self.haproxy_stats),
-                   RAY_SERVE_HAPROXY_METRICS_PORT=str(self.haproxy_metrics),
-                   TICKETING_STATE_DIR=self.state, INGRESS_CONN_PER_ADDR_MAX="100000")
-        if self.fallback_http:
-            env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] = str(self.fallback_http)
-        if self.fallback_grpc:
-            env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] = str(self.fallback_grpc)
+        env = dict(SERVE_ENV, TICKETING_STATE_DIR=self.state, INGRESS_CONN_PER_ADDR_MAX="100000",
+                   **stack.serve_ports_env(self.haproxy_stats, self.haproxy_metrics,
+                                           self.fallback_http, self.fallback_grpc))
         return stack.serve_env(dict(os.environ, **env))
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import redis
 
-from infra import credentials
+from infra import credentials, stack
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,8 +54,7 @@ SERVE_ENV = {
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     "RAY_SERVE_HAPROXY_NBTHREAD": "1",
     "RAY_SERVE_HAPROXY_MAXCONN": str(MAXCONN),
-    "RAY_SERVE_HAPROXY_STATS_PORT": str(8434 + _OFFSET),
-    "RAY_SERVE_HAPROXY_METRICS_PORT": str(9134 + _OFFSET),
+    **stack.serve_ports_env(8434 + _OFFSET, 9134 + _OFFSET, 8436 + _OFFSET, 9136 + _OFFSET),
     # A reconnect storm overflows the replica's accept backlog for a few seconds: let HAProxy
     # wait for it (connect timeout) instead of marking the only replica down after 3 layer-4
     # errors and failing over to the backup Python proxy (which answered 500s).

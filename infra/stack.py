@@ -459,6 +459,21 @@ def stop_ntp(port: int, state: str | os.PathLike[str] | None = None) -> bool:
 # Ray + Serve
 
 
+def serve_ports_env(haproxy_stats: int, haproxy_metrics: int, fallback_http: int = 0,
+                    fallback_grpc: int = 0) -> dict[str, str]:
+    """Every port Serve binds besides the public one, as Ray reads them (0: Ray's default).
+    Two Rays on one host must differ in all four, so a stack names them together here: a
+    scenario that inherited another stack's fallback proxy port had its HAProxy's backup
+    route requests to the other stack's app, on another Redis (stops 18 and 19)."""
+    env = {"RAY_SERVE_HAPROXY_STATS_PORT": str(haproxy_stats),
+           "RAY_SERVE_HAPROXY_METRICS_PORT": str(haproxy_metrics)}
+    if fallback_http:
+        env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] = str(fallback_http)
+    if fallback_grpc:
+        env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] = str(fallback_grpc)
+    return env
+
+
 def serve_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for `ray start` and the deploy process: Serve switches, open-files limit."""
     env = dict(os.environ if base is None else base)

@@ -20,7 +20,7 @@ import redis
 
 from domain.settings import Settings
 from domain.tokens import ADMISSION, Claims
-from infra import credentials
+from infra import credentials, stack
 from replica.identity import Identity
 
 _OFFSET = int(os.environ.get("TICKETING_TEST_PORT_OFFSET", "0"))
@@ -33,12 +33,9 @@ SERVE_ENV = {
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     "RAY_SERVE_HAPROXY_NBTHREAD": "1",
     "RAY_SERVE_HAPROXY_MAXCONN": "6000",
-    "RAY_SERVE_HAPROXY_STATS_PORT": str(8414 + _OFFSET),
-    "RAY_SERVE_HAPROXY_METRICS_PORT": str(9114 + _OFFSET),
     # Serve's fallback proxy defaults to 8500/9500: HTTP_PORT itself at offset 400, and what
     # every other session binds; derived from the offset like the rest.
-    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(8140 + _OFFSET),
-    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(9140 + _OFFSET),
+    **stack.serve_ports_env(8414 + _OFFSET, 9114 + _OFFSET, 8140 + _OFFSET, 9140 + _OFFSET),
     "RAY_DEDUP_LOGS": "0",
 }
 

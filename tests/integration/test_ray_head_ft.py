@@ -37,14 +37,9 @@ SERVE_ENV = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0", "RAY_SERVE_HAPROXY_NBTHREAD": "1",
     "RAY_SERVE_HAPROXY_MAXCONN": "1000",
-    "RAY_SERVE_HAPROXY_STATS_PORT": str(8464 + _OFFSET),
-    "RAY_SERVE_HAPROXY_METRICS_PORT": str(9164 + _OFFSET),
-    # Its own fallback proxy: HAProxy's backup server when it marks the replica down (under
-    # load, or the old head's HAProxy, still bound to HTTP_PORT, after the head restart). The
-    # session's ports were inherited here, so those requests reached the session's app on
-    # another Redis database and were answered "no such event" (CI, stops 18 and 19).
-    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(8151 + _OFFSET),
-    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(9151 + _OFFSET),
+    # Its own fallback proxy too: HAProxy's backup server when it marks the replica down
+    # (under load, or the old head's HAProxy, still bound to HTTP_PORT, after the restart).
+    **stack.serve_ports_env(8464 + _OFFSET, 9164 + _OFFSET, 8151 + _OFFSET, 9151 + _OFFSET),
     "RAY_USAGE_STATS_ENABLED": "0",
 }
 
