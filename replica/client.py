@@ -16,7 +16,7 @@ import asyncio
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ray import serve
@@ -39,6 +39,27 @@ EVENT_CACHE_S = 2.0
 BlockHold = tuple[str, int, str, HoldRequest]  # event_id, block, hold_id, request
 # event_id, block, hold_id, user_id, idempotency_key, payment_token
 BlockCheckout = tuple[str, int, str, str, str, str]
+
+
+Item = TypeVar("Item", BlockHold, BlockCheckout)
+Result = TypeVar("Result")
+
+
+async def per_block(items: list[Item],
+                    call: Callable[[str, int, list[Item]], Awaitable[list[Result]]],
+                    ) -> list[Result | TicketingError]:
+    """One `call(event_id, block, its items)` per owning block, all at once; each item's
+    answer back in the item's place (an item is `(event_id, block, ...)`)."""
+    by_block: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for position, item in enumerate(items):
+        by_block[(item[0], item[1])].append(position)
+    results: list[Result | TicketingError] = [Unavailable("not attempted")] * len(items)
+    replies = await asyncio.gather(*[call(event_id, block, [items[p] for p in positions])
+                                     for (event_id, block), positions in by_block.items()])
+    for positions, reply in zip(by_block.values(), replies, strict=True):
+        for position, result in zip(positions, reply, strict=True):
+            results[position] = result
+    return results
 
 
 class BookingClient:
@@ -125,17 +146,7 @@ class BookingClient:
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
     async def _hold_batch(self, items: list[BlockHold]) -> list[Hold | TicketingError]:
-        by_block: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for position, (event_id, block, _, _) in enumerate(items):
-            by_block[(event_id, block)].append(position)
-        results: list[Hold | TicketingError] = [Unavailable("not attempted")] * len(items)
-        replies = await asyncio.gather(*[
-            self._block_call(event_id, block, [items[p] for p in positions])
-            for (event_id, block), positions in by_block.items()])
-        for positions, reply in zip(by_block.values(), replies, strict=True):
-            for position, result in zip(positions, reply, strict=True):
-                results[position] = result
-        return results
+        return await per_block(items, self._block_call)
 
     async def _block_call(self, event_id: str, block: int,
                           items: list[BlockHold]) -> list[Hold | TicketingError]:
@@ -154,17 +165,7 @@ class BookingClient:
 
     async def _checkout_batch(self, items: list[BlockCheckout],
                               ) -> list[dict[str, Any] | TicketingError]:
-        by_block: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for position, (event_id, block, *_rest) in enumerate(items):
-            by_block[(event_id, block)].append(position)
-        results: list[dict[str, Any] | TicketingError] = [Unavailable("not attempted")] * len(items)
-        replies = await asyncio.gather(*[
-            self._block_checkouts(event_id, block, [items[p] for p in positions])
-            for (event_id, block), positions in by_block.items()])
-        for positions, reply in zip(by_block.values(), replies, strict=True):
-            for position, result in zip(positions, reply, strict=True):
-                results[position] = result
-        return results
+        return await per_block(items, self._block_checkouts)
 
     async def _block_checkouts(self, event_id: str, block: int, items: list[BlockCheckout],
                                ) -> list[dict[str, Any] | TicketingError]:
