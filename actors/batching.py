@@ -6,6 +6,10 @@ one batch they cost one produce and two script calls for the whole batch. A batc
 own task: the next batch gathers while the previous one waits on payments or the broker, so a
 slow step (a payment provider's second) never stalls the window behind it.
 
+With `max_in_flight`, at most that many batches run at once: items that come meanwhile wait
+and go as the next batch when one finishes, so a busy receiver gets fewer, larger batches
+(what a seat block, which works through its holds one batch at a time, wants).
+
 The process function answers each item with a result or an exception (that item's own
 failure); if it raises, every item of that batch gets the exception and no other batch does.
 """
@@ -23,12 +27,14 @@ Process = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 
 
 class Batcher(Generic[T, R]):
-    def __init__(self, process: Process[T, R], max_size: int, wait_s: float) -> None:
-        if max_size < 1 or wait_s < 0:
-            raise ValueError("max_size must be >= 1 and wait_s >= 0")
+    def __init__(self, process: Process[T, R], max_size: int, wait_s: float,
+                 max_in_flight: int | None = None) -> None:
+        if max_size < 1 or wait_s < 0 or (max_in_flight is not None and max_in_flight < 1):
+            raise ValueError("max_size and max_in_flight must be >= 1 and wait_s >= 0")
         self._process = process
         self._max_size = max_size
         self._wait_s = wait_s
+        self._max_in_flight = max_in_flight
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -42,10 +48,13 @@ class Batcher(Generic[T, R]):
         """Close the open window and wait (up to `timeout_s`) for every batch in flight; True
         when none is left. An owner about to be replaced lets its checkouts finish under its
         own epoch first, so none is paid or logged behind its successor's back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         self._flush()
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=timeout_s)
-        return not self._running
+        # a batch that finishes starts the next one waiting for a slot: wait for those too
+        while self._running and (left_s := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._running), timeout=left_s)
+        return not self.busy
 
     async def submit(self, item: T) -> R:
         """Join the open batch; returns this item's result or raises its error."""
@@ -62,11 +71,18 @@ class Batcher(Generic[T, R]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._waiting = self._waiting, []
-        if batch:
+        while self._waiting and (self._max_in_flight is None
+                                 or len(self._running) < self._max_in_flight):
+            batch = self._waiting[:self._max_size]
+            del self._waiting[:self._max_size]
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._waiting:  # they waited for a free slot, longer than any window
+            self._flush()
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

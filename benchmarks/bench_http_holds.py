@@ -1,8 +1,9 @@
 """POST /v1/events/{id}/holds through the project's Serve ingress vs plain uvicorn + Starlette.
 
 Side by side in one run, on the same Redis, with the same load generator (wrk, 1 thread):
-  * serve   — the project's app (`serve_app.deploy`): HAProxy -> Serve replica -> serve.batch
-              -> seat-block actor -> one hold_batch function call per batch; 127.0.0.1:8200.
+  * serve   — the project's app (`serve_app.deploy`): HAProxy -> Serve replica -> a batcher
+              per seat block -> seat-block actor -> one hold_batch function call per batch;
+              127.0.0.1:8200.
   * uvicorn — benchmarks/_uvicorn_holds_app.py, 1 worker in a subprocess on 127.0.0.1:8201:
               the same token check, body parser, BlockInventory planning and hold_batch,
               one Lua call per request, no actor.

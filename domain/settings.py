@@ -173,6 +173,10 @@ class Settings:
         "HOLD_BATCH_MAX", 64, "Most hold requests a Serve replica sends in one actor call.")
     hold_batch_wait_s: float = _setting(
         "HOLD_BATCH_WAIT_S", 0.002, "Longest a hold waits for its batch to fill.")
+    hold_batches_in_flight: int = _setting(
+        "HOLD_BATCHES_IN_FLIGHT", 1, "Most hold batches a Serve replica has out to one seat "
+        "block (it works through them one at a time; what comes meanwhile goes as the next, "
+        "larger batch). Per block: a slow block never holds up another's holds.")
     checkout_batch_max: int = _setting(
         "CHECKOUT_BATCH_MAX", 64, "Most checkouts a seat block charges, writes to the ledger in "
         "one Kafka produce and confirms together (at most 512: a batch's bookings fit one "
@@ -345,8 +349,10 @@ class Settings:
             problems.append("hold_ttl_s, admission_ttl_s and ticket_ttl_s must be positive")
         if not 1 <= self.max_seats_per_user <= self.max_quantity:
             problems.append("max_seats_per_user must be between 1 and max_quantity")
-        if self.block_max_seats < 1 or self.hold_batch_max < 1 or self.sweep_batch_max < 1:
-            problems.append("block_max_seats, hold_batch_max and sweep_batch_max must be >= 1")
+        if min(self.block_max_seats, self.hold_batch_max, self.hold_batches_in_flight,
+               self.sweep_batch_max) < 1:
+            problems.append("block_max_seats, hold_batch_max, hold_batches_in_flight and "
+                            "sweep_batch_max must be >= 1")
         if not 1 <= self.host_pool_min <= self.host_pool_max or self.events_per_host < 1:
             problems.append("host_pool_min must be between 1 and host_pool_max, events_per_host "
                             ">= 1")

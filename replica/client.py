@@ -1,13 +1,14 @@
 """What a Serve replica uses to reach the owners: cached handles, batched holds and checkouts,
 typed errors.
 
-Holds are gathered with `serve.batch` (by size or time, both limits in settings) and sent as
-one call per owning block, so a hot block costs one actor call and one Redis round trip per
-batch rather than per request. Checkouts are gathered the same way (CHECKOUT_BATCH_MAX /
-CHECKOUT_BATCH_WAIT_MS, `actors.batching`, several batches in flight since a payment can take
-a second) and sent as one call per block, which the block then charges, writes to the ledger
-and confirms as one batch: an actor call costs ~1 ms of CPU on each side, more than the rest
-of a checkout.
+Holds and checkouts are gathered per seat block (`actors.batching`, by size or time, both
+limits in settings) and each batch is one call to its block, which then runs it as one batch:
+an actor call costs ~1 ms of CPU on each side, more than the rest of a hold. A block's batches
+are its own: a block that is slow to answer (busy, restarting, on a loaded host) holds up its
+own holds and checkouts only, never another block's or another event's on the same replica.
+A block has at most HOLD_BATCHES_IN_FLIGHT hold batches out (it works through them one at a
+time; what comes meanwhile goes as the next, larger batch), and any number of checkout
+batches (a payment can take a second).
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from ray import serve
 from ray.exceptions import RayActorError, RayError, RayTaskError
 from redis.asyncio import Redis
 
@@ -41,40 +40,14 @@ BlockHold = tuple[str, int, str, HoldRequest]  # event_id, block, hold_id, reque
 BlockCheckout = tuple[str, int, str, str, str, str]
 
 
-Item = TypeVar("Item", BlockHold, BlockCheckout)
-Result = TypeVar("Result")
-
-
-async def per_block(items: list[Item],
-                    call: Callable[[str, int, list[Item]], Awaitable[list[Result]]],
-                    ) -> list[Result | TicketingError]:
-    """One `call(event_id, block, its items)` per owning block, all at once; each item's
-    answer back in the item's place (an item is `(event_id, block, ...)`)."""
-    by_block: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for position, item in enumerate(items):
-        by_block[(item[0], item[1])].append(position)
-    results: list[Result | TicketingError] = [Unavailable("not attempted")] * len(items)
-    replies = await asyncio.gather(*[call(event_id, block, [items[p] for p in positions])
-                                     for (event_id, block), positions in by_block.items()])
-    for positions, reply in zip(by_block.values(), replies, strict=True):
-        for position, result in zip(positions, reply, strict=True):
-            results[position] = result
-    return results
-
-
 class BookingClient:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.redis = redis
         self._events: dict[str, tuple[float, Event]] = {}
         self._handles: dict[str, Any] = {}
-        # serve.batch adds these setters; its stubs do not say so.
-        self._hold_batch.set_max_batch_size(settings.hold_batch_max)  # type: ignore[attr-defined]
-        self._hold_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
-            settings.hold_batch_wait_s)
-        self._checkouts: Batcher[BlockCheckout, dict[str, Any]] = Batcher(
-            self._checkout_batch, settings.checkout_batch_max,
-            settings.checkout_batch_wait_ms / 1000)
+        self._holds: dict[tuple[str, int], Batcher[BlockHold, Hold]] = {}
+        self._checkouts: dict[tuple[str, int], Batcher[BlockCheckout, dict[str, Any]]] = {}
 
     async def event(self, event_id: str) -> Event:
         """The event from this replica's cache (read again after EVENT_CACHE_S, so a closed
@@ -129,12 +102,11 @@ class BookingClient:
         error: TicketingError = SeatsUnavailable(f"fewer than {command.quantity} seats left")
         for block in blocks:
             hold_id = HoldRef(event.event_id, block, secrets.token_hex(8)).hold_id
-            result = await self._hold_batch((event.event_id, block, hold_id, request))
-            if isinstance(result, Hold):
-                return result
-            error = result
-            if not isinstance(result, SeatsUnavailable):
-                break
+            try:
+                return await self._hold_batcher(event.event_id, block).submit(
+                    (event.event_id, block, hold_id, request))
+            except SeatsUnavailable as unavailable:  # the section's next block may have them
+                error = unavailable
         raise error
 
     async def _candidate_blocks(self, event: Event, section: str, quantity: int) -> list[int]:
@@ -144,9 +116,16 @@ class BookingClient:
         free = await catalog.availability(self.redis, event.event_id)
         return [b for b in blocks if free.get(b, 0) >= quantity]
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
-    async def _hold_batch(self, items: list[BlockHold]) -> list[Hold | TicketingError]:
-        return await per_block(items, self._block_call)
+    def _hold_batcher(self, event_id: str, block: int) -> Batcher[BlockHold, Hold]:
+        batcher = self._holds.get((event_id, block))
+        if batcher is None:
+            async def send(items: list[BlockHold]) -> list[Hold | TicketingError]:
+                return await self._block_call(event_id, block, items)
+
+            batcher = self._holds[(event_id, block)] = Batcher(
+                send, self.settings.hold_batch_max, self.settings.hold_batch_wait_s,
+                max_in_flight=self.settings.hold_batches_in_flight)
+        return batcher
 
     async def _block_call(self, event_id: str, block: int,
                           items: list[BlockHold]) -> list[Hold | TicketingError]:
@@ -160,12 +139,20 @@ class BookingClient:
     async def checkout(self, event_id: str, block: int, hold_id: str, user_id: str,
                        idempotency_key: str, payment_token: str) -> dict[str, Any]:
         """Pay for a hold; returns the booking once it is in the ledger (or raises its error)."""
-        return await self._checkouts.submit(
+        return await self._checkout_batcher(event_id, block).submit(
             (event_id, block, hold_id, user_id, idempotency_key, payment_token))
 
-    async def _checkout_batch(self, items: list[BlockCheckout],
-                              ) -> list[dict[str, Any] | TicketingError]:
-        return await per_block(items, self._block_checkouts)
+    def _checkout_batcher(self, event_id: str, block: int,
+                          ) -> Batcher[BlockCheckout, dict[str, Any]]:
+        batcher = self._checkouts.get((event_id, block))
+        if batcher is None:
+            async def send(items: list[BlockCheckout]) -> list[dict[str, Any] | TicketingError]:
+                return await self._block_checkouts(event_id, block, items)
+
+            batcher = self._checkouts[(event_id, block)] = Batcher(
+                send, self.settings.checkout_batch_max,
+                self.settings.checkout_batch_wait_ms / 1000)
+        return batcher
 
     async def _block_checkouts(self, event_id: str, block: int, items: list[BlockCheckout],
                                ) -> list[dict[str, Any] | TicketingError]:

@@ -1,6 +1,6 @@
 """The bulk of the admitted users, at the actor boundary: people who hold and pay through the
 seat-block entities' handles (the calls a Serve replica makes), holds gathered in batches per
-block as the replica's `serve.batch` gathers them (one actor call and one Lua round trip per
+block as the replica's per-block batchers gather them (one actor call and one Lua round trip per
 batch), checkouts gathered per block the same way (the block's `checkouts`, as the replica
 sends them).
 

@@ -1,4 +1,4 @@
-"""The size-or-time window behind checkout batches (actors/batching.py): no services."""
+"""The size-or-time window behind hold and checkout batches (actors/batching.py): no services."""
 
 from __future__ import annotations
 
@@ -131,3 +131,46 @@ def test_limits_that_cannot_work_are_refused() -> None:
         Batcher(Recorder().process, max_size=0, wait_s=0.01)
     with pytest.raises(ValueError):
         Batcher(Recorder().process, max_size=1, wait_s=-1)
+    with pytest.raises(ValueError):
+        Batcher(Recorder().process, max_size=1, wait_s=0.01, max_in_flight=0)
+
+
+async def test_with_one_batch_in_flight_what_comes_meanwhile_goes_as_the_next_batch() -> None:
+    """A seat block works through its holds a batch at a time: while one batch is out, the
+    next gathers (past its window) and goes as soon as the first has answered."""
+    recorder = Recorder()
+    recorder.gate = asyncio.Event()
+    batcher = Batcher(recorder.process, max_size=100, wait_s=0.001, max_in_flight=1)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.02)  # out, held at the gate
+    rest = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3, 4)]
+    await asyncio.sleep(0.02)  # far past the window: they still wait for the slot
+    assert recorder.batches == [[1]]
+    recorder.gate.set()
+    assert await first == 2 and await asyncio.gather(*rest) == [4, 6, 8]
+    assert recorder.batches == [[1], [2, 3, 4]] and not batcher.busy
+
+
+async def test_what_waits_for_a_slot_still_goes_in_batches_of_at_most_max_size() -> None:
+    recorder = Recorder()
+    recorder.gate = asyncio.Event()
+    batcher = Batcher(recorder.process, max_size=2, wait_s=0.001, max_in_flight=1)
+    calls = [asyncio.ensure_future(batcher.submit(i)) for i in range(5)]
+    await asyncio.sleep(0.02)
+    assert recorder.batches == [[0, 1]]
+    recorder.gate.set()
+    assert await asyncio.gather(*calls) == [0, 2, 4, 6, 8]
+    assert recorder.batches == [[0, 1], [2, 3], [4]]
+
+
+async def test_drain_also_waits_for_the_batches_that_waited_for_a_slot() -> None:
+    recorder = Recorder()
+    recorder.gate = asyncio.Event()
+    batcher = Batcher(recorder.process, max_size=1, wait_s=10.0, max_in_flight=1)
+    calls = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    drain = asyncio.ensure_future(batcher.drain(5.0))
+    await asyncio.sleep(0.02)
+    recorder.gate.set()
+    assert await drain is True
+    assert [c.result() for c in calls] == [2, 4] and recorder.batches == [[1], [2]]

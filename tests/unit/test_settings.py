@@ -101,6 +101,7 @@ def test_unrelated_env_variables_are_ignored():
     {"MAX_SEATS_PER_USER": "10", "MAX_QUANTITY": "5"},
     {"BLOCK_MAX_SEATS": "0"},
     {"HOLD_BATCH_MAX": "0"},
+    {"HOLD_BATCHES_IN_FLIGHT": "0"},
     {"SWEEP_BATCH_MAX": "0"},
     {"SWEEP_INTERVAL_S": "0"},
     {"HOLD_BATCH_WAIT_S": "-0.001"},
