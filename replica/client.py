@@ -8,7 +8,8 @@ are its own: a block that is slow to answer (busy, restarting, on a loaded host)
 own holds and checkouts only, never another block's or another event's on the same replica.
 A block has at most HOLD_BATCHES_IN_FLIGHT hold batches out (it works through them one at a
 time; what comes meanwhile goes as the next, larger batch), and any number of checkout
-batches (a payment can take a second).
+batches (a payment can take a second). A closed event's batchers and handles are dropped
+when the replica next reads it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ray.exceptions import RayActorError, RayError, RayTaskError
@@ -34,10 +35,12 @@ from domain.settings import Settings
 from store import catalog
 
 T = TypeVar("T")
+R = TypeVar("R")
 EVENT_CACHE_S = 2.0
-BlockHold = tuple[str, int, str, HoldRequest]  # event_id, block, hold_id, request
-# event_id, block, hold_id, user_id, idempotency_key, payment_token
-BlockCheckout = tuple[str, int, str, str, str, str]
+BlockHold = tuple[str, HoldRequest]  # hold_id, request: SeatBlock.hold's items
+# hold_id, user_id, idempotency_key, payment_token: SeatBlock.checkouts' items
+BlockCheckout = tuple[str, str, str, str]
+BlockKey = tuple[str, int]  # event_id, block
 
 
 class BookingClient:
@@ -46,8 +49,14 @@ class BookingClient:
         self.redis = redis
         self._events: dict[str, tuple[float, Event]] = {}
         self._handles: dict[str, Any] = {}
-        self._holds: dict[tuple[str, int], Batcher[BlockHold, Hold]] = {}
-        self._checkouts: dict[tuple[str, int], Batcher[BlockCheckout, dict[str, Any]]] = {}
+        self._holds: dict[BlockKey, Batcher[BlockHold, Hold]] = {}
+        self._checkouts: dict[BlockKey, Batcher[BlockCheckout, dict[str, Any]]] = {}
+        # each method's batch limits (size, wait, batches in flight), from settings
+        self._limits: dict[str, tuple[int, float, int | None]] = {
+            "hold": (settings.hold_batch_max, settings.hold_batch_wait_s,
+                     settings.hold_batches_in_flight),
+            "checkouts": (settings.checkout_batch_max, settings.checkout_batch_wait_ms / 1000,
+                          None)}
 
     async def event(self, event_id: str) -> Event:
         """The event from this replica's cache (read again after EVENT_CACHE_S, so a closed
@@ -58,8 +67,18 @@ class BookingClient:
         event = await catalog.load_event(self.redis, event_id)
         if event is None:
             raise NotFound(f"no such event: {event_id[:40]}")
+        if event.closed:
+            self._drop(event_id)
         self._events[event_id] = (time.monotonic() + EVENT_CACHE_S, event)
         return event
+
+    def _drop(self, event_id: str) -> None:
+        """A closed event's batchers and handles: a batch still out keeps its own batcher."""
+        for table in (self._holds, self._checkouts):
+            for key in [k for k in table if k[0] == event_id]:
+                del table[key]
+        for name in [k for k in self._handles if k.split(":")[1] == event_id]:
+            del self._handles[name]
 
     def forget(self, event_id: str) -> None:
         """Drop a cached event after its owner changed it."""
@@ -103,8 +122,8 @@ class BookingClient:
         for block in blocks:
             hold_id = HoldRef(event.event_id, block, secrets.token_hex(8)).hold_id
             try:
-                return await self._hold_batcher(event.event_id, block).submit(
-                    (event.event_id, block, hold_id, request))
+                return await self._batcher(self._holds, (event.event_id, block), "hold").submit(
+                    (hold_id, request))
             except SeatsUnavailable as unavailable:  # the section's next block may have them
                 error = unavailable
         raise error
@@ -116,48 +135,26 @@ class BookingClient:
         free = await catalog.availability(self.redis, event.event_id)
         return [b for b in blocks if free.get(b, 0) >= quantity]
 
-    def _hold_batcher(self, event_id: str, block: int) -> Batcher[BlockHold, Hold]:
-        batcher = self._holds.get((event_id, block))
+    def _batcher(self, table: dict[BlockKey, Batcher[T, R]], key: BlockKey,
+                 method: str) -> Batcher[T, R]:
+        """The block's batcher of `method` (SeatBlock.hold or .checkouts): one call a batch."""
+        batcher = table.get(key)
         if batcher is None:
-            async def send(items: list[BlockHold]) -> list[Hold | TicketingError]:
-                return await self._block_call(event_id, block, items)
-
-            batcher = self._holds[(event_id, block)] = Batcher(
-                send, self.settings.hold_batch_max, self.settings.hold_batch_wait_s,
-                max_in_flight=self.settings.hold_batches_in_flight)
+            batcher = table[key] = Batcher(self._block_call(key, method), *self._limits[method])
         return batcher
 
-    async def _block_call(self, event_id: str, block: int,
-                          items: list[BlockHold]) -> list[Hold | TicketingError]:
-        try:
-            return await self.call(self.block(event_id, block).hold.remote(
-                [(hold_id, request) for _, _, hold_id, request in items]))
-        except TicketingError as error:
-            return [error] * len(items)
+    def _block_call(self, key: BlockKey, method: str,
+                    ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+        async def send(items: list[Any]) -> list[Any]:
+            try:
+                return await self.call(getattr(self.block(*key), method).remote(items))
+            except TicketingError as error:  # the whole call failed: every item has its error
+                return [error] * len(items)
+        return send
 
     # -- checkouts -----------------------------------------------------------------------
     async def checkout(self, event_id: str, block: int, hold_id: str, user_id: str,
                        idempotency_key: str, payment_token: str) -> dict[str, Any]:
         """Pay for a hold; returns the booking once it is in the ledger (or raises its error)."""
-        return await self._checkout_batcher(event_id, block).submit(
-            (event_id, block, hold_id, user_id, idempotency_key, payment_token))
-
-    def _checkout_batcher(self, event_id: str, block: int,
-                          ) -> Batcher[BlockCheckout, dict[str, Any]]:
-        batcher = self._checkouts.get((event_id, block))
-        if batcher is None:
-            async def send(items: list[BlockCheckout]) -> list[dict[str, Any] | TicketingError]:
-                return await self._block_checkouts(event_id, block, items)
-
-            batcher = self._checkouts[(event_id, block)] = Batcher(
-                send, self.settings.checkout_batch_max,
-                self.settings.checkout_batch_wait_ms / 1000)
-        return batcher
-
-    async def _block_checkouts(self, event_id: str, block: int, items: list[BlockCheckout],
-                               ) -> list[dict[str, Any] | TicketingError]:
-        try:
-            return await self.call(self.block(event_id, block).checkouts.remote(
-                [(hold_id, user, key, token) for _, _, hold_id, user, key, token in items]))
-        except TicketingError as error:
-            return [error] * len(items)
+        return await self._batcher(self._checkouts, (event_id, block), "checkouts").submit(
+            (hold_id, user_id, idempotency_key, payment_token))
