@@ -95,7 +95,15 @@ class Directory:
         with self._lock:
             cached = self._hosts.get(index)
             if cached is None or time.monotonic() - cached[0] > HANDLE_TTL_S:
-                handle = (self._create(index) if create or index == 0 else self._find(index))
+                try:
+                    handle = self._create(index) if create or index == 0 else self._find(index)
+                except Unavailable:
+                    # A member that is not running (members restored from a backup into a new
+                    # Ray, or a host that left): host 0, the manager, is started if it is not,
+                    # so it publishes the members that run; until then callers retry.
+                    if 0 not in self._hosts:
+                        self._hosts[0] = (time.monotonic(), self._create(0))
+                    raise
                 cached = self._hosts[index] = (time.monotonic(), handle)
             return cached[1]
 

@@ -76,6 +76,7 @@ class WaitingRoom:
         self._woken = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self.last_used = time.monotonic()
+        self.taken_over = False  # fenced by a newer incarnation: its host drops it
         self._busy_at = time.monotonic()
         self._heartbeat = Heartbeat(self._redis, self._entity_id,
                                     settings.entity_heartbeat_s)
@@ -347,6 +348,7 @@ class WaitingRoom:
                     self._keep_ingest_awake()
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
+                self.taken_over = True
                 return
             except RedisConnectionError as error:  # Redis away: said once a tick, no trace
                 log.warning("room %s tick failed: Redis unreachable (%s)", self._event_id, error)
