@@ -158,6 +158,8 @@ class EntityHost:
         self._gates: dict[str, asyncio.Lock] = {}
         self._in_flight: Counter[str] = Counter()
         self._silent_since: dict[int, float] = {}  # host 0: members not answering, since when
+        self._published: set[int] = set()  # host 0: the members it last published
+        self._recovering = False  # after a Redis restart, until every entity here is back
         self._entity_gauges = {k: metrics.HOST_ENTITIES.bind(str(index), k) for k in ENTITY_KINDS}
         loop = asyncio.get_running_loop()
         self._incarnation = RedisIncarnation(self._redis)
@@ -307,6 +309,13 @@ class EntityHost:
         room's Redis says it persisted up to, so lost joins are read again)."""
         log.warning("host %s: Redis restarted (run_id %s); activating %d entities again",
                     self.index, self._incarnation.run_id, len(self._entities))
+        self._recovering = True
+        try:
+            await self._recover_entities()
+        finally:
+            self._recovering = False
+
+    async def _recover_entities(self) -> None:
         if self.index == 0:
             await self._manage_pool()
         await self._restore_catalog()
@@ -382,15 +391,21 @@ class EntityHost:
         others = [i for i in range(wanted) if i != self.index]
         pings = dict(zip(others, await asyncio.gather(*[self._ping(i) for i in others]),
                          strict=True))
-        current = {int(m) for m in await self._redis.smembers(keys.pool_members())}
+        stored = {int(m) for m in await self._redis.smembers(keys.pool_members())}
+        # An empty Redis lost the members (and, until the events are back, counts no open
+        # event): the members as last published, and the pool not shrunk meanwhile; else a
+        # member busy recovering that answers late would leave, its entities moving and back.
+        current = stored or self._published
+        if self._recovering or not stored:
+            wanted = max([wanted, *(i + 1 for i in current)])
         live, self._silent_since = placement.members_after_ping(
             self.index, current, pings, self._silent_since, time.monotonic(),
             s.host_leave_after_s)
         metrics.POOL_HOSTS.bind("wanted").set(wanted)
         metrics.POOL_HOSTS.bind("live").set(len(live))
         metrics.OPEN_EVENTS.bind().set(open_events)
-        if live - current:
-            await self._redis.sadd(keys.pool_members(), *sorted(live - current))
+        if live - stored:
+            await self._redis.sadd(keys.pool_members(), *sorted(live - stored))
         gone = current - live
         if gone:
             await self._redis.srem(keys.pool_members(), *sorted(gone))
@@ -404,6 +419,7 @@ class EntityHost:
         beyond = sorted((gone | set(self._directory.started_hosts()) | set(named))
                         - set(range(wanted)))
         await asyncio.gather(*[self._retire(i, hand_off=i in current) for i in beyond])
+        self._published = live
 
     async def _ping(self, index: int) -> placement.Ping:
         try:
