@@ -7,7 +7,13 @@ the ledger (sold seats), the admissions log and the joins log (who waits, in ord
 
 The cause this pins: the room took joins off its merger before persisting them, so a Redis
 write that failed under it dropped them, and their offsets were committed afterwards; those
-users stayed `waiting` for ever (nobody told them `sold_out` either).
+users stayed `waiting` for ever (nobody told them `sold_out` either). And, empty: the room
+read the seat counts Redis had lost as 0 seats and told everyone waiting `sold_out`; a missing
+count is unknown until its block has recounted.
+
+The empty variant wipes the session's own Redis (every database): the rest of the session runs
+on what the app rebuilds (its events from the events log, the pool's members from host 0),
+as a production stack would; later tests create their own events, as they always do.
 """
 
 from __future__ import annotations
