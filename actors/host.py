@@ -392,12 +392,8 @@ class EntityHost:
         pings = dict(zip(others, await asyncio.gather(*[self._ping(i) for i in others]),
                          strict=True))
         stored = {int(m) for m in await self._redis.smembers(keys.pool_members())}
-        # An empty Redis lost the members (and, until the events are back, counts no open
-        # event): the members as last published, and the pool not shrunk meanwhile; else a
-        # member busy recovering that answers late would leave, its entities moving and back.
-        current = stored or self._published
-        if self._recovering or not stored:
-            wanted = max([wanted, *(i + 1 for i in current)])
+        current, wanted = placement.members_before_ping(stored, self._published, wanted,
+                                                        self._recovering)
         live, self._silent_since = placement.members_after_ping(
             self.index, current, pings, self._silent_since, time.monotonic(),
             s.host_leave_after_s)
