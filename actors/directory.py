@@ -25,6 +25,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
 from domain import placement
 from domain.errors import Unavailable
 from domain.event import Event
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from ray.actor import ActorHandle
 
 MEMBERS_TTL_S = 1.0
+MEMBERS_READ_TIMEOUT_S = 1.0
 HANDLE_TTL_S = 10.0  # a host retired and started again is found by name again within this
 # What each host asks of `host_resource`: a token amount, so the resource says where hosts may
 # run (nodes that offer it, in whole units as Ray requires) and CPUs (`host_cpus`) how many fit.
@@ -52,7 +57,11 @@ class Directory:
         from store import redis_clients
 
         self.settings = settings
-        self._redis = redis_clients.primary_sync(settings, socket_timeout=5)
+        # Read on the caller's event loop (a host's): no retries, short timeouts, so a Redis
+        # that is down costs a refused connection, not redis-py's seconds of backoff.
+        self._redis = redis_clients.primary_sync(
+            settings, socket_timeout=MEMBERS_READ_TIMEOUT_S,
+            socket_connect_timeout=MEMBERS_READ_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
         self._members: frozenset[int] = frozenset()
         self._read_at = -MEMBERS_TTL_S
         self._hosts: dict[int, tuple[float, ActorHandle]] = {}
@@ -63,12 +72,15 @@ class Directory:
         """The live hosts; {0} until host 0 has published any (it is the pool's manager)."""
         now = time.monotonic()
         if now - self._read_at >= MEMBERS_TTL_S:
-            raw = self._redis.smembers(keys.pool_members())
+            self._read_at = now
+            try:
+                raw = self._redis.smembers(keys.pool_members())
+            except RedisError:  # Redis away: the last members seen, read again in a second
+                return self._members or frozenset({0})
             # None published (yet): {0}, the manager; none any more (a Redis that came back
             # empty, until host 0 publishes them again): the last ones seen, so nothing is
             # handed off for a second and back
             self._members = frozenset(int(m) for m in raw) or self._members or frozenset({0})
-            self._read_at = now
         return self._members
 
     def refresh(self) -> None:
@@ -83,7 +95,15 @@ class Directory:
         with self._lock:
             cached = self._hosts.get(index)
             if cached is None or time.monotonic() - cached[0] > HANDLE_TTL_S:
-                handle = (self._create(index) if create or index == 0 else self._find(index))
+                try:
+                    handle = self._create(index) if create or index == 0 else self._find(index)
+                except Unavailable:
+                    # A member that is not running (members restored from a backup into a new
+                    # Ray, or a host that left): host 0, the manager, is started if it is not,
+                    # so it publishes the members that run; until then callers retry.
+                    if 0 not in self._hosts:
+                        self._hosts[0] = (time.monotonic(), self._create(0))
+                    raise
                 cached = self._hosts[index] = (time.monotonic(), handle)
             return cached[1]
 

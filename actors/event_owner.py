@@ -32,6 +32,7 @@ class EventOwner:
         self._shared = shared
         self._event: Event | None = None
         self.last_used = time.monotonic()
+        self.taken_over = False  # fenced by a newer incarnation: its host drops it
 
     async def activate(self) -> None:
         self._event = await catalog.load_event(self._redis, self._event_id)

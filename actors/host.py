@@ -37,7 +37,7 @@ from ray.exceptions import ActorDiedError, RayTaskError
 from actors import directory, logs
 from actors.redis_watch import RedisIncarnation
 from domain import placement
-from domain.errors import EventClosed, NotFound, TicketingError, Unavailable
+from domain.errors import EventClosed, NotFound, StaleOwner, TicketingError, Unavailable
 from domain.settings import Settings
 from store import keys, metrics, redis_clients
 from store.codec import text
@@ -52,6 +52,7 @@ class Entity(Protocol):
     """What a host needs of an entity; the entity's own methods are called by name."""
 
     last_used: float  # monotonic; the host stamps it on every call
+    taken_over: bool  # a newer incarnation fenced it (StaleOwner): the host drops it
 
     async def activate(self) -> None: ...
 
@@ -157,6 +158,8 @@ class EntityHost:
         self._gates: dict[str, asyncio.Lock] = {}
         self._in_flight: Counter[str] = Counter()
         self._silent_since: dict[int, float] = {}  # host 0: members not answering, since when
+        self._published: set[int] = set()  # host 0: the members it last published
+        self._recovering = False  # after a Redis restart, until every entity here is back
         self._entity_gauges = {k: metrics.HOST_ENTITIES.bind(str(index), k) for k in ENTITY_KINDS}
         loop = asyncio.get_running_loop()
         self._incarnation = RedisIncarnation(self._redis)
@@ -187,6 +190,9 @@ class EntityHost:
         self._in_flight[entity_id] += 1
         try:
             return await handler(*args)
+        except StaleOwner as error:
+            self._drop_taken_over(entity_id, entity)
+            raise error.with_traceback(None) from None
         except TicketingError as error:
             # A refusal (seats taken, hold expired) is an answer, not a fault: its traceback is
             # dropped, because Ray formats every raised error's traceback, and that was 27% of
@@ -214,6 +220,26 @@ class EntityHost:
             entity.last_used = time.monotonic()
             self._entities[entity_id] = entity
             return entity
+
+    def _drop_taken_over(self, entity_id: str, entity: Entity) -> None:
+        """A newer incarnation fenced this one (another host that had another view of the
+        members, or an epoch taken again after a Redis restart): it can never write again.
+        It is dropped rather than kept refusing every call (or, its ticker stopped, keeping a
+        room that admits nobody): the next call or due sweep activates a new incarnation on
+        whichever host owns the entity then."""
+        if self._entities.get(entity_id) is not entity:
+            return  # already dropped or replaced
+        del self._entities[entity_id]
+        log.warning("host %s drops %s: a newer incarnation took it over", self.index, entity_id)
+
+        async def stop() -> None:
+            async with self._gate(entity_id):  # before a new incarnation here activates
+                try:
+                    await entity.deactivate()  # stops its tasks; its writes are fenced
+                except (Exception, asyncio.CancelledError):
+                    log.exception("stopping %s failed", entity_id)
+
+        asyncio.get_running_loop().create_task(stop())
 
     def _gate(self, entity_id: str) -> asyncio.Lock:
         return self._gates.setdefault(entity_id, asyncio.Lock())
@@ -275,15 +301,24 @@ class EntityHost:
     async def _recover_from_redis_restart(self) -> None:
         """Redis is another server than the one the entities here wrote to: it may have lost
         their last writes, or everything. Host 0 publishes the members again first (an empty
-        Redis has none); then every entity active here is passivated and activated again:
+        Redis has none); every host puts back the events Redis lacks (whichever sees the
+        restart first: an entity activated before its event is back is not found); then every
+        entity active here is passivated and activated again:
         a new epoch (above any before, `take_epoch.lua`), memory rebuilt from Redis and the
         Kafka logs (a block replays the ledger; an ingest's lane starts again where the
         room's Redis says it persisted up to, so lost joins are read again)."""
         log.warning("host %s: Redis restarted (run_id %s); activating %d entities again",
                     self.index, self._incarnation.run_id, len(self._entities))
+        self._recovering = True
+        try:
+            await self._recover_entities()
+        finally:
+            self._recovering = False
+
+    async def _recover_entities(self) -> None:
         if self.index == 0:
             await self._manage_pool()
-            await self._restore_catalog()
+        await self._restore_catalog()
         self._directory.refresh()
         active = list(self._entities)
         for entity_id in active:  # due now: if the members moved it, its owner takes it up
@@ -297,8 +332,8 @@ class EntityHost:
                             result)
 
     async def _restore_catalog(self) -> None:
-        """Host 0, after a Redis restart: every event the events log has and Redis lacks (an
-        empty Redis) is put back, and its entities are made due now:
+        """After a Redis restart (every host; SET NX: one puts each back): every event the
+        events log has and Redis lacks (an empty Redis) is put back, its entities due now:
         its blocks replay the ledger (sold seats sold again, availability recounted), its room
         restores its admissions and its ingest replays the joins log into the lanes."""
         from store import catalog_log
@@ -318,8 +353,8 @@ class EntityHost:
                          for i in range(s.ingest_actors)]
             await self._redis.zadd(keys.due_index(), dict.fromkeys(entities, now))
         if restored:
-            log.warning("host 0: restored %d events from the events log: %s", len(restored),
-                        [e.event_id for e in restored])
+            log.warning("host %s: restored %d events from the events log: %s", self.index,
+                        len(restored), [e.event_id for e in restored])
 
     # -- members, hand-off, passivation, the pool --------------------------------------------
     async def _maintain_forever(self) -> None:
@@ -339,7 +374,9 @@ class EntityHost:
     async def _hand_off_and_passivate(self) -> None:
         members, now = self._directory.members(), time.monotonic()
         for entity_id, entity in list(self._entities.items()):
-            if placement.owner(entity_id, members) != self.index:
+            if entity.taken_over:
+                self._drop_taken_over(entity_id, entity)
+            elif placement.owner(entity_id, members) != self.index:
                 log.info("host %s hands %s off", self.index, entity_id)
                 await self._passivate(entity_id, due_now=True)
             elif (now - entity.last_used > self._settings.passivate_after_s
@@ -354,15 +391,17 @@ class EntityHost:
         others = [i for i in range(wanted) if i != self.index]
         pings = dict(zip(others, await asyncio.gather(*[self._ping(i) for i in others]),
                          strict=True))
-        current = {int(m) for m in await self._redis.smembers(keys.pool_members())}
+        stored = {int(m) for m in await self._redis.smembers(keys.pool_members())}
+        current, wanted = placement.members_before_ping(stored, self._published, wanted,
+                                                        self._recovering)
         live, self._silent_since = placement.members_after_ping(
             self.index, current, pings, self._silent_since, time.monotonic(),
             s.host_leave_after_s)
         metrics.POOL_HOSTS.bind("wanted").set(wanted)
         metrics.POOL_HOSTS.bind("live").set(len(live))
         metrics.OPEN_EVENTS.bind().set(open_events)
-        if live - current:
-            await self._redis.sadd(keys.pool_members(), *sorted(live - current))
+        if live - stored:
+            await self._redis.sadd(keys.pool_members(), *sorted(live - stored))
         gone = current - live
         if gone:
             await self._redis.srem(keys.pool_members(), *sorted(gone))
@@ -376,6 +415,7 @@ class EntityHost:
         beyond = sorted((gone | set(self._directory.started_hosts()) | set(named))
                         - set(range(wanted)))
         await asyncio.gather(*[self._retire(i, hand_off=i in current) for i in beyond])
+        self._published = live
 
     async def _ping(self, index: int) -> placement.Ping:
         try:

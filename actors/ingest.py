@@ -52,6 +52,7 @@ class JoinIngest:
         self._stopping = False
         self._caught_up = False
         self.last_used = time.monotonic()
+        self.taken_over = False  # fenced by a newer incarnation: its host drops it
         self._busy_at = time.monotonic()
         self._heartbeat = Heartbeat(self._redis, self._entity_id,
                                     settings.entity_heartbeat_s)

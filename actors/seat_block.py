@@ -114,6 +114,7 @@ class SeatBlock:
         self._holds_made, self._sales = HOLDS.bind(event_id), SALES.bind(event_id)
         self._seats_sold, self._revenue = SEATS_SOLD.bind(event_id), REVENUE.bind(event_id)
         self.last_used = time.monotonic()
+        self.taken_over = False  # fenced by a newer incarnation: its host drops it
         logs.configure()
 
     # -- activation, passivation and recovery --------------------------------------------
@@ -666,6 +667,7 @@ class SeatBlock:
             except StaleOwner:
                 log.warning("block %s/%s was taken over; this incarnation stops sweeping",
                             self._event_id, self._index)
+                self.taken_over = True
                 return
             except Exception:
                 log.exception("sweep of %s/%s failed", self._event_id, self._index)

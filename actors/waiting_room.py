@@ -34,7 +34,7 @@ from domain import placement
 from domain.errors import EventClosed, NotFound, StaleOwner
 from domain.settings import Settings
 from domain.waiting import fairness, lottery
-from domain.waiting.admission import AdmissionController
+from domain.waiting.admission import AdmissionController, seats_left
 from domain.waiting.eta import RateEstimator
 from domain.waiting.merge import WatermarkMerger
 from domain.waiting.presale import PresaleCode, check_code
@@ -76,6 +76,7 @@ class WaitingRoom:
         self._woken = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self.last_used = time.monotonic()
+        self.taken_over = False  # fenced by a newer incarnation: its host drops it
         self._busy_at = time.monotonic()
         self._heartbeat = Heartbeat(self._redis, self._entity_id,
                                     settings.entity_heartbeat_s)
@@ -347,6 +348,7 @@ class WaitingRoom:
                     self._keep_ingest_awake()
             except StaleOwner:
                 log.warning("room %s was taken over; this incarnation stops", self._event_id)
+                self.taken_over = True
                 return
             except RedisConnectionError as error:  # Redis away: said once a tick, no trace
                 log.warning("room %s tick failed: Redis unreachable (%s)", self._event_id, error)
@@ -363,7 +365,9 @@ class WaitingRoom:
     async def _admit(self, now: int) -> bool:
         """One admission step; returns whether it changed anything."""
         records = await self._settle_outstanding(now)  # before reading seats: never undercount
-        remaining = sum((await catalog.availability(self._redis, self._event_id)).values())
+        known = seats_left(await catalog.availability(self._redis, self._event_id),
+                           (b.index for b in self._event.venue.blocks))
+        remaining = 0 if known is None else known  # unknown: nobody admitted (nor refused)
         room = await room_fields(self._redis, self._event_id)
         presale_waiting = int(room.get("presale_tail", 0)) - int(room.get("presale_head", 0))
         general_waiting = int(room.get("tail", 0)) - int(room.get("head", 0))
@@ -389,7 +393,8 @@ class WaitingRoom:
         fields: dict[str, object] = {"head": int(room.get("head", 0)) + len(general),
                   "presale_head": int(room.get("presale_head", 0)) + len(presale),
                   "admitted_total": int(room.get("admitted_total", 0)) + len(admitted),
-                  "sold_out": int(remaining <= 0), "rate_mean": round(sample.mean_per_s, 3),
+                  "sold_out": room.get("sold_out", "0") if known is None else int(remaining <= 0),
+                  "rate_mean": round(sample.mean_per_s, 3),
                   "rate_stdev": round(sample.stdev_per_s, 3),
                   "rate_configured": self._admission.rate_per_s,
                   "oldest_joined_at_ms": oldest if general_waiting > len(general) else 0}

@@ -61,6 +61,20 @@ def members_after_ping(me: int, current: Iterable[int], pings: Mapping[int, Ping
     return live, silent
 
 
+def members_before_ping(stored: Iterable[int], published: Iterable[int], wanted: int,
+                        recovering: bool) -> tuple[set[int], int]:
+    """The members a round of pings starts from, and the pool size it wants, when Redis may
+    have lost them: an empty Redis has no members (then the ones host 0 last published) and,
+    until its events are back, counts no open events (then the pool is not shrunk, nor while
+    a Redis restart is being recovered). Otherwise a member busy recovering that answered late
+    would leave, its entities moving to the others and back."""
+    stored = set(stored)
+    current = stored or set(published)
+    if recovering or not stored:
+        wanted = max([wanted, *(i + 1 for i in current)])
+    return current, wanted
+
+
 def block_entity(event_id: str, block: int) -> str:
     return f"block:{event_id}:{block}"
 

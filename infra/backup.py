@@ -50,6 +50,7 @@ import redis
 
 from domain.settings import Settings
 from infra import stack
+from store import redis_clients
 
 FORMAT = "ticketing-backup-1"
 SCAN_COUNT = 1000
@@ -85,14 +86,15 @@ def backup(settings: Settings, folder: Path) -> dict[str, Any]:
     if any(folder.iterdir()):
         raise BackupError(f"{folder} is not empty")
     started = time.time()
-    _redis_snapshot(settings.redis_url, folder / "redis.rdb")
+    url = redis_clients.primary_url(settings)  # with Sentinel: the primary now
+    _redis_snapshot(url, folder / "redis.rdb")
     topics = {log.name: _export_log(settings.kafka_bootstrap, log, folder / f"{log.name}.jsonl")
               for log in logs_of(settings)}
-    events = _event_definitions(settings.redis_url)
+    events = _event_definitions(url)
     (folder / "events.json").write_text(json.dumps(events, indent=1))
     manifest = {
         "format": FORMAT, "started_at": started, "finished_at": time.time(),
-        "redis_url": _without_password(settings.redis_url),
+        "redis_url": _without_password(url),
         "kafka_bootstrap": settings.kafka_bootstrap,
         "kafka_topic_prefix": settings.kafka_topic_prefix,
         "topics": topics, "events": len(events),
@@ -176,15 +178,16 @@ def restore(settings: Settings, folder: Path, force: bool = False) -> dict[str, 
     if manifest["kafka_topic_prefix"] != settings.kafka_topic_prefix and not force:
         raise BackupError(f"the backup's topics are {manifest['kafka_topic_prefix']}.*, this "
                           f"stack's {settings.kafka_topic_prefix}.* (--force restores anyway)")
-    target = redis.Redis.from_url(settings.redis_url)
+    url = redis_clients.primary_url(settings)  # with Sentinel: the primary now
+    target = redis.Redis.from_url(url)
     try:
-        if not force and _has_events(settings.redis_url, target):
+        if not force and _has_events(url, target):
             raise BackupError("the target Redis is not empty: it has events (--force restores "
                               "over it)")
         logs = logs_of(settings)
         if not force:
             _check_empty_topics(settings.kafka_bootstrap, [log.topic for log in logs])
-        keys_restored = _load_rdb(folder / "redis.rdb", settings.redis_url)
+        keys_restored = _load_rdb(folder / "redis.rdb", url)
     finally:
         target.close()
     records = {log.name: _import_log(settings, log, folder / f"{log.name}.jsonl",

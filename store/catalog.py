@@ -20,13 +20,16 @@ from store.codec import text
 from store.records import decode_hold
 
 
-async def save_event(redis: Redis, event: Event, now: float) -> bool:
-    """Store a new event and its per-block availability; False if it already exists."""
+async def save_event(redis: Redis, event: Event, now: float, availability: bool = True) -> bool:
+    """Store a new event and its per-block availability; False if it already exists. An
+    event restored from the events log has sold seats: `availability=False` leaves each
+    block's count unknown until that block recounts (the room admits nobody meanwhile)."""
     if not await redis.set(keys.event(event.event_id), event.to_json(), nx=True):
         return False
     await redis.zadd(keys.events_index(), {event.event_id: now})
-    await redis.hset(keys.available(event.event_id), mapping={
-        str(b.index): b.seats_total for b in event.venue.blocks})
+    if availability:
+        await redis.hset(keys.available(event.event_id), mapping={
+            str(b.index): b.seats_total for b in event.venue.blocks})
     return True
 
 

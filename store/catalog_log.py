@@ -4,8 +4,8 @@ id), written by the event's owner before Redis serves the change.
 Redis keeps the definition every replica reads (`store.catalog`); this log is what brings it
 back when Redis lost it (an empty Redis, a restore): `restore_missing` puts back every event
 Redis lacks, with its lottery seed (whose commitment is public from creation, so it must never
-be drawn again), its per-block availability (recounted by each block from its bitmaps and the
-ledger when it activates) and its place in the open-events index.
+be drawn again), its per-block availability (left unknown: recounted by each block from its bitmaps and
+the ledger when it activates) and its place in the open-events index.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def restore_missing(redis: Redis, settings: Settings, now: float) -> list[
     for event_id, (event, seed) in (await asyncio.to_thread(read_events, settings)).items():
         if await redis.exists(keys.event(event_id)):
             continue
-        if not await catalog.save_event(redis, event, now):
+        if not await catalog.save_event(redis, event, now, availability=False):
             continue  # someone else restored it just now
         await redis.set(keys.lottery_seed(event_id), seed, nx=True)
         if not event.closed:

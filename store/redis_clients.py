@@ -15,6 +15,7 @@ lost when the primary dies and a replica that had not received it yet is promote
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import redis
@@ -78,6 +79,34 @@ def primary_sync(settings: Settings, **options: Any) -> redis.Redis:
                                        sentinel_kwargs=_sentinel_kwargs(asyncio=False))
     return sentinel.master_for(settings.redis_master_name, redis_class=redis.Redis,
                                **(connection_options(settings) | options))
+
+
+def primary_url(settings: Settings) -> str:
+    """REDIS_URL pointing at the primary now (asked of the Sentinels when configured), for
+    what takes a URL rather than a client (redis-cli, backup and restore); credentials,
+    database and TLS as REDIS_URL says. Unavailable if no Sentinel knows a primary."""
+    if not settings.redis_ha:
+        return settings.redis_url
+    sentinel = redis.sentinel.Sentinel(sentinel_addresses(settings),
+                                       sentinel_kwargs=_sentinel_kwargs(asyncio=False))
+    try:
+        host, port = sentinel.discover_master(settings.redis_master_name)
+    except redis.sentinel.MasterNotFoundError as error:
+        raise Unavailable(f"no Sentinel knows a primary {settings.redis_master_name!r}; retry"
+                          ) from error
+    finally:
+        for client in sentinel.sentinels:
+            client.close()
+    return with_address(settings.redis_url, str(host), int(port))
+
+
+def with_address(url: str, host: str, port: int) -> str:
+    """`url` with its host and port replaced (user, password, database and options kept)."""
+    parts = urllib.parse.urlsplit(url)
+    credentials, _, _ = parts.netloc.rpartition("@")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urllib.parse.urlunsplit(
+        parts._replace(netloc=f"{credentials}@{address}" if credentials else address))
 
 
 def read_replicas(settings: Settings) -> list[tuple[str, redis.asyncio.Redis]]:

@@ -16,8 +16,21 @@ length does not waste the rate.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 
 from domain.waiting.errors import InvalidParameter
+
+
+def seats_left(free_per_block: Mapping[int, int], blocks: Iterable[int]) -> int | None:
+    """Seats neither held nor sold, summed over the event's blocks; None (unknown) while a
+    block's count is missing: a Redis that came back empty, before that block has recounted
+    from its bitmaps and the ledger. Unknown admits nobody and tells nobody `sold_out`."""
+    total = 0
+    for block in blocks:
+        if block not in free_per_block:
+            return None
+        total += free_per_block[block]
+    return total
 
 
 class AdmissionController:

@@ -129,7 +129,7 @@ async def test_crash_between_ledger_write_and_confirm_still_confirms(
         "status"] == "confirmed"
 
 
-async def test_an_old_incarnation_can_no_longer_write(
+async def test_an_old_incarnation_can_no_longer_write_and_its_host_drops_it(
         api, http, new_event, admission, app_settings, app_redis) -> None:
     event = await new_event()
     event_id = event["event_id"]
@@ -142,6 +142,12 @@ async def test_an_old_incarnation_can_no_longer_write(
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "stale_owner"
     assert not app_redis.getbit(keys.block_held(event_id, 0), 1)
+    # the fenced incarnation is dropped, not kept refusing every call for ever: the next call
+    # activates a new one (above the newer epoch), which holds
+    again = await retrying(lambda: http.post(f"/v1/events/{event_id}/holds",
+                                             json={"seat_ids": ["A-1-2"]}, headers=auth))
+    assert again.status_code == 201
+    assert app_redis.getbit(keys.block_held(event_id, 0), 1)
 
 
 async def test_node_removed_block_restarts_elsewhere_and_keeps_its_state(

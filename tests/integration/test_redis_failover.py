@@ -24,6 +24,7 @@ import redis
 
 from domain.settings import Settings
 from infra import sentinel
+from store import redis_clients
 from store.ledger import read_bookings
 from tests.conftest import TEST_REDIS_HA_PORTS, TEST_SENTINEL_PORTS
 from tests.integration.conftest import HTTP_PORT, identity_of, stop_event_actors, user_header
@@ -254,3 +255,17 @@ def test_a_restart_brings_the_killed_node_back_as_a_replica_of_the_new_primary(
         assert info["role"] == ("master" if port == before else "slave")
         if port != before:
             assert info["master_port"] == before and info["master_link_status"] == "up"
+
+
+def test_primary_url_finds_the_primary_through_the_sentinels(
+        ha_settings: Settings, stack_state_dir: Path) -> None:
+    """Backup and restore take a URL: with Sentinel it is the primary's now (after the
+    failover above, not the first primary's)."""
+    port = sentinel.current_primary(stack_state_dir, TEST_SENTINEL_PORTS, -1)
+    url = redis_clients.primary_url(ha_settings)
+    assert url == f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_timeout=2, decode_responses=True)
+    try:
+        assert client.info("replication")["role"] == "master"
+    finally:
+        client.close()

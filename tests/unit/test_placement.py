@@ -98,3 +98,20 @@ def test_a_gone_host_leaves_at_once_and_a_silent_newcomer_does_not_join():
     live, _ = placement.members_after_ping(0, {0, 1}, {1: GONE, 2: SILENT}, {}, now=100.0,
                                            leave_after_s=10.0)
     assert live == {0}
+
+
+def test_members_lost_by_an_empty_redis_are_the_last_published_and_the_pool_keeps_its_size():
+    # a new pool: nothing stored, nothing published yet
+    assert placement.members_before_ping(set(), set(), 2, recovering=False) == (set(), 2)
+    # as usual: what Redis stores, and the pool sized for the open events (it may shrink)
+    assert placement.members_before_ping({0, 1, 2}, {0, 1, 2}, 2, False) == ({0, 1, 2}, 2)
+    # an empty Redis: the members host 0 last published, none dropped for want of events
+    assert placement.members_before_ping(set(), {0, 1, 2}, 2, False) == ({0, 1, 2}, 3)
+    # members published again, the events not back yet: no shrink while recovering
+    assert placement.members_before_ping({0, 1, 2}, {0, 1, 2}, 2, True) == ({0, 1, 2}, 3)
+    assert placement.members_before_ping({0, 1}, {0, 1}, 4, True) == ({0, 1}, 4)  # may grow
+    # a silent member (busy recovering) within its grace stays a member
+    live, _ = placement.members_after_ping(
+        0, placement.members_before_ping(set(), {0, 1}, 2, True)[0],
+        {1: placement.Ping.SILENT}, {}, now=100.0, leave_after_s=10.0)
+    assert live == {0, 1}

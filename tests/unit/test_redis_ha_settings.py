@@ -127,3 +127,11 @@ def test_the_sentinels_last_written_primary_is_where_a_restart_starts_the_primar
 
 def test_make_up_ha_runs_its_replicas_on_the_next_ports_and_sentinels_20000_above():
     assert sentinel.topology_ports(6379) == (sentinel.REPLICA_PORTS, sentinel.SENTINEL_PORTS)
+
+
+def test_primary_url_is_redis_url_without_sentinels_and_moves_only_the_address():
+    settings = Settings.development({"REDIS_URL": "redis://:pw@10.0.0.1:6379/1"})
+    assert redis_clients.primary_url(settings) == "redis://:pw@10.0.0.1:6379/1"
+    assert redis_clients.with_address("rediss://u:p@old:1/2?ssl_cert_reqs=none", "10.1.2.3",
+                                      6380) == "rediss://u:p@10.1.2.3:6380/2?ssl_cert_reqs=none"
+    assert redis_clients.with_address("redis://old:1/0", "::1", 7) == "redis://[::1]:7/0"

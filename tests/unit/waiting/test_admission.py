@@ -1,6 +1,6 @@
 import pytest
 
-from domain.waiting.admission import AdmissionController
+from domain.waiting.admission import AdmissionController, seats_left
 from domain.waiting.errors import InvalidParameter
 
 PLENTY = 10**6
@@ -72,3 +72,10 @@ def test_negative_or_infinite_rates_are_refused():
     ctl = AdmissionController(rate_per_s=1, now_ms=0)
     with pytest.raises(InvalidParameter):
         ctl.set_rate(float("inf"), now_ms=0)
+
+
+def test_seats_left_sums_the_blocks_and_is_unknown_while_a_block_count_is_missing():
+    assert seats_left({0: 3, 1: 0, 2: 5}, [0, 1, 2]) == 8
+    assert seats_left({0: 0, 1: 0}, [0, 1]) == 0  # sold out
+    assert seats_left({0: 3}, [0, 1]) is None  # block 1 not recounted yet (an empty Redis)
+    assert seats_left({}, [0]) is None  # not 0: nobody may be told sold_out
