@@ -58,17 +58,20 @@ class ProcStack:
 
     # -- start and stop ------------------------------------------------------------------
     def __enter__(self) -> ProcStack:
-        # A Ray API called while the driver is disconnected (a fault) must fail, not start a
-        # local Ray of its own (Ray's auto-init)
-        os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
-        with contextlib.suppress(ImportError):
-            from ray._private import auto_init_hook
-
-            auto_init_hook.enable_auto_connect = False
         self._clear()
         self.state.mkdir(parents=True)
         try:
             self.env = self._env()
+            # Ray reads these when it is first imported: the stack's token, and a Ray API called
+            # while the driver is disconnected (a fault) must fail, not start a local Ray of
+            # its own (Ray's auto-init)
+            for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN"):
+                if key in self.env:
+                    os.environ[key] = self.env[key]
+            os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+            from ray._private import auto_init_hook
+
+            auto_init_hook.enable_auto_connect = False  # if Ray was imported before
             self.start()
             self.connect()
         except BaseException:
@@ -150,9 +153,6 @@ class ProcStack:
 
         from benchmarks._common import _raise_interrupt
 
-        for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN"):
-            if key in self.env:
-                os.environ[key] = self.env[key]
         ray.init(address=self.address, namespace=self.settings.ray_namespace,
                  log_to_driver=False)
         # Ray puts in its own SIGTERM handler, which exits without stopping our services
