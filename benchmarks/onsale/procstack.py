@@ -38,8 +38,10 @@ KAFKA_PORT = 29640  # one broker: 29640 + controller 29641; three: 29640-29645
 NTP_PORT = 11640
 HTTP_PORT = 8640
 HAPROXY_STATS, HAPROXY_METRICS, FALLBACK_HTTP, FALLBACK_GRPC = 8644, 9344, 8740, 9740
-RAY_PORTS = stack.RayPorts(gcs=6645, gcs_redis=6647, client=20640, metrics_export=52640,
-                           agent=52650, agent_grpc=52660, runtime_env=52670)
+# (below the ephemeral range, 32768-60999, where an outbound connection may hold a port, and
+# above Ray's worker ports, 10002-19999)
+RAY_PORTS = stack.RayPorts(gcs=6645, gcs_redis=6647, client=20640, metrics_export=22640,
+                           agent=22650, agent_grpc=22660, runtime_env=22670)
 # faults -> what the stack runs in: Redis HA, the Kafka cluster
 REDIS_HA = ("failover-redis",)
 KAFKA_CLUSTER = ("kill-kafka-broker",)
