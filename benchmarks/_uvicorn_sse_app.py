@@ -2,14 +2,20 @@
 
 The same fan-out code as the Serve app (`store.seat_feed`: one Redis reader per event, one
 encoding per window, written by the feed to each connection), on the same Redis, reading the
-same change stream.
+same change stream, with the same garbage-collector policy as a Serve replica
+(`replica/gc_policy.py`: frozen at start-up, then every `GC_FREEZE_INTERVAL_S`), so the two
+arms differ only in what stands between the fan-out and the socket.
 
     REDIS_URL=redis://127.0.0.1:6430/0 uvicorn benchmarks._uvicorn_sse_app:app --port 8301
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import random
+from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -20,6 +26,7 @@ from starlette.routing import Route
 from domain import availability
 from domain.event import Event
 from domain.settings import Settings
+from replica import gc_policy
 from store import catalog
 from store.replicas import ReadRouter
 from store.seat_feed import SeatFeeds, SeatStream
@@ -44,4 +51,16 @@ async def stream(request: Request) -> Response:
                       availability.retry_hint(random.random()), {"Cache-Control": "no-cache"})
 
 
-app = Starlette(routes=[Route("/v1/events/{event_id}/availability/stream", stream)])
+@contextlib.asynccontextmanager
+async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    gc.freeze()  # as Ray Serve does once a replica has started (RAY_SERVE_FREEZE_GC_ON_STARTUP)
+    freezer = asyncio.get_running_loop().create_task(gc_policy.freeze_forever(
+        settings.gc_freeze_interval_s, settings.gc_unfreeze_interval_s))
+    try:
+        yield
+    finally:
+        freezer.cancel()
+
+
+app = Starlette(routes=[Route("/v1/events/{event_id}/availability/stream", stream)],
+                lifespan=lifespan)

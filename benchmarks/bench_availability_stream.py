@@ -216,7 +216,8 @@ class Services:
                        TICKETING_TOKEN_SECRET=self.settings.token_secret,
                        TICKETING_ADMIN_TOKEN=self.settings.admin_token,
                        SEAT_DELTA_INTERVAL_S=str(self.delta_interval_s),
-                       SEAT_DELTA_PHASES=str(self.delta_phases))
+                       SEAT_DELTA_PHASES=str(self.delta_phases),
+                       GC_FREEZE_INTERVAL_S=str(self.gc_freeze_interval_s))
             with open(Path(STATE) / "uvicorn.log", "ab") as log:
                 if not self.with_uvicorn:
                     _wait_http(f"http://127.0.0.1:{SERVE_PORT}/healthz")

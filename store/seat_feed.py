@@ -119,11 +119,13 @@ async def read_snapshot(redis: Redis, event: Event) -> tuple[SeatBoard, str]:
 
 
 class Phase:
-    """Streams written in the same turn, and the seat version all of them have been sent."""
+    """Streams written in the same turn, the seat version all of them have been sent, and
+    when they were last written together (a delta, a snapshot or a heartbeat)."""
 
     def __init__(self, version: int = 0) -> None:
         self.subscribers: set[Subscriber] = set()
         self.version = version
+        self.written_at = time.monotonic()
 
 
 class SeatFeed:
@@ -299,9 +301,11 @@ class SeatFeed:
         delta = self._history.resume(since, newest) if phase.subscribers else None
         if delta is None or not delta.seats:
             if delta is None and phase.subscribers:  # older than the history keeps
+                phase.written_at = time.monotonic()
                 for subscriber in phase.subscribers:
                     subscriber.push(self.snapshot(subscriber in self._compact))
             return
+        phase.written_at = time.monotonic()
         compact = plain = b""
         for subscriber in phase.subscribers:  # each form encoded once, only if someone has it
             if subscriber in self._compact:
@@ -312,10 +316,21 @@ class SeatFeed:
                 subscriber.push(plain)
 
     async def _heartbeat(self) -> None:
+        """Every stream hears from the feed at least every `seat_stream_heartbeat_s`, so
+        proxies keep it open: a phase with no delta for that long gets a heartbeat comment,
+        a phase that has deltas gets none. Why not a heartbeat to every stream: at 7,500
+        streams that was a burst of 7,500 writes every 15 s, and the next deltas of every
+        phase waited behind it (the spike at second 15 of bench_availability_stream's lag)."""
+        every = self._settings.seat_stream_heartbeat_s
+        tick = every / 4
         while not self.closed:
-            await asyncio.sleep(self._settings.seat_stream_heartbeat_s)
-            for subscriber in self._subscribers:
-                subscriber.push(HEARTBEAT)
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for phase in self._phases:
+                if now - phase.written_at >= every - tick:
+                    phase.written_at = now
+                    for subscriber in phase.subscribers:
+                        subscriber.push(HEARTBEAT)
 
     def idle_for(self) -> float:
         return 0.0 if self._subscribers else time.monotonic() - self._idle_since

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from domain.availability import SeatBoard
+from domain.availability import HEARTBEAT, SeatBoard
 from domain.event import parse_event
 from domain.settings import Settings
 from store import eager
@@ -187,13 +187,15 @@ async def test_a_seat_stream_is_chunked_written_by_the_feed_and_left_when_the_cl
     assert feed.subscribers == []
 
 
-def feed_with_streams(streams: int, phases: int) -> tuple[SeatFeed, list[Connection]]:
+def feed_with_streams(streams: int, phases: int, heartbeat_s: float = 15.0,
+                      ) -> tuple[SeatFeed, list[Connection]]:
     """A feed of a 10-seat event (no Redis: changes are applied as the stream would bring
     them) with `streams` JSON streams written to in-memory connections."""
     event = parse_event({"name": "Show", "sections": [
         {"name": "A", "rows": 1, "seats_per_row": 10, "price_cents": 100}]}, "ev0123456789ab",
         0.0, default_ttl_s=600, default_max_seats=6, block_max_seats=100, max_quantity=50)
-    settings = Settings.development(seat_delta_interval_s=0.2, seat_delta_phases=phases)
+    settings = Settings.development(seat_delta_interval_s=0.2, seat_delta_phases=phases,
+                                    seat_stream_heartbeat_s=heartbeat_s)
     feed = SeatFeed(event, None, settings)  # type: ignore[arg-type]
     feed.board = SeatBoard({f"A-1-{n}": "available" for n in range(1, 11)}, 0)
     connections = [Connection() for _ in range(streams)]
@@ -233,4 +235,34 @@ async def test_each_stream_gets_at_most_one_delta_per_interval() -> None:
     for connection in connections:
         assert 1 <= len(versions(connection)) <= 3  # 0.16 s of changes + 0.3 s: 3 turns at most
         assert versions(connection)[-1] == 8
+    feed.close()
+
+
+def heartbeats(connection: Connection) -> int:
+    return sum(body == HEARTBEAT for body in connection.bodies)
+
+
+async def test_an_idle_stream_hears_a_heartbeat_at_least_every_heartbeat_interval() -> None:
+    feed, connections = feed_with_streams(streams=2, phases=2, heartbeat_s=0.2)
+    beating = asyncio.ensure_future(feed._heartbeat())
+    await asyncio.sleep(0.5)
+    for connection in connections:
+        assert heartbeats(connection) >= 2  # 0.5 s at one per 0.2 s at least
+    beating.cancel()
+    feed.close()
+
+
+async def test_streams_that_have_deltas_get_no_heartbeat() -> None:
+    feed, connections = feed_with_streams(streams=4, phases=2, heartbeat_s=0.4)
+    beating = asyncio.ensure_future(feed._heartbeat())
+    for version in range(1, 21):  # a change every 0.05 s: each phase has a delta every 0.2 s
+        await change(feed, version, version % 10)
+        await asyncio.sleep(0.05)
+    for connection in connections:
+        assert heartbeats(connection) == 0
+        assert len(versions(connection)) >= 4
+    await asyncio.sleep(0.5)  # no changes now: the streams are idle, and hear heartbeats
+    for connection in connections:
+        assert heartbeats(connection) >= 1
+    beating.cancel()
     feed.close()
