@@ -9,9 +9,9 @@ each bounded: the on-sale's `--timeout`, and the process is stopped (SIGTERM, th
 the matrix to `benchmarks/results/chaos_matrix.json` (machine, load average at start and end)
 and `.md`. With `--only`, the other faults keep their rows from the previous JSON.
 
-Faults the on-sale cannot make (the Ray head, a Sentinel failover, a broker in HA mode, a
-whole-stack power loss) are listed with the figures their integration tests measure
-(`FROM_TESTS`), marked as test figures, not this benchmark's.
+The first five run on the on-sale's in-process stack (Ray in its driver); the last four on its
+process stack (`benchmarks/onsale/procstack.py`: every service a process as `make up` starts
+them, Redis HA for the Sentinel failover, the three-broker Kafka cluster for the broker kill).
 """
 
 from __future__ import annotations
@@ -33,26 +33,12 @@ NAME = "chaos_matrix"
 FAULTS: dict[str, str] = {
     "seat-block owner": "kill-block:1", "waiting-room owner": "kill-room",
     "Ray worker node": "kill-node", "Redis restart (no HA)": "restart-redis",
-    "Kafka broker restart (single broker)": "restart-kafka"}
+    "Kafka broker restart (single broker)": "restart-kafka",
+    "Redis primary, Sentinel failover (HA)": "failover-redis",
+    "Kafka broker, HA (3 brokers, RF 3)": "kill-kafka-broker",
+    "Ray head (GCS FT on its Redis)": "restart-ray-head",
+    "whole-stack power loss, `up`": "power-loss"}
 FLAGS = {flag.split(":")[0]: fault for fault, flag in FAULTS.items()}
-
-# What the on-sale cannot inject yet: the figures their tests print (docs/design.md records
-# them). Not measured by this benchmark.
-FROM_TESTS: list[dict[str, Any]] = [
-    {"fault": "Redis primary, Sentinel failover (HA)", "test": "tests/integration/test_redis_failover.py",
-     "rto_hold": "4.3 to 5.7 s", "rto_join": "2.5 to 3.5 s", "rto_checkout": "retried on 503, bought",
-     "rpo": "0", "double_sales": "0", "lost_stuck": "0 / 0", "runs": "3 runs, primary kill -9"},
-    {"fault": "Kafka broker, HA (3 brokers, RF 3)", "test": "tests/integration/test_kafka_ha.py",
-     "rto_hold": "—", "rto_join": "—", "rto_checkout": "3.3 to 3.6 s", "rpo": "0",
-     "double_sales": "0", "lost_stuck": "—", "runs": "3 runs, partition leader kill -9"},
-    {"fault": "Ray head (GCS FT on its Redis)", "test": "tests/integration/test_ray_head_ft.py",
-     "rto_hold": "GCS only 0.6 s; head 31 to 37 s", "rto_join": "—",
-     "rto_checkout": "GCS only 0.6 s; head right after Serve", "rpo": "0 (holds kept)",
-     "double_sales": "0", "lost_stuck": "—", "runs": "2 runs, Serve answered after 31 to 37 s"},
-    {"fault": "whole-stack power loss, `up`", "test": "tests/integration/test_power_loss.py",
-     "rto_hold": "not recorded", "rto_join": "not recorded", "rto_checkout": "not recorded",
-     "rpo": "0 (asserted)", "double_sales": "0 (asserted)", "lost_stuck": "0 places lost (asserted)",
-     "runs": "asserts only; prints the time until the stack answers"}]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -142,19 +128,13 @@ def table_line(r: dict[str, Any]) -> str:
             f"{r.get('lost_users')} / {r.get('stuck')} | {sold} |")
 
 
-def from_test_line(t: dict[str, Any]) -> str:
-    return (f"| {t['fault']} (test figure: `{t['test']}`, {t['runs']}) | — | {t['rto_hold']} | "
-            f"{t['rto_join']} | {t['rto_checkout']} | — | {t['rpo']} | {t['double_sales']} | "
-            f"{t['lost_stuck']} | — |")
-
-
 HEADER = ("| fault | fault took | RTO hold (bulk / http) | RTO join (bulk / http) | "
           "RTO checkout (bulk / http) | admissions resume | RPO (confirmed lost) | double sales | "
           "users lost / stuck | sold out in (sold) |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
-def table(rows: list[dict[str, Any]], from_tests: list[dict[str, Any]]) -> str:
-    return "\n".join([HEADER, *map(table_line, rows), *map(from_test_line, from_tests)])
+def table(rows: list[dict[str, Any]]) -> str:
+    return "\n".join([HEADER, *map(table_line, rows)])
 
 
 def previous_rows() -> dict[str, dict[str, Any]]:
@@ -168,9 +148,9 @@ def save(args: argparse.Namespace, info: dict[str, Any],
          rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """chaos_matrix.json (machine, load average at start and now) and chaos_matrix.md."""
     ordered = [rows[f] for f in FAULTS if f in rows]
-    md = table(ordered, FROM_TESTS)
+    md = table(ordered)
     path = write_result(NAME, {"name": NAME, "parameters": {k: v for k, v in vars(args).items()},
-                               "machine": dict(info), "rows": ordered, "from_tests": FROM_TESTS,
+                               "machine": dict(info), "rows": ordered,
                                "table_md": md})
     path.with_suffix(".md").write_text(f"# Chaos matrix\n\n{md}\n")
     return ordered
@@ -195,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table_line(rows[fault]), flush=True)
         ordered = save(args, info, rows)  # after each run: a stopped matrix keeps its rows
     ordered = save(args, info, rows)
-    print(table(ordered, FROM_TESTS))
+    print(table(ordered))
     print(f"wrote {RESULTS / NAME}.json and .md")
     ok = all(r.get("oversold") == 0 and r.get("rpo_confirmed_bookings_lost") == 0
              and r.get("lost_users") == 0 for r in ordered)

@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,6 +69,28 @@ log = logging.getLogger("infra.stack")
 
 class StackError(RuntimeError):
     """A service did not start, or an external service does not answer."""
+
+
+@dataclass(frozen=True)
+class RayPorts:
+    """Where a stack's Ray listens. The defaults are `make up`'s; a second stack on the host
+    (the on-sale benchmark's, `benchmarks/onsale/procstack.py`) names all of its own, the
+    dashboard agent's and runtime-env agent's too (0: Ray's default, which two Rays share)."""
+
+    gcs: int = RAY_GCS_PORT
+    gcs_redis: int = RAY_GCS_REDIS_PORT
+    client: int = RAY_CLIENT_PORT
+    metrics_export: int = RAY_METRICS_EXPORT_PORT
+    agent: int = 0
+    agent_grpc: int = 0
+    runtime_env: int = 0
+
+    def extra_args(self) -> tuple[str, ...]:
+        """The `ray start` flags of the agent ports that are set."""
+        flags = (("--dashboard-agent-listen-port", self.agent),
+                 ("--dashboard-agent-grpc-port", self.agent_grpc),
+                 ("--runtime-env-agent-port", self.runtime_env))
+        return tuple(f"{flag}={port}" for flag, port in flags if port)
 
 
 # --------------------------------------------------------------------------------------------
@@ -688,7 +711,8 @@ def _redis_port(url: str) -> int:
 
 
 def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None = None,
-       with_ray: bool = True, ha: bool = False) -> dict[str, str]:
+       with_ray: bool = True, ha: bool = False,
+       ports: RayPorts | None = None) -> dict[str, str]:
     """Start what is not running yet; services named explicitly in env are only checked.
 
     The first start generates the stack's secrets into the state dir (`infra.credentials`);
@@ -696,9 +720,11 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
     a primary, two replicas and three Sentinels (infra/sentinel.py); Kafka is a three-node
     cluster (`infra.kafka_cluster`) and topics get three replicas, two in sync. Ray's head
     always keeps its GCS in a Redis of its own (`start_ray`), so a restarted head gets its
-    cluster and detached actors back."""
+    cluster and detached actors back. `ports`: where Ray listens (default: `make up`'s)."""
     from domain.settings import Settings
     from infra import sentinel
+
+    rp = ports or RayPorts()
 
     d = state_dir(state)
     if not ha and (d / sentinel.ENV_FILE).exists():
@@ -751,10 +777,12 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
         env["NTP_SERVERS"] = ",".join(settings.ntp_servers)
 
     if with_ray:
-        started["ray-gcs-redis"] = start_redis(RAY_GCS_REDIS_PORT, d)
-        address = start_ray(d, env=env, gcs_redis_port=RAY_GCS_REDIS_PORT)
+        started["ray-gcs-redis"] = start_redis(rp.gcs_redis, d)
+        address = start_ray(d, gcs_port=rp.gcs, env=env, gcs_redis_port=rp.gcs_redis,
+                            metrics_export_port=rp.metrics_export, client_port=rp.client,
+                            extra_args=rp.extra_args())
         started["ray"] = address
-        started["metrics"] = metrics_url()
+        started["metrics"] = metrics_url(rp.metrics_export)
         if healthz_ok(settings.http_host, settings.http_port):
             started["serve"] = "already running"
         else:
@@ -763,15 +791,18 @@ def up(env: dict[str, str] | None = None, state: str | os.PathLike[str] | None =
     return started
 
 
-def down(state: str | os.PathLike[str] | None = None) -> list[str]:
-    """Stop what up() started in this state dir (by pid files); idempotent."""
+def down(state: str | os.PathLike[str] | None = None,
+         ports: RayPorts | None = None) -> list[str]:
+    """Stop what up() started in this state dir (by pid files); idempotent. `ports`: the
+    Ray ports up() was given (its GCS Redis is emptied)."""
     from infra import sentinel
 
     d = state_dir(state)
     stopped = []
     if stop_ray(d):
         stopped.append("ray")
-    forget_ray_gcs(d)  # a deliberate stop ends the cluster: no state to recover
+    # a deliberate stop ends the cluster: no state to recover
+    forget_ray_gcs(d, (ports or RayPorts()).gcs_redis)
     stopped += sentinel.stop(d)  # before the nodes: no failover while they stop
     from infra import kafka_cluster
 
@@ -789,9 +820,55 @@ def down(state: str | os.PathLike[str] | None = None) -> list[str]:
     return stopped
 
 
-def metrics_url() -> str:
+def metrics_url(port: int = RAY_METRICS_EXPORT_PORT) -> str:
     """Ray's Prometheus endpoint of the `make up` node (docs: README, Metrics)."""
-    return f"http://127.0.0.1:{RAY_METRICS_EXPORT_PORT}/metrics"
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def _kill_all(pids: list[int], timeout_s: float = 20.0) -> int:
+    """SIGKILL every pid at once; wait until they are gone; return how many were signalled."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    return len(pids)
+
+
+def kill_ray(state: str | os.PathLike[str] | None = None) -> int:
+    """`kill -9` the Ray that start_ray() started from this state dir: its whole session (GCS,
+    raylet, workers, the entity hosts, Serve, HAProxy), no graceful step; a crash of the head.
+    Its GCS Redis is left as it is, so start_ray() (up()) on it recovers the cluster. Returns
+    how many processes were killed."""
+    d = state_dir(state)
+    try:
+        sid = int((d / "ray.sid").read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    killed = _kill_all(_session_pids(sid))
+    (d / "ray.sid").unlink(missing_ok=True)
+    return killed
+
+
+def power_loss(state: str | os.PathLike[str] | None = None) -> int:
+    """`kill -9` every process of the stack started from this state dir at once: each service
+    by its pid file (Redis nodes, Sentinels, Kafka nodes, chronyd) and Ray's whole session.
+    The data stays; up() afterwards is the restart. Returns how many processes were killed."""
+    d = state_dir(state)
+    markers = {"redis": "redis-server", "sentinel": "redis-server", "kafka": "kafka.Kafka",
+               "ntp": "chronyd"}
+    pids = []
+    for pid_file in d.glob("*.pid"):
+        marker = markers.get(pid_file.stem.split("-")[0])
+        pid = _read_pid(pid_file, marker) if marker else None
+        if pid is not None:
+            pids.append(pid)
+    with contextlib.suppress(ValueError, OSError):
+        pids += _session_pids(int((d / "ray.sid").read_text().strip()))
+    killed = _kill_all(pids)
+    (d / "ray.sid").unlink(missing_ok=True)
+    return killed
 
 
 def client_env(state: str | os.PathLike[str] | None = None,

@@ -79,15 +79,40 @@ class Tally:
     checkout_ok: list[tuple[float, float]] = field(default_factory=list)
 
 
+class RayGate:
+    """Open while the driver's Ray connection is up. A fault that takes Ray away (the head, the
+    whole stack) closes it before the driver disconnects: the bulk users' calls wait at it
+    (each attempt still timed from when it started) instead of failing into their retry
+    budget, and the calls in flight are answered Unavailable (tried again once it opens)."""
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    async def wait(self) -> None:
+        await self._open.wait()
+
+
 class BlockBatcher:
     """Calls of one batch method of the seat blocks (`hold` or `checkouts`), gathered per block
     as a Serve replica gathers its clients' calls: a batch goes when BATCH_MAX wait or after
     BATCH_WAIT_S; at most two calls in flight per block. Each item is answered with its own
     result (a hold or booking, or its typed error as a value)."""
 
-    def __init__(self, handle_of: Any, method: str) -> None:
+    def __init__(self, handle_of: Any, method: str, gate: RayGate | None = None) -> None:
         self._handle_of = handle_of
         self._method = method
+        self._gate = gate or RayGate()
         self._pending: dict[int, list[tuple[tuple[Any, ...], asyncio.Future[Any]]]] = {}
         self._flushers: dict[int, asyncio.Task[None]] = {}
         self._slots: dict[int, asyncio.Semaphore] = {}
@@ -115,9 +140,12 @@ class BlockBatcher:
     async def _send(self, block: int, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]],
                     slots: asyncio.Semaphore) -> None:
         try:
+            await self._gate.wait()
             method = getattr(self._handle_of(block), self._method)
             results = await asyncio.wait_for(method.remote([item for item, _ in batch]),
                                              CALL_TIMEOUT_S)
+        except asyncio.CancelledError:  # abandon_in_flight: Ray went away under the call
+            results = [Unavailable("Ray is restarting; retry")] * len(batch)
         except Exception as exc:
             results = [cause_of(exc)] * len(batch)
         finally:
@@ -128,6 +156,14 @@ class BlockBatcher:
             if not fut.done():
                 fut.set_result(result)
 
+    def abandon_in_flight(self) -> int:
+        """Answer the calls in flight Unavailable (their Ray connection is going away, and an
+        awaited reference of a shut-down Ray may never resolve); returns how many batches."""
+        sending = list(self._sending)
+        for task in sending:
+            task.cancel()
+        return len(sending)
+
 
 class BulkShoppers:
     def __init__(self, settings: Any, event: Any, redis: Any, behaviour: Behaviour, seed: int,
@@ -135,8 +171,9 @@ class BulkShoppers:
         self.settings, self.event, self.redis = settings, event, redis
         self.behaviour, self.seed = behaviour, seed
         self.handle_of = handle_of
-        self.holds = BlockBatcher(handle_of, "hold")
-        self.checkouts = BlockBatcher(handle_of, "checkouts")
+        self.gate = RayGate()
+        self.holds = BlockBatcher(handle_of, "hold", self.gate)
+        self.checkouts = BlockBatcher(handle_of, "checkouts", self.gate)
         self.tally = Tally()
         self.free: dict[int, int] = {b.index: b.seats_total for b in event.venue.blocks}
         self.all_sold = False
@@ -184,6 +221,16 @@ class BulkShoppers:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
             self._cursor += len(raw)
+
+    def pause_ray(self) -> None:
+        """Before the driver disconnects from Ray: calls wait at the gate, those in flight are
+        answered Unavailable."""
+        self.gate.close()
+        self.holds.abandon_in_flight()
+        self.checkouts.abandon_in_flight()
+
+    def resume_ray(self) -> None:
+        self.gate.open()
 
     @property
     def busy(self) -> int:

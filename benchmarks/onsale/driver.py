@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import REPO, Bench, Ports, machine_info
-from benchmarks.onsale import audit, baselines, chaos, crowd, report
+from benchmarks.onsale import audit, baselines, chaos, crowd, procstack, report
 from benchmarks.onsale.bulk import BulkShoppers
+from benchmarks.onsale.procstack import ProcStack
 
 NAME = "onsale"
 PORTS = Ports(redis=6620, kafka=39292, kafka_controller=39293, http=8620, haproxy_stats=8624,
@@ -262,8 +263,9 @@ class Run:
     settings: Any
     base_url: str
     out: Path
-    own: OwnStack | None
+    own: OwnStack | ProcStack | None
     chaos: list[chaos.Chaos]
+    bulk: BulkShoppers | None = None
 
 
 def venue_body(args: argparse.Namespace, onsale_at: float, block_max: int) -> dict[str, Any]:
@@ -443,18 +445,59 @@ async def apply_chaos(run: Run, event: Any, onsale_at: float, marks: list[dict[s
                 index = await asyncio.to_thread(kill_owner, run.settings, entity)
                 outcome = f"killed host {index} (owner of {entity})"
             elif c.action == "kill-node":
-                assert run.own is not None
+                assert isinstance(run.own, OwnStack)
                 outcome = await asyncio.to_thread(run.own.remove_worker_node)
             elif c.action == "restart-redis":
-                assert run.own is not None
+                assert isinstance(run.own, OwnStack)
                 outcome = await asyncio.to_thread(run.own.restart_redis)
-            else:
-                assert run.own is not None
+            elif c.action == "restart-kafka":
+                assert isinstance(run.own, OwnStack)
                 outcome = await asyncio.to_thread(run.own.restart_kafka)
+            elif c.action == "failover-redis":
+                assert isinstance(run.own, ProcStack)
+                outcome = await asyncio.to_thread(run.own.failover_redis)
+            elif c.action == "kill-kafka-broker":
+                assert isinstance(run.own, ProcStack)
+                outcome = await asyncio.to_thread(run.own.kill_kafka_broker, event.event_id)
+            else:  # restart-ray-head, power-loss: the mark's took_s is the kill alone
+                assert isinstance(run.own, ProcStack) and run.bulk is not None
+                marks.append(await ray_down(run, run.own, run.bulk, c, t0, onsale_at))
+                continue
         except Exception as exc:
             outcome = f"failed: {exc!r}"
         marks.append({"label": c.label, "t": round(t0 - onsale_at, 2),
                       "took_s": round(time.time() - t0, 2), "outcome": outcome})
+
+
+async def ray_down(run: Run, own: ProcStack, bulk: BulkShoppers, c: chaos.Chaos, t0: float,
+                   onsale_at: float) -> dict[str, Any]:
+    """A fault that takes the stack's Ray away (with the driver's connection to it): the bulk
+    users wait at the gate, the driver disconnects, the kill, `up` again (the restart: Ray on
+    its GCS Redis, Serve; after a power loss every service), the driver reconnects (the
+    hosts' handles are found again) and the gate opens. The RTO runs from the kill's start."""
+    from actors import directory
+
+    mark: dict[str, Any] = {"label": c.label, "t": round(t0 - onsale_at, 2)}
+    try:
+        bulk.pause_ray()
+        own.disconnect()
+        kill = own.kill_ray if c.action == "restart-ray-head" else own.power_loss
+        outcome = await asyncio.to_thread(kill)
+        mark["took_s"] = round(time.time() - t0, 2)
+        up_s = await asyncio.to_thread(own.restart)
+        own.connect()
+        d = directory.of(run.settings)
+        for index in d.started_hosts():
+            d.forget_host(index)
+        d.refresh()
+        mark["outcome"] = (f"{outcome}; up again in {up_s:g} s, driver reconnected "
+                           f"{time.time() - t0:.1f} s after the kill")
+    except Exception as exc:
+        mark.setdefault("took_s", round(time.time() - t0, 2))
+        mark["outcome"] = f"failed: {exc!r}"
+    finally:
+        bulk.resume_ray()
+    return mark
 
 
 def kill_owner(settings: Any, entity_id: str) -> int:
@@ -516,13 +559,15 @@ async def onsale(run: Run) -> dict[str, Any]:
     r = redis_clients.primary(s, socket_timeout=30)
     bulk = BulkShoppers(s, event, r, behaviour, args.seed,
                         lambda b: directory.seat_block(s, event.event_id, b))
+    run.bulk = bulk
     monitor = Monitor(run, event, r, bulk, producer, http, onsale_at)
     bars = Bars(args.users, seats_total, len(http_idx), args.quiet)
     marks: list[dict[str, Any]] = []
     tasks = [asyncio.ensure_future(monitor.forever(bars)),
              asyncio.ensure_future(bulk.follow_admissions()),
              asyncio.ensure_future(apply_chaos(run, event, onsale_at, marks)),
-             asyncio.ensure_future(wake_while_producing(s, event.event_id, producer))]
+             asyncio.ensure_future(wake_while_producing(s, event.event_id, producer,
+                                                        bulk.gate))]
     finished, told_sold_out_at = False, None
     started = time.monotonic()
     try:
@@ -609,7 +654,7 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 300.0) -> list[Any
     return out
 
 
-async def wake_while_producing(s: Any, event_id: str, producer: Child) -> None:
+async def wake_while_producing(s: Any, event_id: str, producer: Child, gate: Any) -> None:
     """The bulk producer writes what ingress replicas would, and they wake the event's room
     and ingest on their joins (`RoomWaker`: at most every half passivation time). Without
     it nothing would wake an ingest that passivated, or was lost, between two bursts."""
@@ -617,6 +662,7 @@ async def wake_while_producing(s: Any, event_id: str, producer: Child) -> None:
 
     wake = RoomWaker(s)
     while not producer.done.is_set():
+        await gate.wait()  # not while the driver is disconnected from Ray (a fault)
         with contextlib.suppress(Exception):
             await wake(event_id)
         await asyncio.sleep(0.5)
@@ -727,7 +773,7 @@ async def measure_baselines(run: Run, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_against(settings: Any, base_url: str, args: argparse.Namespace, out: Path,
-                own: OwnStack | None = None) -> dict[str, Any]:
+                own: OwnStack | ProcStack | None = None) -> dict[str, Any]:
     """The on-sale, the baselines and the report against a stack that is up (Ray connected);
     returns report.json's content. The integration test calls this on the test session's stack."""
     plan = chaos.parse(args.chaos)
@@ -749,10 +795,18 @@ def main(argv: list[str] | None = None) -> int:
     chaos.check_allowed(plan, own_stack=not args.base_url)
     out = Path(args.out) if args.out else (
         REPO / "benchmarks" / "results" / "onsale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-    own: OwnStack | None = None
+    kind = chaos.stack_kind(plan)
+    own: OwnStack | ProcStack | None = None
     try:
         if args.base_url:
             summary = run_against(attach_stack(), args.base_url, args, out)
+        elif kind == "process":  # every service a process, as `make up` runs them
+            actions = {c.action for c in plan}
+            own = ProcStack(args, redis_ha=bool(actions & set(procstack.REDIS_HA)),
+                            kafka_cluster=bool(actions & set(procstack.KAFKA_CLUSTER)))
+            own.__enter__()
+            summary = run_against(own.settings, f"http://127.0.0.1:{own.settings.http_port}",
+                                  args, out, own)
         else:
             own = OwnStack(args, two_nodes=any(c.action == "kill-node" for c in plan)).__enter__()
             summary = run_against(own.settings, f"http://127.0.0.1:{own.settings.http_port}",

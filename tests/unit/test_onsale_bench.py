@@ -69,6 +69,27 @@ def test_restarting_services_is_refused_on_a_stack_that_is_not_ours():
     chaos.check_allowed(chaos.parse(["restart-redis@1", "kill-node@2"]), own_stack=True)
 
 
+def test_the_process_stack_faults_parse_and_label_and_are_own_stack_only():
+    plan = chaos.parse(["power-loss@30,failover-redis@5", "kill-kafka-broker@10",
+                        "restart-ray-head@20"])
+    assert [c.label for c in plan] == ["failover-redis@5", "kill-kafka-broker@10",
+                                       "restart-ray-head@20", "power-loss@30"]
+    for c in plan:
+        with pytest.raises(ValueError, match="own stack"):
+            chaos.check_allowed([c], own_stack=False)
+    assert chaos.parse(["power-loss:3@1"])[0].label == "power-loss@1"  # no argument shown
+
+
+def test_a_plan_runs_on_the_stack_its_faults_need():
+    assert chaos.stack_kind(chaos.parse(["restart-redis@1", "kill-node@2"])) == "in-process"
+    assert chaos.stack_kind([]) == "in-process"
+    assert chaos.stack_kind(chaos.parse(["failover-redis@5", "kill-block@9"])) == "process"
+    assert chaos.stack_kind(chaos.parse(["restart-ray-head@5", "kill-room@9"])) == "process"
+    with pytest.raises(ValueError, match="not in one run"):
+        chaos.stack_kind(chaos.parse(["power-loss@5", "restart-kafka@9"]))
+    assert set(chaos.RAY_DOWN) <= set(chaos.PROC_STACK) <= set(chaos.OWN_STACK_ONLY)
+
+
 def test_a_seat_in_two_distinct_bookings_is_oversold_but_a_resent_record_is_not():
     seats = {"A-1-1", "A-1-2", "A-1-3"}
     bookings = [{"booking_id": "b1", "seat_ids": ["A-1-1"]},
@@ -135,3 +156,44 @@ def test_the_inversion_count_matches_brute_force():
 def test_unsold_seats_count_only_while_someone_was_turned_away():
     assert audit.unsold_while_demand(100, 98, turned_away=5) == 2
     assert audit.unsold_while_demand(100, 98, turned_away=0) == 0
+
+
+def test_the_ray_gate_holds_bulk_calls_while_ray_is_away_and_answers_those_in_flight():
+    import asyncio
+
+    from benchmarks.onsale.bulk import BlockBatcher, RayGate
+    from domain.errors import Unavailable
+
+    calls: list[list[object]] = []
+
+    class Never:  # a call that never comes back (a shut-down Ray's reference)
+        async def _wait(self, items: list[object]) -> list[object]:
+            calls.append(items)
+            await asyncio.sleep(3600)
+            return items
+
+        def remote(self, items: list[object]) -> object:
+            return self._wait(items)
+
+    class Handle:
+        hold = Never()
+
+    async def scenario() -> None:
+        gate = RayGate()
+        batcher = BlockBatcher(lambda _b: Handle(), "hold", gate)
+        first = asyncio.ensure_future(batcher.submit(0, ("a",)))
+        await asyncio.sleep(0.05)
+        assert calls == [[("a",)]]
+        gate.close()
+        assert batcher.abandon_in_flight() == 1
+        assert isinstance(await first, Unavailable)
+        second = asyncio.ensure_future(batcher.submit(0, ("b",)))
+        await asyncio.sleep(0.05)
+        assert len(calls) == 1 and not second.done()  # waits at the closed gate
+        gate.open()
+        await asyncio.sleep(0.05)
+        assert calls[-1] == [("b",)]
+        batcher.abandon_in_flight()
+        await second
+
+    asyncio.run(scenario())
