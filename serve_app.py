@@ -11,10 +11,8 @@ without a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from ray import serve
@@ -98,14 +96,8 @@ def build_asgi_app(settings: Settings) -> Any:
     redis = redis_clients.primary(settings, max_connections=512)
     http = Http(settings, BookingClient(settings, redis))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        freezer = asyncio.get_running_loop().create_task(gc_policy.freeze_forever(
-            settings.gc_freeze_interval_s, settings.gc_unfreeze_interval_s))
-        try:
-            yield
-        finally:
-            freezer.cancel()
+    def lifespan(_app: Starlette) -> contextlib.AbstractAsyncContextManager[None]:
+        return gc_policy.applied(settings.gc_freeze_interval_s, settings.gc_unfreeze_interval_s)
 
     app = Starlette(routes=build_routes(http), lifespan=lifespan, exception_handlers={
         errors.TicketingError: on_ticketing_error, HTTPException: on_http_error,

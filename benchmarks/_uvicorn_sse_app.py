@@ -11,7 +11,6 @@ arms differ only in what stands between the fan-out and the socket.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import random
@@ -54,12 +53,8 @@ async def stream(request: Request) -> Response:
 @contextlib.asynccontextmanager
 async def lifespan(_app: Starlette) -> AsyncIterator[None]:
     gc.freeze()  # as Ray Serve does once a replica has started (RAY_SERVE_FREEZE_GC_ON_STARTUP)
-    freezer = asyncio.get_running_loop().create_task(gc_policy.freeze_forever(
-        settings.gc_freeze_interval_s, settings.gc_unfreeze_interval_s))
-    try:
+    async with gc_policy.applied(settings.gc_freeze_interval_s, settings.gc_unfreeze_interval_s):
         yield
-    finally:
-        freezer.cancel()
 
 
 app = Starlette(routes=[Route("/v1/events/{event_id}/availability/stream", stream)],

@@ -19,9 +19,11 @@ frees such cycles in one full collection: one pause that often, instead of sever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import AsyncIterator
 
 log = logging.getLogger("ticketing.gc")
 
@@ -42,3 +44,14 @@ async def freeze_forever(freeze_every_s: float, unfreeze_every_s: float) -> None
             log.info("gc: unfroze and collected %d objects in %.0f ms", freed,
                      (time.perf_counter() - started) * 1000)
         gc.freeze()
+
+
+@contextlib.asynccontextmanager
+async def applied(freeze_every_s: float, unfreeze_every_s: float) -> AsyncIterator[None]:
+    """`freeze_forever` for as long as the block runs (an ASGI app's lifespan)."""
+    freezer = asyncio.get_running_loop().create_task(
+        freeze_forever(freeze_every_s, unfreeze_every_s))
+    try:
+        yield
+    finally:
+        freezer.cancel()
