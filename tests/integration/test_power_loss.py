@@ -11,10 +11,8 @@ by the Redis-restart tests and docs/design.md ("Losing Redis").
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,25 +79,6 @@ def up(state: Path) -> dict[str, str]:
     if not stack.healthz_ok("127.0.0.1", p["http"]):
         stack.deploy_serve(address, state, env=env, timeout_s=240)
     return env
-
-
-def power_loss(state: Path) -> int:
-    """`kill -9` every process of the stack: the services by their pid files, Ray's whole
-    session (raylet, GCS, workers, the host actors, Serve, HAProxy) by its session id."""
-    pids = []
-    for pid_file in state.glob("*.pid"):
-        with contextlib.suppress(ValueError, OSError):
-            pids.append(int(pid_file.read_text().split()[0]))
-    with contextlib.suppress(ValueError, OSError):
-        pids += stack._session_pids(int((state / "ray.sid").read_text().strip()))
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(stack._alive(pid) for pid in pids):
-        time.sleep(0.1)
-    (state / "ray.sid").unlink(missing_ok=True)
-    return len(pids)
 
 
 def down(state: Path) -> None:
@@ -175,7 +154,7 @@ def test_whole_stack_power_loss_keeps_every_booking_sold_seat_and_place(powered_
     store.close()
     assert any(places.values()), "someone should still be waiting at the power loss"
 
-    killed = power_loss(state)
+    killed = stack.power_loss(state)
     started = time.monotonic()
     up(state)
     print(f"\nkilled {killed} processes; the stack answered again {time.monotonic() - started:.1f}"
