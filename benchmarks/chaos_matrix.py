@@ -133,8 +133,18 @@ HEADER = ("| fault | fault took | RTO hold (bulk / http) | RTO join (bulk / http
           "users lost / stuck | sold out in (sold) |\n|---|---|---|---|---|---|---|---|---|---|")
 
 
+NO_ADMISSION_DUE = (
+    "Admissions resume —: the admission log has no entry after the fault was in place, because "
+    "none was due: the users admitted before it (admitting ran on through the fault) wanted "
+    "more than the seats left, some of them found no seat (`bulk.outcomes."
+    "no_seats_after_admission` in the run's report), and everyone else was told sold out.")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    return "\n".join([HEADER, *map(table_line, rows)])
+    lines = [HEADER, *map(table_line, rows)]
+    if any("error" not in r and r.get("rto_admit_s") is None for r in rows):
+        lines += ["", NO_ADMISSION_DUE]
+    return "\n".join(lines)
 
 
 def previous_rows() -> dict[str, dict[str, Any]]:

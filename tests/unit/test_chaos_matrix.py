@@ -60,3 +60,10 @@ def test_every_fault_of_the_matrix_is_measured_by_the_benchmark_itself():
         "Ray head (GCS FT on its Redis)", "whole-stack power loss, `up`"]
     cmd = cm.onsale_cmd(cm.parse_args([]), "power-loss", cm.RESULTS / "x")
     assert cmd[cmd.index("--chaos") + 1] == "power-loss@5" and "--base-url" not in cmd
+
+
+def test_a_fault_after_which_no_admission_was_due_is_explained_under_the_table():
+    quiet = {**REPORT, "chaos": [{**REPORT["chaos"][0], "rto_admit_s": None}]}
+    md = cm.table([cm.row("Ray head (GCS FT on its Redis)", "restart-ray-head", quiet, 0, 150.0)])
+    assert "| — |" in md.splitlines()[2]
+    assert md.splitlines()[-1] == cm.NO_ADMISSION_DUE
