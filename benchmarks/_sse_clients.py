@@ -199,12 +199,12 @@ async def main() -> None:
                       "after": [c for c in changes if c[0] > boundary]}
             still = sum(c.connected for c in clients)
             lags: dict[str, list[float]] = {"steady": [], "after": []}
-            by_second: dict[int, list[float]] = {}
+            by_second: dict[str, dict[int, list[float]]] = {"steady": {}, "after": {}}
             worst: list[float] = []  # each client's worst lag while every stream was open
             missed = 0
             for client in clients:
                 for phase, part in phases.items():
-                    got, lost = client.lags(part, by_second if phase == "steady" else None)
+                    got, lost = client.lags(part, by_second[phase])
                     lags[phase] += got
                     missed += lost
                     if phase == "steady":
@@ -216,9 +216,10 @@ async def main() -> None:
                             "lags_ms": {phase: [round(x * 1000, 2) for x in values]
                                         for phase, values in lags.items()},
                             "worst_steady_ms": [round(x * 1000) for x in worst],
-                            "steady_p99_ms_by_second": {
+                            **{f"{phase}_p99_ms_by_second": {
                                 second: round(_pct(values, 99) * 1000)
-                                for second, values in sorted(by_second.items())}})
+                                for second, values in sorted(seconds.items())}
+                               for phase, seconds in by_second.items()}})
             return
         elif not line:
             return

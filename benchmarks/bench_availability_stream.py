@@ -98,12 +98,12 @@ def worst_lag_shares(worst_ms: list[float]) -> dict[str, float]:
             for bound in (1000, 2000, 5000, 10000)}
 
 
-def by_second(results: list[dict[str, Any]]) -> dict[str, float]:
+def by_second(results: list[dict[str, Any]], phase: str = "steady") -> dict[str, float]:
     """Each load generator's p99 by the second a change was made in (the worst of them,
-    seconds counted from the first change): whether the lag grows during the run."""
+    seconds counted from the phase's first change): whether the lag grows during the run."""
     merged: dict[int, float] = {}
     for r in results:
-        for second, p99 in r["steady_p99_ms_by_second"].items():
+        for second, p99 in r[f"{phase}_p99_ms_by_second"].items():
             merged[int(second)] = max(merged.get(int(second), 0.0), p99)
     first = min(merged, default=0)
     return {str(second - first): p99 for second, p99 in sorted(merged.items())}
@@ -452,6 +452,7 @@ async def run_server(name: str, port: int, settings: Any, args: argparse.Namespa
             "clients_by_worst_steady_lag": worst_lag_shares(
                 [x for r in results for x in r["worst_steady_ms"]]),
             "steady_p99_ms_by_second": by_second(results),
+            "after_reconnect_p99_ms_by_second": by_second(results, "after"),
             "undelivered_change_client_pairs": sum(r["missed"] for r in results),
             "reconnect_all_at_once": reconnected, "cpu_cores_during_changes": steady_cpu,
             "delta_wire_bytes": {  # one change is one seat held (a one-seat hold)
