@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the project needs on a fresh Debian/Ubuntu machine; fast when already done.
-#   - system packages: redis-server, chrony (NTP server for tests/dev), faketime, Java 17 + Maven
+#   - system packages: redis-server, chrony (NTP server for tests/dev), faketime, Java 17 + Maven,
+#     wrk (bench_http_joins / bench_http_holds)
 #   - the Python project, editable, with dev extras
 #   - Kafka broker jars (resolved by Maven into a cache outside the repo)
 #   - KubeRay's CRD schemas (its operator's Go module, into Go's module cache)
@@ -19,6 +20,7 @@ command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)  # fetches KubeRay's CRD schemas
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the HTTP benchmarks' load generator
 # Debian's Chromium for the browser tests (Playwright drives it; no browser downloads).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
