@@ -21,14 +21,20 @@ limits off (`join_rate_per_s` 1e9). Each target first gets --warmup seconds of l
 JIT-compiles its request path in the first minute), then rounds alternate the targets.
 Afterwards the joins topic's end offsets are summed: every 202 of a join is a record the broker
 acknowledged. With --replicas N > 1 the result is written as bench_http_joins_<N>replicas.json,
-with --disconnect-disabled the name ends in _disconnect_disabled.
+with --disconnect-disabled the name ends in _disconnect_disabled. With --profile, py-spy samples
+the serving replica through each Serve target's first measured round (benchmarks/_profile.py):
+where a join's time goes against the wait-only handler's, as shares and as microseconds of the
+replica per request, written as bench_http_joins_profiled.json (sampling slows the replica a
+little, so these runs' rates are not the headline).
 
     python -m benchmarks.bench_http_joins [--duration 10] [--rounds 2] [--connections 128]
+                                          [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -46,6 +52,7 @@ from benchmarks._common import (
     run_wrk,
     write_result,
 )
+from benchmarks._profile import JOIN_PARTS, Sampled, per_request_us, replica_pid, shares
 from benchmarks.bench_http_holds import wait_http
 from benchmarks.bench_waiting_room import PORTS
 
@@ -177,6 +184,15 @@ def deploy_trivial(wait_ms: float, settings: Any) -> None:
     serve.run(cast(Any, Trivial).bind(), name="trivial", route_prefix="/trivial", blocking=False)
 
 
+def profile_of(sampled: Sampled, run: dict[str, Any]) -> dict[str, Any]:
+    """A round's samples as shares of the replica's time and microseconds per request."""
+    share = shares(sampled.stacks(), JOIN_PARTS)
+    cores = run["cpu_cores_by_process"].get("serve_replica", 0.0)
+    return {"req_per_s": run["req_per_s"], "replica_cores": cores,
+            "samples": sum(sampled.stacks().values()), "share_pct": share,
+            "us_per_request": per_request_us(share, cores, run["req_per_s"])}
+
+
 def topic_records(bootstrap: str, topic: str, partitions: int) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -201,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--disconnect-disabled", action="store_true",
                     help="send x-request-disconnect-disabled: ?1 (what a proxy in front can add: "
                     "Serve then runs the handler without watching for the client leaving)")
+    ap.add_argument("--profile", action="store_true",
+                    help="py-spy the serving replica through each Serve target's first round")
     args = ap.parse_args(argv)
     result: dict[str, Any] = {"benchmark": NAME, "machine": machine_info(), "parameters": {
         **vars(args), "load_generator": "wrk -t1, Lua script, distinct signed-in users",
@@ -260,10 +278,19 @@ def main(argv: list[str] | None = None) -> int:
                            args.disconnect_disabled, s)
                 joins_202 += warm["status_202"] if name.endswith("join") else 0
             runs: dict[str, Any] = {}
+            profiles: dict[str, Any] = {}
             for rnd in range(args.rounds):
                 for name, (port, path) in targets.items():
-                    run = wrk(port, path, f"{name}-r{rnd}-", args.duration, args.connections,
-                              args.disconnect_disabled, s)
+                    app = "ticketing" if name == "serve_join" else "trivial"
+                    sampled = (Sampled(replica_pid(app), args.duration - 1,
+                                       Path(PORTS.state) / f"py-spy-{name}.raw")
+                               if args.profile and rnd == 0 and name.startswith("serve_")
+                               else contextlib.nullcontext())
+                    with sampled:
+                        run = wrk(port, path, f"{name}-r{rnd}-", args.duration, args.connections,
+                                  args.disconnect_disabled, s)
+                    if isinstance(sampled, Sampled):
+                        profiles[name] = profile_of(sampled, run)
                     runs[f"{name}_round{rnd + 1}"] = run
                     joins_202 += run["status_202"] if name.endswith("join") else 0
                     print(name, rnd + 1, json.dumps(run), flush=True)
@@ -283,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop_ntp(NTP_PORT, PORTS.state)
     result["runs"] = runs
+    if profiles:
+        result["profile"] = {"method": (
+            "py-spy record --nonblocking -r 100 -f raw on the serving replica through the "
+            "target's first measured round; share_pct: percent of samples whose stack passes "
+            "through the part (inclusive; 'of which' lies inside the part above it); "
+            "us_per_request: share x the replica's CPU cores / requests per s"), **profiles}
 
     def ratio(a: str, b: str) -> float:
         return round(statistics.median(runs[f"{a}_round{i + 1}"]["req_per_s"]
@@ -300,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_joins_per_s": 5000, **result["audit"]}
     result["parameters"]["join_batch_wait_ms"] = s.join_batch_wait_ms
     name = NAME if args.replicas == 1 else f"{NAME}_{args.replicas}replicas"
+    name += "_profiled" if args.profile else ""
     written = write_result(name + ("_disconnect_disabled" if args.disconnect_disabled else ""),
                            result)
     print(json.dumps(result["summary"], indent=2))

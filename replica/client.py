@@ -48,7 +48,7 @@ class BookingClient:
         self.settings = settings
         self.redis = redis
         self._events: dict[str, tuple[float, Event]] = {}
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[tuple[str, str, int], Any] = {}  # (kind, event id, block)
         self._holds: dict[BlockKey, Batcher[BlockHold, Hold]] = {}
         self._checkouts: dict[BlockKey, Batcher[BlockCheckout, dict[str, Any]]] = {}
         # each method's batch limits (size, wait, batches in flight), from settings
@@ -77,22 +77,22 @@ class BookingClient:
         for table in (self._holds, self._checkouts):
             for key in [k for k in table if k[0] == event_id]:
                 del table[key]
-        for name in [k for k in self._handles if k.split(":")[1] == event_id]:
-            del self._handles[name]
+        for handle in [k for k in self._handles if k[1] == event_id]:
+            del self._handles[handle]
 
     def forget(self, event_id: str) -> None:
         """Drop a cached event after its owner changed it."""
         self._events.pop(event_id, None)
 
     def owner(self, event: Event) -> Any:
-        return self._handle(f"event:{event.event_id}",
+        return self._handle(("event", event.event_id, 0),
                             lambda: directory.event_owner(self.settings, event))
 
     def block(self, event_id: str, block: int) -> Any:
-        return self._handle(f"block:{event_id}:{block}",
+        return self._handle(("block", event_id, block),
                             lambda: directory.seat_block(self.settings, event_id, block))
 
-    def _handle(self, key: str, make: Any) -> Any:
+    def _handle(self, key: tuple[str, str, int], make: Any) -> Any:
         if key not in self._handles:
             self._handles[key] = make()
         return self._handles[key]

@@ -34,9 +34,9 @@ def test_a_closed_events_batchers_and_handles_are_dropped_and_no_other_events() 
     for event_id in ("ev1", "ev2"):
         booking._batcher(booking._holds, (event_id, 0), "hold")
         booking._batcher(booking._checkouts, (event_id, 0), "checkouts")
-        booking._handles[f"block:{event_id}:0"] = object()
-        booking._handles[f"event:{event_id}"] = object()
+        booking._handles[("block", event_id, 0)] = object()
+        booking._handles[("event", event_id, 0)] = object()
     booking._drop("ev1")
     assert list(booking._holds) == [("ev2", 0)]
     assert list(booking._checkouts) == [("ev2", 0)]
-    assert sorted(booking._handles) == ["block:ev2:0", "event:ev2"]
+    assert sorted(booking._handles) == [("block", "ev2", 0), ("event", "ev2", 0)]
