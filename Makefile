@@ -42,7 +42,7 @@ test-chaos: install
 
 lint:
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy domain store actors replica api serve_app.py infra benchmarks
+	$(PYTHON) -m mypy domain store actors replica api serve_app.py infra benchmarks tests
 
 # The demo is a crowd from one address: it lifts the per-client rate limits (settings) for its stack.
 # Its fans leave when a hold is refused, so their admissions lapse after 30 s (not 30 min) and

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -216,8 +216,8 @@ def active_entities(settings: Settings) -> set[str]:
 
     d = directory.of(settings)
     d.refresh()
-    return {e for host in directory.hosts(settings) for e in ray.get(host.active.remote(),
-                                                                       timeout=30)}
+    return {e for host in directory.hosts(settings)
+            for e in cast(list[str], ray.get(host.active.remote(), timeout=30))}
 
 
 def stop_pool(settings: Settings, ray_cluster: Any, event_ids: list[str], nodes: list[Any]) -> None:

@@ -26,7 +26,7 @@ def endpoints() -> list[str]:
 
 
 def scrape() -> list[Sample]:
-    samples = []
+    samples: list[Sample] = []
     for url in endpoints():
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()

@@ -22,7 +22,7 @@ import pkgutil
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -156,7 +156,11 @@ def test_schemathesis_finds_no_server_error_no_schema_mismatch_and_no_accepted_i
     (tmp_path / "openapi.json").write_text(json.dumps(document))
     (tmp_path / "schemathesis.toml").write_text(CONFIG)
     events = redis.Redis.from_url(app_settings.redis_url)
-    before = {e.decode() for e in events.zrange(keys.events_index(), 0, -1)}
+
+    def stored_events() -> set[str]:
+        return {e.decode() for e in cast(list[bytes], events.zrange(keys.events_index(), 0, -1))}
+
+    before = stored_events()
     started = time.monotonic()
     try:
         result = CliRunner().invoke(cli, [
@@ -167,7 +171,7 @@ def test_schemathesis_finds_no_server_error_no_schema_mismatch_and_no_accepted_i
             "--generation-database", "none", "--request-timeout", "20",
             "--max-failures", "20", "--no-color", "--suppress-health-check", "all"])
     finally:
-        created = {e.decode() for e in events.zrange(keys.events_index(), 0, -1)} - before
+        created = stored_events() - before
         close_all(app_settings, sorted(created | {examples["event_id"]}))
         events.close()
     elapsed = time.monotonic() - started

@@ -64,7 +64,9 @@ TABLE: list[tuple[str, str, str, Any, Any, int, str]] = [
 async def send(http: AsyncClient, method: str, path: str, body: Any,
                headers: dict[str, str]) -> Any:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    raw = {k: v.encode() for k, v in (headers | {"Content-Type": "application/json"}).items()}
+    # bytes keys as httpx makes of str keys (ASCII); the values as UTF-8
+    raw = {k.encode("ascii"): v.encode()
+           for k, v in (headers | {"Content-Type": "application/json"}).items()}
     return await http.request(method, path, content=content, headers=raw)  # UTF-8 on the wire
 
 

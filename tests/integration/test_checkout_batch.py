@@ -87,6 +87,8 @@ async def test_a_declined_card_fails_only_its_own_checkout_and_its_hold_stays_pa
         block.checkout.remote(h.hold_id, h.user_id, f"key{n}", cards[n])
         for n, h in enumerate(holds)], return_exceptions=True)
     assert isinstance(cause(results[1]), PaymentDeclined)
+    assert not isinstance(results[0], BaseException) and not isinstance(
+        results[2], BaseException), results
     assert [results[0]["hold_id"], results[2]["hold_id"]] == [holds[0].hold_id, holds[2].hold_id]
     assert status_in_store(app_redis, holds[1]) == "active"
     again = await block.checkout.remote(holds[1].hold_id, "user1", "key1-again", "tok_visa_b")

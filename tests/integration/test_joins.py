@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -24,7 +25,7 @@ def _read_all(bootstrap: str, topic: str, partitions: int, count: int) -> list[t
         for _ in range(60):
             for m in consumer.consume(num_messages=count, timeout=0.5):
                 if m.error() is None:
-                    got.append((m.partition(), m.key()))
+                    got.append((cast(int, m.partition()), cast(bytes, m.key())))
             if len(got) >= count:
                 break
     finally:

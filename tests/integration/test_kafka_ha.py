@@ -18,7 +18,7 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis as redis_sync
@@ -196,7 +196,7 @@ def test_a_consumer_group_resumes_from_its_committed_offset_after_its_coordinato
             assert time.monotonic() < deadline, f"read {values}"
             message = c.poll(0.5)
             if message is not None and message.error() is None:
-                values.append(int(message.value()))
+                values.append(int(cast(bytes, message.value())))
         return values
 
     produce(0, 20)

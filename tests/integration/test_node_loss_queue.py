@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import ray
@@ -121,7 +121,7 @@ async def test_losing_the_node_of_the_room_mid_onsale_loses_and_doubles_nobody(
         async def buyers() -> None:
             """Each admission is used once: hold one best seat and pay for it."""
             while not (joining.done() and sold_out_or_all_admitted()):
-                admitted = store.hgetall(keys.queue_admitted(eid))
+                admitted = cast(dict[bytes, bytes], store.hgetall(keys.queue_admitted(eid)))
                 fresh = {t.decode(): decode_admission(a).user_id for t, a in admitted.items()
                          if t.decode() not in handled}
                 handled.update(fresh)
@@ -148,7 +148,8 @@ async def test_losing_the_node_of_the_room_mid_onsale_loses_and_doubles_nobody(
 
         log = [json.loads(raw)["ticket_id"] for raw in store.lrange(keys.queue_log(eid), 0, -1)]
         assert len(log) == len(set(log)), "someone was admitted twice"
-        waiting = {t.decode() for t in store.hkeys(keys.queue_places(eid))}  # admitted leave it
+        places = cast(list[bytes], store.hkeys(keys.queue_places(eid)))  # admitted leave it
+        waiting = {t.decode() for t in places}
         assert waiting | set(log) == set(tickets) and not waiting & set(log), (
             "someone who joined was lost, or is both waiting and admitted")
         assert int(store.hget(keys.room(eid), "tail") or 0) == FANS, "someone queued twice"

@@ -329,15 +329,15 @@ async def test_a_checkout_paid_across_a_move_is_finished_at_expiry_and_never_sol
         with contextlib.suppress(Exception):  # the old host's confirm is refused: no retry
             await checkout
 
-        def first() -> Hold | None:
+        def first_in_store() -> Hold | None:
             return hold_in_store(store, HoldRef(event.event_id, 0, f"{1:016x}"), event)
 
         async def first_settled() -> bool:
-            hold = first()
+            hold = first_in_store()
             return hold is not None and hold.status in (HoldStatus.CONFIRMED, HoldStatus.EXPIRED)
 
         await wait_for("the first hold is settled at its expiry", first_settled, 60)
-        settled = first()
+        settled = first_in_store()
         assert settled is not None and settled.status is HoldStatus.CONFIRMED, (
             "a paid hold was expired")
         second = HoldRef(event.event_id, 0, f"{2:016x}").hold_id

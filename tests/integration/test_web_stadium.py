@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -66,7 +66,7 @@ async def created_by_name(http: httpx.AsyncClient, settings: Settings,
                           name: str) -> dict[str, Any]:
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        for raw in client.zrevrange(keys.events_index(), 0, 20):
+        for raw in cast(list[bytes], client.zrevrange(keys.events_index(), 0, 20)):
             details = await http.get(f"/v1/events/{raw.decode()}")
             if details.status_code == 200 and details.json()["name"] == name:
                 found: dict[str, Any] = details.json()

@@ -75,8 +75,10 @@ def test_a_reconnect_resumes_with_one_merged_delta_of_what_it_missed():
 
 
 def test_a_client_that_is_up_to_date_gets_an_empty_delta():
-    assert _history().resume(15, 15).seats == {}
-    assert _history().resume(16, 17).seats == {}  # 16..17 are not sent yet; they will be
+    up_to_date = _history().resume(15, 15)
+    assert up_to_date is not None and up_to_date.seats == {}
+    not_yet_sent = _history().resume(16, 17)  # 16..17 are not sent yet; they will be
+    assert not_yet_sent is not None and not_yet_sent.seats == {}
 
 
 def test_a_reconnect_too_old_for_the_history_gets_a_snapshot():
@@ -92,7 +94,8 @@ def test_the_history_forgets_its_oldest_deltas_beyond_its_bound():
     history.add(_delta(0, 1, {"A-1-1": "held"}))
     history.add(_delta(1, 2, {"A-1-2": "held", "A-1-3": "held"}))
     assert history.resume(0, 2) is None
-    assert history.resume(1, 2).seats == {"A-1-2": "held", "A-1-3": "held"}
+    kept = history.resume(1, 2)
+    assert kept is not None and kept.seats == {"A-1-2": "held", "A-1-3": "held"}
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from benchmarks import chaos_matrix as cm
 
-REPORT = {"oversold": 0, "lost_users": 0, "stuck": 0, "admitted_twice": 0, "sold": 3000,
-          "seats": 3000, "sellout_s": 61.2, "finished": True, "unsold_while_demand": 0,
-          "chaos": [{"label": "restart-redis@10", "t": 10.0, "took_s": 3.6, "outcome": "redis restarted",
-                     "rto_hold_s": 5.1, "rto_join_s": 4.0, "rto_checkout_s": 6.0, "rto_admit_s": 4.4,
-                     "rto_s_by_source": {"hold_bulk": 5.1, "hold_http": 4.8, "join_bulk": 0.3,
-                                         "join_http": 4.0, "checkout_bulk": 6.0},
-                     "rpo_confirmed_bookings_lost": 0}]}
+REPORT: dict[str, Any] = {
+    "oversold": 0, "lost_users": 0, "stuck": 0, "admitted_twice": 0, "sold": 3000,
+    "seats": 3000, "sellout_s": 61.2, "finished": True, "unsold_while_demand": 0,
+    "chaos": [{"label": "restart-redis@10", "t": 10.0, "took_s": 3.6, "outcome": "redis restarted",
+               "rto_hold_s": 5.1, "rto_join_s": 4.0, "rto_checkout_s": 6.0, "rto_admit_s": 4.4,
+               "rto_s_by_source": {"hold_bulk": 5.1, "hold_http": 4.8, "join_bulk": 0.3,
+                                   "join_http": 4.0, "checkout_bulk": 6.0},
+               "rpo_confirmed_bookings_lost": 0}]}
 
 
 def test_every_on_sale_runs_on_its_own_loopback_stack_with_its_fault_bounded():

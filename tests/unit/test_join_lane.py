@@ -3,13 +3,14 @@ hands the ingest and what it queues for commit. No broker: the consumer's loop f
 
 import dataclasses
 import time
+from typing import Any
 
 from actors.join_consumer import JoinConsumer, Lane
 from domain.settings import Settings
 from store import joins
 
 
-def _lane(**changes: object) -> Lane:
+def _lane(**changes: Any) -> Lane:
     settings = dataclasses.replace(Settings.development(), ingest_batch_max=3, ingest_wait_ms=5,
                                    **changes)
     return Lane(JoinConsumer(settings), "ingest:ev:0", "t.joins.ev", [0, 2], settings)

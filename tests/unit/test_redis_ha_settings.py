@@ -71,6 +71,8 @@ def test_with_sentinels_every_client_asks_them_for_the_named_primary():
     for client in (redis_clients.primary(settings, max_connections=9),
                    redis_clients.primary_sync(settings)):
         pool = client.connection_pool
+        assert isinstance(pool, (redis.SentinelConnectionPool,
+                                 redis.asyncio.SentinelConnectionPool))
         assert pool.service_name == "onsale" and pool.is_master
         assert [(s.connection_pool.connection_kwargs["host"],
                  s.connection_pool.connection_kwargs["port"])
@@ -79,7 +81,9 @@ def test_with_sentinels_every_client_asks_them_for_the_named_primary():
         assert pool.connection_kwargs["db"] == 2  # only the database of REDIS_URL counts
         assert "ignored-host" not in repr(pool.connection_kwargs)
     [(label, replicas)] = redis_clients.read_replicas(settings)
-    assert label == "sentinel:onsale" and not replicas.connection_pool.is_master
+    assert label == "sentinel:onsale"
+    assert isinstance(replicas.connection_pool, redis.asyncio.SentinelConnectionPool)
+    assert not replicas.connection_pool.is_master
 
 
 @pytest.mark.parametrize("error", [
