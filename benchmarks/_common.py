@@ -63,7 +63,9 @@ def machine_info() -> dict[str, Any]:
                           .splitlines() if line.startswith("MemTotal")))
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+    # what the run measured: results an earlier run wrote do not make the app's tree dirty
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!benchmarks/results"],
                            capture_output=True, text=True).stdout.strip()
     server = subprocess.run(["redis-server", "--version"], capture_output=True,
                             text=True).stdout.strip()
@@ -94,7 +96,7 @@ _CATEGORIES = [("haproxy", "haproxy"), ("ServeReplica", "serve_replica"),
                ("EntityHost", "host_actor")]
 
 
-def _descendants(root: int) -> dict[int, str]:
+def descendants(root: int) -> dict[int, str]:
     parent: dict[int, int] = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -116,7 +118,7 @@ def cpu_snapshot() -> dict[str, float]:
     """CPU seconds used so far per category of process, over our own process tree."""
     tick = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
-    procs = _descendants(os.getpid())
+    procs = descendants(os.getpid())
     procs[os.getpid()] = "driver"
     for pid, cmd in procs.items():
         try:
@@ -133,7 +135,7 @@ def cpu_snapshot() -> dict[str, float]:
 def niceness_by_process() -> dict[str, int]:
     """The nice value of each category of our processes (Ray starts its workers at 15)."""
     out: dict[str, int] = {}
-    for pid, cmd in _descendants(os.getpid()).items():
+    for pid, cmd in descendants(os.getpid()).items():
         with contextlib.suppress(OSError, IndexError, ValueError):
             nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
             name = next((cat for marker, cat in _CATEGORIES if marker in cmd), "other")
