@@ -9,8 +9,10 @@ replica's CPU per request it reads as microseconds of the replica per request.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,14 +72,18 @@ def per_request_us(share_pct: Mapping[str, float], replica_cores: float,
 def replica_pid(app: str) -> int:
     """The pid of the (first) Serve replica of `app` among this process's descendants (the
     benchmark's own Ray; its process title is ray::ServeReplica:<app>:<deployment>)."""
-    import os
+    from benchmarks._common import descendants
 
-    from benchmarks._common import _descendants
-
-    for pid, cmd in sorted(_descendants(os.getpid()).items()):
+    for pid, cmd in sorted(descendants(os.getpid()).items()):
         if f"ServeReplica:{app}:" in cmd:
             return pid
     raise RuntimeError(f"no Serve replica of {app!r} under this process")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds `pid` has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Sampled:
@@ -86,13 +92,16 @@ class Sampled:
     def __init__(self, pid: int, seconds: float, out: Path, rate_hz: int = 100) -> None:
         if shutil.which("py-spy") is None:
             raise RuntimeError("--profile needs py-spy (pip install py-spy; `make install`)")
-        self.out = out
+        self.out, self.pid = out, pid
         self._cmd = ["py-spy", "record", "-p", str(pid), "-d", str(max(1, int(seconds))),
                      "-r", str(rate_hz), "--nonblocking", "-f", "raw", "-o", str(out)]
         self._process: subprocess.Popen[Any] | None = None
+        self._started = (0.0, 0.0)  # (wall, the pid's CPU seconds) on entering
+        self.cores = 0.0  # the sampled process's own CPU over the round, in cores
 
     def __enter__(self) -> Sampled:
         self.out.unlink(missing_ok=True)
+        self._started = (time.monotonic(), cpu_seconds(self.pid))
         self._process = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
         return self
@@ -100,6 +109,8 @@ class Sampled:
     def __exit__(self, *exc: object) -> None:
         assert self._process is not None
         self._process.wait(timeout=60)
+        wall, cpu = self._started
+        self.cores = (cpu_seconds(self.pid) - cpu) / max(time.monotonic() - wall, 1e-9)
 
     def stacks(self) -> dict[str, int]:
         return read_raw(self.out) if self.out.exists() else {}

@@ -115,7 +115,7 @@ def lag_summary(lags_ms: list[float]) -> dict[str, float]:
             "n": len(lags_ms)}
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
     parent: dict[int, int] = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -135,7 +135,7 @@ def cpu_by_category() -> dict[str, float]:
     Redis, Kafka, uvicorn, load generators), not by anything else on the machine."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         proc = Path(f"/proc/{pid}")
         with contextlib.suppress(OSError, IndexError):
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -502,7 +502,7 @@ def replica_http_port() -> int:
         fields = line.split()
         if fields[3] == "0A":  # LISTEN
             listening[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
-    for pid in _descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         with contextlib.suppress(OSError):
             if b"ServeReplica" not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 continue

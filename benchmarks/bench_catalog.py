@@ -33,10 +33,10 @@ import redis
 from benchmarks._common import (
     Bench,
     Ports,
-    _descendants,
     admission_token,
     cpu_delta,
     cpu_snapshot,
+    descendants,
     lat_summary_ms,
     machine_info,
     write_result,
@@ -50,7 +50,7 @@ def rss_by_category() -> dict[str, float]:
     from benchmarks._common import _CATEGORIES
 
     out: dict[str, float] = {}
-    for pid, cmd in _descendants(os.getpid()).items():
+    for pid, cmd in descendants(os.getpid()).items():
         try:
             rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
@@ -66,7 +66,7 @@ def measure(r: redis.Redis, idle_s: float) -> dict[str, Any]:
     time.sleep(idle_s)
     cores = cpu_delta(before, cpu_snapshot(), time.perf_counter() - t0)
     rss = rss_by_category()
-    return {"processes": len(_descendants(os.getpid())), "rss_mib": rss,
+    return {"processes": len(descendants(os.getpid())), "rss_mib": rss,
             "rss_mib_total": round(sum(rss.values()), 1),
             "redis_used_mib": round(int(r.info("memory")["used_memory"]) / 2**20, 2),
             "idle_cpu_cores": cores, "idle_cpu_cores_total": round(sum(cores.values()), 4),

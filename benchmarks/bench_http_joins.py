@@ -186,11 +186,11 @@ def deploy_trivial(wait_ms: float, settings: Any) -> None:
 
 def profile_of(sampled: Sampled, run: dict[str, Any]) -> dict[str, Any]:
     """A round's samples as shares of the replica's time and microseconds per request."""
-    share = shares(sampled.stacks(), JOIN_PARTS)
-    cores = run["cpu_cores_by_process"].get("serve_replica", 0.0)
-    return {"req_per_s": run["req_per_s"], "replica_cores": cores,
-            "samples": sum(sampled.stacks().values()), "share_pct": share,
-            "us_per_request": per_request_us(share, cores, run["req_per_s"])}
+    stacks = sampled.stacks()
+    share = shares(stacks, JOIN_PARTS)
+    return {"req_per_s": run["req_per_s"], "replica_cores": round(sampled.cores, 3),
+            "samples": sum(stacks.values()), "share_pct": share,
+            "us_per_request": per_request_us(share, sampled.cores, run["req_per_s"])}
 
 
 def topic_records(bootstrap: str, topic: str, partitions: int) -> int:

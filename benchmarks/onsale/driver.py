@@ -357,7 +357,7 @@ class Monitor:
         return row
 
     async def forever(self, bars: Any) -> None:
-        from benchmarks._common import _descendants
+        from benchmarks._common import descendants
 
         next_mem = 0.0
         while not self.stop:
@@ -366,7 +366,7 @@ class Monitor:
                 bars.update(row)
             if time.monotonic() >= next_mem:
                 next_mem = time.monotonic() + 1.0
-                await asyncio.to_thread(self._memory, _descendants)
+                await asyncio.to_thread(self._memory, descendants)
             await asyncio.sleep(MONITOR_S)
 
     def _memory(self, descendants: Any) -> None:

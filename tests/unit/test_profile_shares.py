@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
-from benchmarks._profile import REST, per_request_us, read_raw, shares
+from benchmarks._profile import REST, cpu_seconds, per_request_us, read_raw, shares
 
 PARTS = {"token check": ("Identity.user ",), "of which the signature": ("ECAlgorithm.verify ",),
          "join record": ("QueueClient.join ",)}
@@ -34,3 +36,11 @@ def test_py_spys_raw_output_sums_repeated_stacks(tmp_path: Path) -> None:
     raw = tmp_path / "x.raw"
     raw.write_text("a (x.py:1);b (x.py:2) 3\na (x.py:1);b (x.py:2) 4\nbroken line\n")
     assert read_raw(raw) == {"a (x.py:1);b (x.py:2)": 7}
+
+
+def test_cpu_seconds_count_only_the_sampled_process_and_grow_with_its_work() -> None:
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert cpu_seconds(os.getpid()) - before >= 0.03
