@@ -58,7 +58,7 @@ class EventOwner:
         if self._event is None:  # not created yet, or activated before a lost Redis got it back
             self._event = await catalog.load_event(self._redis, self._event_id)
         if self._event is None:
-            raise NotFound(f"no such event: {self._event_id[:40]}")
+            raise await catalog.missing_event(self._redis, self._event_id)
         return self._event
 
     async def _open(self) -> Event:

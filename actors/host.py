@@ -77,22 +77,28 @@ class Shared:
         self._durable_lock = asyncio.Lock()
         self._durable_topics: set[str] = set()
 
+    async def durable_topic(self, topic: str) -> None:
+        """Create one of the small durable logs' topics (the events topic compacted, one
+        partition; others like the ledger) before anything reads or writes it."""
+        s = self.settings
+        if topic not in self._durable_topics:
+            from store import catalog_log
+            from store.kafka_io import ensure_topic
+
+            events = topic == s.events_topic
+            await asyncio.to_thread(
+                ensure_topic, s.kafka_bootstrap, topic,
+                catalog_log.PARTITIONS if events else s.ledger_partitions,
+                s.kafka_replication_factor, s.kafka_min_insync_replicas,
+                {"cleanup.policy": "compact"} if events else None)
+            self._durable_topics.add(topic)
+
     async def durable_log(self, topic: str) -> Any:
         """The host's producer of the small durable logs (`store.durable_log`), `topic`
-        created first (the events topic compacted, one partition; others like the ledger)."""
+        created first."""
         async with self._durable_lock:
             s = self.settings
-            if topic not in self._durable_topics:
-                from store import catalog_log
-                from store.kafka_io import ensure_topic
-
-                events = topic == s.events_topic
-                await asyncio.to_thread(
-                    ensure_topic, s.kafka_bootstrap, topic,
-                    catalog_log.PARTITIONS if events else s.ledger_partitions,
-                    s.kafka_replication_factor, s.kafka_min_insync_replicas,
-                    {"cleanup.policy": "compact"} if events else None)
-                self._durable_topics.add(topic)
+            await self.durable_topic(topic)
             if self._durable is None:
                 from store.durable_log import DurableLog
 
@@ -283,13 +289,17 @@ class EntityHost:
                 self._in_flight[entity_id] -= 1
         except (NotFound, EventClosed, ValueError):
             await self._redis.zrem(keys.due_index(), entity_id)  # nothing left to do for it
+        except Unavailable as error:  # e.g. its event not restored yet: still due
+            log.warning("host %s: due entity %s: %s; retrying", self.index, entity_id, error)
         except Exception:
             log.exception("host %s: due entity %s failed; retrying", self.index, entity_id)
 
     # -- Redis restarts (issue 12) --------------------------------------------------------
     async def _watch_redis_forever(self) -> None:
+        """Every interval, the first at once: a Redis that is another server than the last
+        one seen has every entity here activated again; one not marked as holding the whole
+        events log (new, or emptied before this host saw it) gets the log's events back."""
         while True:
-            await asyncio.sleep(self._settings.redis_watch_interval_s)
             try:
                 if await self._incarnation.changed():
                     await self._recover_from_redis_restart()
@@ -297,6 +307,18 @@ class EntityHost:
                 log.exception("host %s: recovery after a Redis restart failed; retrying",
                               self.index)
                 self._incarnation.run_id = "recovering"  # not done: try it again
+            else:
+                await self._restore_catalog_if_unmarked()
+            await asyncio.sleep(self._settings.redis_watch_interval_s)
+
+    async def _restore_catalog_if_unmarked(self) -> None:
+        try:
+            if (self._incarnation.answering
+                    and not await self._redis.exists(keys.catalog_restored())):
+                await self._restore_catalog()
+        except Exception as error:  # Redis or Kafka away: the next interval tries again
+            log.warning("host %s: restoring the events log failed; retrying: %r", self.index,
+                        error)
 
     async def _recover_from_redis_restart(self) -> None:
         """Redis is another server than the one the entities here wrote to: it may have lost
@@ -338,7 +360,7 @@ class EntityHost:
         restores its admissions and its ingest replays the joins log into the lanes."""
         from store import catalog_log
 
-        await self._shared.durable_log(self._settings.events_topic)  # created, not auto-made
+        await self._shared.durable_topic(self._settings.events_topic)  # created, not auto-made
         restored = await catalog_log.restore_missing(self._redis, self._settings, time.time())
         now = _now_ms()
         for event in restored:

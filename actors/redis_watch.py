@@ -19,6 +19,7 @@ class RedisIncarnation:
     def __init__(self, redis: Any) -> None:
         self._redis = redis
         self.run_id: str | None = None
+        self.answering = False  # the last `changed()` had an answer (Redis up, loaded)
 
     async def read(self) -> str | None:
         """The server's run_id, or None while it does not answer or is still loading its
@@ -35,6 +36,7 @@ class RedisIncarnation:
     async def changed(self) -> bool:
         """True once when a server other than the last one seen answers (not the first)."""
         run_id = await self.read()
+        self.answering = run_id is not None
         if run_id is None:
             return False
         before, self.run_id = self.run_id, run_id

@@ -59,7 +59,7 @@ from domain.holds import Hold, HoldStatus
 from domain.ids import HoldRef, parse_hold_id
 from domain.inventory import BlockInventory, HoldRequest
 from domain.settings import Settings
-from store import keys, redis_clients
+from store import catalog, keys, redis_clients
 from store.codec import text
 from store.ledger import read_bookings
 from store.metrics import CHECKOUT_ERRORS, HOLDS, REVENUE, SALES, SEATS_SOLD
@@ -121,7 +121,7 @@ class SeatBlock:
     async def activate(self) -> None:
         raw = await self._redis.get(keys.event(self._event_id))
         if raw is None:
-            raise NotFound(f"no such event: {self._event_id}")
+            raise await catalog.missing_event(self._redis, self._event_id)
         self._event = Event.from_json(raw)
         if self._event.closed:
             raise EventClosed("this event is closed")

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from actors import directory, logs
 from actors.reminders import Heartbeat
 from domain import placement
-from domain.errors import EventClosed, NotFound, StaleOwner
+from domain.errors import EventClosed, StaleOwner
 from domain.settings import Settings
 from domain.waiting import fairness, lottery
 from domain.waiting.admission import AdmissionController, seats_left
@@ -89,7 +89,7 @@ class WaitingRoom:
     async def activate(self) -> None:
         event = await catalog.load_event(self._redis, self._event_id)
         if event is None:
-            raise NotFound(f"no such event: {self._event_id}")
+            raise await catalog.missing_event(self._redis, self._event_id)
         if event.closed:
             raise EventClosed("this event is closed")
         self._event = event

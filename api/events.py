@@ -74,7 +74,7 @@ def ops(http: Http) -> list[Op]:
         event_id = request.path_params["event_id"]
         (event, free), source = await http.catalog.event_details(event_id)
         if event is None:
-            raise errors.NotFound(f"no such event: {event_id[:40]}")
+            raise await http.catalog.missing_event(event_id)
         data = json_bytes(event_view(event, free, time.time()))
         return conditional(request, Body(data, codec.etag_of(data)), source.headers())
 

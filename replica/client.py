@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from actors import directory
 from actors.batching import Batcher
 from domain.commands import HoldCommand
-from domain.errors import EventClosed, NotFound, SeatsUnavailable, TicketingError, Unavailable
+from domain.errors import EventClosed, SeatsUnavailable, TicketingError, Unavailable
 from domain.event import Event
 from domain.holds import Hold
 from domain.ids import HoldRef
@@ -66,7 +66,7 @@ class BookingClient:
             return cached[1]
         event = await catalog.load_event(self.redis, event_id)
         if event is None:
-            raise NotFound(f"no such event: {event_id[:40]}")
+            raise await catalog.missing_event(self.redis, event_id)
         if event.closed:
             self._drop(event_id)
         self._events[event_id] = (time.monotonic() + EVENT_CACHE_S, event)

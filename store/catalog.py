@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from domain.errors import NotFound, TicketingError, Unavailable
 from domain.event import Event
 from domain.holds import Hold
 from domain.ids import HoldRef
@@ -41,6 +42,22 @@ async def store_event(redis: Redis, event: Event) -> None:
 async def load_event(redis: Redis, event_id: str) -> Event | None:
     raw = await redis.get(keys.event(event_id))
     return Event.from_json(raw) if raw is not None else None
+
+
+async def missing_event(redis: Redis, event_id: str) -> TicketingError:
+    """What a read that found no event answers: 404 once this Redis holds the whole events
+    log; before that (a new or emptied Redis a host has not restored yet) the event may well
+    exist, so the client is told to retry (503), never that it is gone. The mark is read
+    first, then the event again, in that order: a mark set by then means every event of the
+    log was back, and an event back by then (restored since the read, or a read replica
+    behind) is a retry too."""
+    pipe = redis.pipeline(transaction=False)  # one round trip; Redis runs them in order
+    pipe.exists(keys.catalog_restored())
+    pipe.exists(keys.event(event_id))
+    restored, exists = await pipe.execute()
+    if restored and not exists:
+        return NotFound(f"no such event: {event_id[:40]}")
+    return Unavailable("events are being restored; retry")
 
 
 async def event_details(redis: Redis, event_id: str) -> tuple[Event | None, dict[int, int]]:

@@ -42,7 +42,8 @@ def read_events(settings: Settings) -> dict[str, tuple[Event, str]]:
 
 
 async def restore_missing(redis: Redis, settings: Settings, now: float) -> list[Event]:
-    """Put back every event of the log that Redis lacks; returns them. Idempotent (SET NX)."""
+    """Put back every event of the log that Redis lacks, then mark Redis as holding them all
+    (`keys.catalog_restored`); returns the ones put back. Idempotent (SET NX)."""
     restored = []
     for event_id, (event, seed) in (await asyncio.to_thread(read_events, settings)).items():
         if await redis.exists(keys.event(event_id)):
@@ -53,4 +54,5 @@ async def restore_missing(redis: Redis, settings: Settings, now: float) -> list[
         if not event.closed:
             await redis.zadd(keys.open_events(), {event_id: now})
         restored.append(event)
+    await redis.set(keys.catalog_restored(), "1")
     return restored

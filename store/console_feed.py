@@ -67,7 +67,7 @@ class ConsoleFeed:
     async def _sample(self) -> dict[str, Any]:
         event = await catalog.load_event(self._redis, self.event_id)
         if event is None:
-            raise errors.NotFound(f"no such event: {self.event_id}")
+            raise await catalog.missing_event(self._redis, self.event_id)
         room = await self._queue_stats(event)
         held, sold = await catalog.seat_counts(self._redis, event)
         counts = console.Counts(room["waiting"], room["pre_queue"], room["admitted"], held, sold,

@@ -189,6 +189,13 @@ def open_events() -> str:
     return f"{PREFIX}:events:open"
 
 
+def catalog_restored() -> str:
+    """String, set once this Redis holds every event of the events log (by the first host to
+    restore them, store.catalog_log.restore_missing). A Redis that lacks it (new, emptied, or
+    restarted empty) may lack events that exist: an unknown event is then "retry", not 404."""
+    return f"{PREFIX}:events:restored"
+
+
 def replica_heartbeat(router_id: str) -> str:
     """Epoch seconds last written to the primary by one read router (one Serve replica); read
     back through a replica to measure how stale the replica is. One key per router, so only

@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from domain.errors import TicketingError
 from domain.event import Event
 from domain.holds import Hold
 from domain.ids import HoldRef
@@ -24,6 +25,10 @@ class CatalogReads:
                                                           Source]:
         """The event and its seats available per block, and where that was read."""
         return await self.router.read(lambda redis: catalog.event_details(redis, event_id))
+
+    async def missing_event(self, event_id: str) -> TicketingError:
+        """404, or 503 while the primary may still be restoring events (`catalog.missing_event`)."""
+        return await catalog.missing_event(self.primary, event_id)
 
     async def open_events(self, limit: int) -> tuple[list[tuple[Event, dict[int, int]]], Source]:
         return await self.router.read(lambda redis: catalog.open_events(redis, limit))

@@ -65,13 +65,16 @@ def app_settings(redis_url: str, redis_replica_url: str, kafka_bootstrap: str,
 
 def on_db(settings: Settings, db: int, **changes: Any) -> Settings:
     """`settings` on Redis database `db` (with `changes`): the primary's URL and every read
-    replica's move together, as a replica left on another db would answer for another keyspace."""
+    replica's move together, as a replica left on another db would answer for another keyspace;
+    and topics of its own, as a keyspace and its durable logs are one deployment (a pool's hosts
+    on an empty keyspace restore every event its events log has)."""
     def moved(url: str) -> str:
         return f"{url.rsplit('/', 1)[0]}/{db}"
 
     return dataclasses.replace(
         settings, redis_url=moved(settings.redis_url),
-        redis_replica_urls=tuple(moved(url) for url in settings.redis_replica_urls), **changes)
+        redis_replica_urls=tuple(moved(url) for url in settings.redis_replica_urls),
+        kafka_topic_prefix=f"{settings.kafka_topic_prefix}db{db}", **changes)
 
 
 _IDENTITY: list[Identity] = []  # the app's identity, as the driver can rebuild it

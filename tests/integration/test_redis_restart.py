@@ -73,7 +73,8 @@ RETRIED = (500, 502, 503, 504, 429)
 async def call(http: httpx.AsyncClient, method: str, url: str, retried: tuple[int, ...] = RETRIED,
                **kwargs: Any) -> httpx.Response:
     """A browser: retries what the platform could not answer (503, or no answer) while Redis
-    is away (and, for a page that exists, a 404 while an empty Redis is being rebuilt)."""
+    is away or an empty one is being restored. An event that exists is never a 404 meanwhile
+    (the cause this pins too: a join answered "no such event" before its event was back)."""
     for _ in range(400):
         try:
             response = await http.request(method, url, **kwargs)
@@ -102,7 +103,9 @@ class Buyer:
         status_url = f"/v1/events/{event_id}/queue/{self.ticket['ticket_id']}"
         auth = {"Authorization": f"Bearer {self.ticket['ticket_token']}"}
         while True:
-            body = (await call(http, "GET", status_url, (*RETRIED, 404), headers=auth)).json()
+            status = await call(http, "GET", status_url, headers=auth)
+            assert status.status_code == 200, status.text
+            body = status.json()
             if body["state"] == "sold_out":
                 return self._final("sold_out")
             if body["state"] == "admitted":
@@ -113,8 +116,9 @@ class Buyer:
     async def _buy(self, http: httpx.AsyncClient, event_id: str, token: str) -> None:
         auth = {"Authorization": f"Bearer {token}"}
         for _ in range(20):  # a hold a Redis restart lost is made again
-            held = await call(http, "POST", f"/v1/events/{event_id}/holds", (*RETRIED, 404),
+            held = await call(http, "POST", f"/v1/events/{event_id}/holds",
                               json={"section": "A", "quantity": 1}, headers=auth)
+            assert held.status_code != 404, held.text
             if held.status_code != 201:
                 await asyncio.sleep(0.3)
                 continue

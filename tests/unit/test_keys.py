@@ -95,3 +95,4 @@ def test_pool_keys_are_pinned():
     assert keys.pool_members() == "tk:pool:members"
     assert keys.due_index() == "tk:due"
     assert keys.open_events() == "tk:events:open"
+    assert keys.catalog_restored() == "tk:events:restored"
