@@ -64,7 +64,7 @@ from store.codec import text
 from store.ledger import read_bookings
 from store.metrics import CHECKOUT_ERRORS, HOLDS, REVENUE, SALES, SEATS_SOLD
 from store.payments import CardCaps, TestPaymentProvider
-from store.records import booking_of, decode_hold, encode_hold
+from store.records import booking_and_key, booking_of, decode_hold, encode_hold, ledger_record
 from store.scripts import BlockScripts, HoldOutcome, PlannedHold, Transition, take_epoch
 
 log = logging.getLogger("ticketing.seat_block")
@@ -192,16 +192,19 @@ class SeatBlock:
         bookings = await asyncio.to_thread(
             read_bookings, self._settings.kafka_bootstrap, self._settings.ledger_topic,
             self._event_id, self._index, self._settings.kafka_timeout_s * 3)
-        for booking in bookings:
+        for record in bookings:
+            booking, key = booking_and_key(record)
             ref = parse_hold_id(booking["hold_id"])
             known = self._inventory.holds.get(ref.hold_id)
             if known is not None and known.status is HoldStatus.CONFIRMED:
                 continue
+            # the key too, so the buyer's retry of a checkout whose answer a lost Redis took
+            # with it is answered its booking (a replay), not "already confirmed"
             hold = Hold(hold_id=ref.hold_id, event_id=self._event_id, user_id=booking["user_id"],
                         section=self._inventory.block.section, seat_ids=tuple(booking["seat_ids"]),
                         total_cents=booking["total_cents"], expires_at=booking["confirmed_at"],
                         status=HoldStatus.CONFIRMED,
-                        idempotency_key=known.idempotency_key if known else "")
+                        idempotency_key=key or (known.idempotency_key if known else ""))
             await self._scripts.transition(ref.token, "", self._encode(hold), booking)
             self._inventory.forget(hold.hold_id)
             self._inventory.put(hold)
@@ -514,7 +517,8 @@ class SeatBlock:
         bookings = [booking_of(hold, self._ref_of(hold), now) for hold in paid]
         try:
             await self._delay("before_ledger")
-            await self._ledger.append_batch(bookings)
+            await self._ledger.append_batch([ledger_record(booking, hold)
+                                             for booking, hold in zip(bookings, paid, strict=True)])
             self._ledger_batches.append(len(bookings))
         except Exception as error:
             log.warning("ledger write of %d bookings failed (%r); their holds stay active",

@@ -43,6 +43,13 @@ BlockCheckout = tuple[str, str, str, str]
 BlockKey = tuple[str, int]  # event_id, block
 
 
+def blocks_with_room(blocks: list[int], free: dict[int, int], quantity: int) -> list[int]:
+    """The blocks that may have `quantity` seats: those whose count says so, and those whose
+    count Redis lacks (an event restored from the events log, before that block has
+    recounted): unknown is not 0 seats, so the block itself is asked."""
+    return [b for b in blocks if free.get(b, quantity) >= quantity]
+
+
 class BookingClient:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
@@ -132,8 +139,8 @@ class BookingClient:
         blocks = [b.index for b in event.venue.blocks_of(event.venue.section(section).name)]
         if len(blocks) == 1:
             return blocks
-        free = await catalog.availability(self.redis, event.event_id)
-        return [b for b in blocks if free.get(b, 0) >= quantity]
+        return blocks_with_room(blocks, await catalog.availability(self.redis, event.event_id),
+                                quantity)
 
     def _batcher(self, table: dict[BlockKey, Batcher[T, R]], key: BlockKey,
                  method: str) -> Batcher[T, R]:

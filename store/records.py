@@ -41,8 +41,20 @@ def decode_hold(record: str | bytes, ref: HoldRef, block: Block) -> Hold:
 
 
 def booking_of(hold: Hold, ref: HoldRef, confirmed_at: float) -> dict[str, Any]:
-    """The ledger's (and the API's) view of a confirmed booking."""
+    """The API's view of a confirmed booking (the ledger's, less the key: `ledger_record`)."""
     return {"booking_id": ref.booking_id, "hold_id": hold.hold_id, "event_id": hold.event_id,
             "block": ref.block, "user_id": hold.user_id, "seat_ids": list(hold.seat_ids),
             "total_cents": hold.total_cents, "status": "confirmed",
             "confirmed_at": round(confirmed_at, 3)}
+
+
+def ledger_record(booking: dict[str, Any], hold: Hold) -> dict[str, Any]:
+    """The booking as the ledger keeps it: with the Idempotency-Key that confirmed it, so a
+    block replaying the ledger into a Redis that lost the hold answers the buyer's retry."""
+    return booking | {"idempotency_key": hold.idempotency_key}
+
+
+def booking_and_key(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A ledger record as the API's booking and its key ("" in records from before it)."""
+    booking = dict(record)
+    return booking, str(booking.pop("idempotency_key", ""))

@@ -238,3 +238,26 @@ async def test_a_hold_whose_release_was_lost_with_the_primary_is_taken_back_and_
     await eventually(lambda: stored_status(block, held) == HoldStatus.EXPIRED, within_s=10)
     third = await best_seat(3)
     assert isinstance(third, Hold) and third.seat_ids == held.seat_ids, third
+
+
+async def test_a_checkout_retried_after_redis_lost_everything_is_answered_its_booking(
+        block: SeatBlock) -> None:
+    """The checkout was confirmed, then Redis came back empty before the buyer heard: the
+    block's next incarnation replays the ledger, Idempotency-Key included, so the buyer's retry
+    with the same key is answered the same booking (it was "already confirmed")."""
+    held = await hold(block, 0)
+    booking = await checkout(block, held, "key-1")
+    assert isinstance(booking, dict) and booking["hold_id"] == held.hold_id
+    redis = Redis.from_url(block._settings.redis_url)
+    event = await catalog.load_event(redis, block._event_id)
+    assert event is not None
+    await redis.flushdb()  # an empty Redis; the event is put back from the events log
+    await catalog.save_event(redis, event, time.time(), availability=False)
+    await redis.aclose()
+    again = SeatBlock(block._settings, block._event_id, 0, block._shared)
+    await again.activate()  # replays the ledger
+    try:
+        assert await checkout(again, held, "key-1") == booking
+        assert stored_status(again, held) == HoldStatus.CONFIRMED
+    finally:
+        await again.deactivate()

@@ -4,7 +4,7 @@ method's limits from settings, and a closed event's dropped with its handles."""
 from __future__ import annotations
 
 from domain.settings import Settings
-from replica.client import BookingClient
+from replica.client import BookingClient, blocks_with_room
 
 
 def client() -> BookingClient:
@@ -40,3 +40,9 @@ def test_a_closed_events_batchers_and_handles_are_dropped_and_no_other_events() 
     assert list(booking._holds) == [("ev2", 0)]
     assert list(booking._checkouts) == [("ev2", 0)]
     assert sorted(booking._handles) == [("block", "ev2", 0), ("event", "ev2", 0)]
+
+
+def test_a_section_hold_tries_the_blocks_with_room_and_those_whose_count_is_unknown() -> None:
+    # block 2's count is missing (restored from the events log, not recounted yet): asked
+    assert blocks_with_room([0, 1, 2, 3], {0: 5, 1: 1, 3: 0}, 2) == [0, 2]
+    assert blocks_with_room([0, 1], {}, 4) == [0, 1]
