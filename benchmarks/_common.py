@@ -114,18 +114,22 @@ def descendants(root: int) -> dict[int, str]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds `pid` has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_snapshot() -> dict[str, float]:
     """CPU seconds used so far per category of process, over our own process tree."""
-    tick = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     procs = descendants(os.getpid())
     procs[os.getpid()] = "driver"
     for pid, cmd in procs.items():
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used = cpu_seconds(pid)
         except OSError:
             continue
-        used = (int(fields[11]) + int(fields[12])) / tick
         name = "driver" if pid == os.getpid() else next(
             (cat for marker, cat in _CATEGORIES if marker in cmd), "other")
         totals[name] = totals.get(name, 0.0) + used

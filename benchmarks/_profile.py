@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import cpu_seconds, descendants
+
 REST = "the rest: Serve's ingress, uvicorn, Starlette, Ray"
 
 # A part is every sample with a frame containing one of its patterns ("func (file:line)").
@@ -72,18 +74,10 @@ def per_request_us(share_pct: Mapping[str, float], replica_cores: float,
 def replica_pid(app: str) -> int:
     """The pid of the (first) Serve replica of `app` among this process's descendants (the
     benchmark's own Ray; its process title is ray::ServeReplica:<app>:<deployment>)."""
-    from benchmarks._common import descendants
-
     for pid, cmd in sorted(descendants(os.getpid()).items()):
         if f"ServeReplica:{app}:" in cmd:
             return pid
     raise RuntimeError(f"no Serve replica of {app!r} under this process")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds `pid` has used (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Sampled:

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import redis
 
+from benchmarks._common import cpu_seconds, descendants
 from infra import credentials, stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,25 +116,9 @@ def lag_summary(lags_ms: list[float]) -> dict[str, float]:
             "n": len(lags_ms)}
 
 
-def descendants(root: int) -> list[int]:
-    parent: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                parent[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    out, frontier = [], [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [c for c, p in parent.items() if p == pid]
-        out += children
-        frontier += children
-    return out
-
-
 def cpu_by_category() -> dict[str, float]:
     """CPU seconds used so far by each kind of process in our own process tree (Ray, HAProxy,
     Redis, Kafka, uvicorn, load generators), not by anything else on the machine."""
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for pid in descendants(os.getpid()):
         proc = Path(f"/proc/{pid}")
@@ -141,8 +126,7 @@ def cpu_by_category() -> dict[str, float]:
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             name = next((cat for marker, cat in CATEGORIES if marker in cmd),
                         f"other: {cmd[:60].strip()}")  # named, so a busy stranger shows
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+            out[name] = out.get(name, 0.0) + cpu_seconds(pid)
     return out
 
 

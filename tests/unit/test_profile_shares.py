@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks._profile import REST, cpu_seconds, per_request_us, read_raw, shares
+from benchmarks._common import cpu_seconds
+from benchmarks._profile import REST, per_request_us, read_raw, shares
 
 PARTS = {"token check": ("Identity.user ",), "of which the signature": ("ECAlgorithm.verify ",),
          "join record": ("QueueClient.join ",)}
@@ -38,7 +39,7 @@ def test_py_spys_raw_output_sums_repeated_stacks(tmp_path: Path) -> None:
     assert read_raw(raw) == {"a (x.py:1);b (x.py:2)": 7}
 
 
-def test_cpu_seconds_count_only_the_sampled_process_and_grow_with_its_work() -> None:
+def test_cpu_seconds_grow_with_the_process_own_work() -> None:
     before = cpu_seconds(os.getpid())
     deadline = time.process_time() + 0.05
     while time.process_time() < deadline:
