@@ -1,4 +1,5 @@
-"""Health: whether Redis, Kafka and the actors answer (what a load balancer polls)."""
+"""Health: whether Redis, Kafka and the actors answer, and whether Redis holds every event
+(what a load balancer polls)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ from api import models
 from api.http import Http, json_response
 from api.openapi import Op
 from replica.client import BookingClient
+from store import keys
 
 
 async def health_checks(client: BookingClient) -> dict[str, bool]:
     async def redis_ok() -> bool:
         return bool(await client.redis.ping())
+
+    async def events_ok() -> bool:
+        """A host has put every event of the events log in this Redis (`keys.catalog_restored`):
+        until then (a new or emptied Redis) an unknown event is answered 503, not 404, so a
+        replica is not ready to take the traffic it would turn away."""
+        return bool(await client.redis.exists(keys.catalog_restored()))
 
     async def kafka_ok() -> bool:
         host, _, port = client.settings.kafka_bootstrap.split(",")[0].rpartition(":")
@@ -30,9 +38,9 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
                                for host in directory.hosts(client.settings)])
         return True
 
-    names = ("redis", "kafka", "actors")
+    names = ("redis", "events", "kafka", "actors")
     results = await asyncio.gather(
-        *[asyncio.wait_for(check(), 5) for check in (redis_ok, kafka_ok, actors_ok)],
+        *[asyncio.wait_for(check(), 5) for check in (redis_ok, events_ok, kafka_ok, actors_ok)],
         return_exceptions=True)
     return {name: result is True for name, result in zip(names, results, strict=True)}
 
@@ -45,5 +53,5 @@ def ops(http: Http) -> list[Op]:
                              status)
 
     return [Op("GET", "/healthz", healthz, (
-        "200 when Redis, Kafka and the actors answer; 503 otherwise"),
+        "200 when Redis, Kafka and the actors answer and Redis holds every event; 503 otherwise"),
         answer=models.Health, tags=("health",))]
