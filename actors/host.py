@@ -39,7 +39,7 @@ from actors.redis_watch import RedisIncarnation
 from domain import placement
 from domain.errors import EventClosed, NotFound, StaleOwner, TicketingError, Unavailable
 from domain.settings import Settings
-from store import keys, metrics, redis_clients
+from store import catalog, keys, metrics, redis_clients
 from store.codec import text
 
 log = logging.getLogger("ticketing.host")
@@ -314,7 +314,7 @@ class EntityHost:
     async def _restore_catalog_if_unmarked(self) -> None:
         try:
             if (self._incarnation.answering
-                    and not await self._redis.exists(keys.catalog_restored())):
+                    and not await catalog.holds_every_event(self._redis)):
                 await self._restore_catalog()
         except Exception as error:  # Redis or Kafka away: the next interval tries again
             log.warning("host %s: restoring the events log failed; retrying: %r", self.index,

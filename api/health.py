@@ -13,7 +13,7 @@ from api import models
 from api.http import Http, json_response
 from api.openapi import Op
 from replica.client import BookingClient
-from store import keys
+from store import catalog
 
 
 async def health_checks(client: BookingClient) -> dict[str, bool]:
@@ -21,10 +21,11 @@ async def health_checks(client: BookingClient) -> dict[str, bool]:
         return bool(await client.redis.ping())
 
     async def events_ok() -> bool:
-        """A host has put every event of the events log in this Redis (`keys.catalog_restored`):
-        until then (a new or emptied Redis) an unknown event is answered 503, not 404, so a
-        replica is not ready to take the traffic it would turn away."""
-        return bool(await client.redis.exists(keys.catalog_restored()))
+        """A host has put every event of the events log in this Redis server
+        (`catalog.holds_every_event`): until then (a new, emptied or restarted Redis) an
+        unknown event is answered 503, not 404, so a replica is not ready for the traffic it
+        would turn away."""
+        return await catalog.holds_every_event(client.redis)
 
     async def kafka_ok() -> bool:
         host, _, port = client.settings.kafka_bootstrap.split(",")[0].rpartition(":")

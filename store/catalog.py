@@ -46,18 +46,45 @@ async def load_event(redis: Redis, event_id: str) -> Event | None:
 
 async def missing_event(redis: Redis, event_id: str) -> TicketingError:
     """What a read that found no event answers: 404 once this Redis holds the whole events
-    log; before that (a new or emptied Redis a host has not restored yet) the event may well
-    exist, so the client is told to retry (503), never that it is gone. The mark is read
-    first, then the event again, in that order: a mark set by then means every event of the
-    log was back, and an event back by then (restored since the read, or a read replica
-    behind) is a retry too."""
+    log; before that (a new, emptied or restarted Redis a host has not restored yet) the
+    event may well exist, so the client is told to retry (503), never that it is gone. The
+    mark is read first, then the event again, in that order: a mark valid by then means every
+    event of the log was back, and an event back by then (restored since the read, or a read
+    replica behind) is a retry too."""
     pipe = redis.pipeline(transaction=False)  # one round trip; Redis runs them in order
-    pipe.exists(keys.catalog_restored())
+    pipe.get(keys.catalog_restored())
+    pipe.info("server")
     pipe.exists(keys.event(event_id))
-    restored, exists = await pipe.execute()
-    if restored and not exists:
+    mark, server, exists = await pipe.execute()
+    if _names(mark, server) and not exists:
         return NotFound(f"no such event: {event_id[:40]}")
     return Unavailable("events are being restored; retry")
+
+
+async def holds_every_event(redis: Redis) -> bool:
+    """Whether a host has put every event of the events log into this very server: the mark
+    (`keys.catalog_restored`) names its run_id. A server that restarted keeps an old mark on
+    its AOF but may have lost the newest events with its last second of writes; a promoted
+    replica may lack the old primary's last writes: neither is known to hold them all."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.get(keys.catalog_restored())
+    pipe.info("server")
+    mark, server = await pipe.execute()
+    return _names(mark, server)
+
+
+async def server_run_id(redis: Redis) -> str:
+    return str((await redis.info("server"))["run_id"])
+
+
+async def mark_holding_every_event(redis: Redis, run_id: str) -> None:
+    """`run_id` is read before the events are put back: a server that restarted meanwhile
+    is left unmarked (another run_id)."""
+    await redis.set(keys.catalog_restored(), run_id)
+
+
+def _names(mark: bytes | None, server: dict[str, Any]) -> bool:
+    return mark is not None and mark.decode() == str(server.get("run_id"))
 
 
 async def event_details(redis: Redis, event_id: str) -> tuple[Event | None, dict[int, int]]:

@@ -42,8 +42,10 @@ def read_events(settings: Settings) -> dict[str, tuple[Event, str]]:
 
 
 async def restore_missing(redis: Redis, settings: Settings, now: float) -> list[Event]:
-    """Put back every event of the log that Redis lacks, then mark Redis as holding them all
-    (`keys.catalog_restored`); returns the ones put back. Idempotent (SET NX)."""
+    """Put back every event of the log that Redis lacks, then mark this server (its run_id)
+    as holding them all (`keys.catalog_restored`); returns the ones put back. Idempotent
+    (SET NX)."""
+    run_id = await catalog.server_run_id(redis)
     restored = []
     for event_id, (event, seed) in (await asyncio.to_thread(read_events, settings)).items():
         if await redis.exists(keys.event(event_id)):
@@ -54,5 +56,5 @@ async def restore_missing(redis: Redis, settings: Settings, now: float) -> list[
         if not event.closed:
             await redis.zadd(keys.open_events(), {event_id: now})
         restored.append(event)
-    await redis.set(keys.catalog_restored(), "1")
+    await catalog.mark_holding_every_event(redis, run_id)
     return restored

@@ -190,9 +190,11 @@ def open_events() -> str:
 
 
 def catalog_restored() -> str:
-    """String, set once this Redis holds every event of the events log (by the first host to
-    restore them, store.catalog_log.restore_missing). A Redis that lacks it (new, emptied, or
-    restarted empty) may lack events that exist: an unknown event is then "retry", not 404."""
+    """String: the run_id of the Redis server that holds every event of the events log, set
+    by the first host to restore them into it (store.catalog_log.restore_missing). A Redis
+    without it (new, emptied) or with another server's run_id (restarted on an AOF that may
+    have lost its last second, a promoted replica) may lack events that exist: an unknown
+    event is then "retry", not 404 (store.catalog.holds_every_event)."""
     return f"{PREFIX}:events:restored"
 
 

@@ -1,8 +1,9 @@
 """An event that exists is never answered 404 because Redis lost it. Until a host has put every
-event of the events log back into a Redis (the `tk:events:restored` mark: a new Redis, an
-emptied one, a cold start), an unknown event is 503 "retry"; the hosts restore and mark it
-within a watch interval. The cause this pins: after an empty Redis came back, a join was
-answered "no such event" for an on-sale under way, before the hosts had put its event back."""
+event of the events log back into a Redis (the `tk:events:restored` mark, naming the server:
+a new Redis, an emptied one, one restarted on its AOF, a cold start), an unknown event is 503
+"retry"; the hosts restore and mark it within a watch interval. The cause this pins: after an
+empty Redis came back, a join was answered "no such event" for an on-sale under way, before
+the hosts had put its event back."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ async def test_an_unknown_event_is_retry_until_redis_is_known_to_hold_the_events
                       2000)
         await catalog.save_event(redis, event, time.time())
         assert isinstance(await catalog.missing_event(redis, event.event_id), Unavailable)
+    finally:
+        await redis.aclose()
+
+
+async def test_a_mark_an_earlier_server_left_does_not_count(redis_client, settings: Settings) -> None:
+    """A Redis restarted on its AOF keeps the mark its predecessor was given, but may have lost
+    the newest events with its last second of writes: the mark names the server (its run_id),
+    so until a host has restored into this one, an unknown event is still a retry."""
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await catalog.mark_holding_every_event(redis, "0" * 40)  # the server before a restart
+        assert not await catalog.holds_every_event(redis)
+        assert isinstance(await catalog.missing_event(redis, "ev000000000003"), Unavailable)
+        await catalog_log.restore_missing(redis, settings, time.time())
+        assert await catalog.holds_every_event(redis)
+        assert isinstance(await catalog.missing_event(redis, "ev000000000003"), NotFound)
     finally:
         await redis.aclose()
 

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 import serve_app
 from replica.client import BookingClient
-from store import keys
+from store import catalog
 from tests.integration.conftest import on_db
 
 pytestmark = pytest.mark.integration
@@ -36,8 +36,9 @@ async def test_health_is_200_with_every_check_when_all_answer(http) -> None:
 
 async def test_health_is_503_until_redis_holds_every_event(app_settings) -> None:
     """A Redis no host has put the events log back into yet (a new or emptied one: no
-    `tk:events:restored` mark) answers an unknown event 503, not 404: a replica on it is not
-    ready for traffic (the CI failure of 03f05ac: a test's first lookup came before the mark)."""
+    `tk:events:restored` mark, or a mark naming an earlier server) answers an unknown event
+    503, not 404: a replica on it is not ready for traffic (the CI failure of 03f05ac: a
+    test's first lookup came before the mark)."""
     settings = on_db(app_settings, 10)  # a database no pool's hosts restore into
     redis = Redis.from_url(settings.redis_url)
     await redis.flushdb()
@@ -45,7 +46,9 @@ async def test_health_is_503_until_redis_holds_every_event(app_settings) -> None
         client = BookingClient(settings, redis)
         checks = await serve_app.health_checks(client)
         assert checks["redis"] and not checks["events"]
-        await redis.set(keys.catalog_restored(), "1")
+        await catalog.mark_holding_every_event(redis, "0" * 40)  # another server's mark
+        assert not (await serve_app.health_checks(client))["events"]
+        await catalog.mark_holding_every_event(redis, await catalog.server_run_id(redis))
         assert (await serve_app.health_checks(client))["events"]
     finally:
         await redis.flushdb()
