@@ -56,7 +56,7 @@ async def missing_event(redis: Redis, event_id: str) -> TicketingError:
     pipe.info("server")
     pipe.exists(keys.event(event_id))
     mark, server, exists = await pipe.execute()
-    if _names(mark, server) and not exists:
+    if _marks_this_server(mark, server) and not exists:
         return NotFound(f"no such event: {event_id[:40]}")
     return Unavailable("events are being restored; retry")
 
@@ -70,7 +70,7 @@ async def holds_every_event(redis: Redis) -> bool:
     pipe.get(keys.catalog_restored())
     pipe.info("server")
     mark, server = await pipe.execute()
-    return _names(mark, server)
+    return _marks_this_server(mark, server)
 
 
 async def server_run_id(redis: Redis) -> str:
@@ -83,7 +83,7 @@ async def mark_holding_every_event(redis: Redis, run_id: str) -> None:
     await redis.set(keys.catalog_restored(), run_id)
 
 
-def _names(mark: bytes | None, server: dict[str, Any]) -> bool:
+def _marks_this_server(mark: bytes | None, server: dict[str, Any]) -> bool:
     return mark is not None and mark.decode() == str(server.get("run_id"))
 
 
